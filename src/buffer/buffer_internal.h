@@ -1,0 +1,255 @@
+/*
+ * buffer_internal.h: what the files of the buffer share (partition.c, buffer_tree.c,
+ * buffer_query.c) and what later subsystems of the buffer's side (persist) may reuse: the
+ * partition's columnar storage, its transactional append, the frozen copy a reader takes, and the
+ * sort + de-duplication core.
+ *
+ * Storage of one partition (all guarded by buffer_partition.mu):
+ *   columns[i] holds table column i (schema_table.columns[i]); the array only covers the columns
+ *   this partition has seen, and an entry whose type is 0 is absent (every row null).
+ *   columns[0] is `time` (no validity bitmap: time is never null).
+ *   Each present column has room for `cap` rows; every byte past the rows in use is zero, so a
+ *   column created after N rows, or a row that does not set a column, reads as null (validity 0)
+ *   with a zero value, and nothing has to be back-filled by hand.
+ *     i64/u64/f64/time: values[cap] of 8 bytes; tag: u32 dictionary ids[cap];
+ *     bool: a value bitmap of cap bits; string: u32 offsets[cap + 1] + bytes (unescaped).
+ *   A tag column has a dictionary: entries (offset, len, hash) into an arena of unescaped bytes,
+ *   and an open-addressing index (power-of-two slots of id + 1, 0 = empty, linear probing).
+ *   runs[]: (first_row, sequence) for every append, in row order; rows of one run came from one
+ *   op. De-duplication orders rows by (sequence, row), so the answer after a replay equals the
+ *   answer before the crash whatever order concurrent ops were applied in.
+ *
+ * Invariants under the partition mutex, between appends: every string column's offsets are
+ * complete up to row_count (str_filled == row_count); dictionaries hold each string once.
+ */
+#ifndef INGOT_BUFFER_INTERNAL_H
+#define INGOT_BUFFER_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "dml/dml.h"
+#include "dml/schema.h"
+
+/* ---- test seam ---------------------------------------------------------------------------- */
+
+/*
+ * Fault injection for the reservation phase of an append: when set to N > 0, the Nth allocation
+ * made by partition reservation from now on fails (and the counter goes back to 0). Tests only.
+ */
+extern _Atomic long buffer_fail_alloc_countdown;
+
+/* A 32-bit hash of n bytes (word-at-a-time multiply-xorshift mixing). */
+static inline uint32_t buffer_hash_bytes(const void *data, size_t n)
+{
+    const unsigned char *s = data;
+    uint64_t h = 0x9E3779B97F4A7C15ull ^ (uint64_t)n;
+    while (n >= 8) {
+        uint64_t w;
+        __builtin_memcpy(&w, s, 8);
+        h = (h ^ w) * 0xBF58476D1CE4E5B9ull;
+        h ^= h >> 31;
+        s += 8;
+        n -= 8;
+    }
+    uint64_t w = 0;
+    for (size_t i = 0; i < n; i++)
+        w |= (uint64_t)s[i] << (8 * i);
+    h = (h ^ w) * 0x94D049BB133111EBull;
+    h ^= h >> 29;
+    h *= 0xBF58476D1CE4E5B9ull;
+    h ^= h >> 32;
+    return (uint32_t)h;
+}
+
+/*
+ * s without its line-protocol escapes into out (s.len bytes of room), by the rules lp.h gives for
+ * s.escaped; a backslash before any other byte stays literal. Returns the length. (The buffer's
+ * own copy of lp_str_unescape, so that the buffer links without the parser.)
+ */
+size_t buffer_unescape(lp_str s, char *out);
+
+/* ---- storage ------------------------------------------------------------------------------ */
+
+typedef struct buffer_dict_entry {
+    uint32_t offset; /* into buffer_dict.bytes */
+    uint32_t len;
+    uint32_t hash;
+} buffer_dict_entry;
+
+typedef struct buffer_dict {
+    buffer_dict_entry *entries; /* id -> string */
+    uint32_t count, cap;
+    char *bytes;
+    size_t len, bytes_cap;
+    uint32_t *slots; /* id + 1, 0 = empty; slot_cap is a power of two (or 0) */
+    uint32_t slot_cap;
+} buffer_dict;
+
+typedef struct buffer_column {
+    uint8_t type;      /* enum column_type; 0 = absent */
+    size_t cap;        /* rows of room */
+    uint8_t *validity; /* cap bits, LSB-first, 1 = valid; NULL for time */
+    void *values;      /* see the essay above */
+    char *str_bytes;   /* string columns */
+    size_t str_len, str_cap;
+    size_t str_filled; /* rows whose end offset (offsets[row + 1]) is written */
+    buffer_dict dict;  /* tag columns */
+} buffer_column;
+
+typedef struct buffer_run {
+    size_t first_row;
+    uint64_t sequence;
+} buffer_run;
+
+typedef struct buffer_partition {
+    uint64_t id;      /* process-unique, immutable */
+    int64_t day;      /* days since the epoch (UTC), immutable */
+    char key[11];     /* "YYYY-MM-DD", immutable */
+    const schema_table *table; /* borrowed, immutable; outlives the tree */
+    _Atomic long refs;         /* atomic: the table's reference + one per query snapshot */
+    _Atomic size_t visible_rows; /* atomic mirror of row_count, stored after each append */
+
+    pthread_mutex_t mu;
+    size_t row_count;      /* mu */
+    uint32_t column_count; /* mu: entries of columns[] */
+    buffer_column *columns; /* mu */
+    buffer_run *runs;       /* mu */
+    size_t run_count, run_cap; /* mu */
+    size_t bytes;           /* mu: data bytes held (see partition_data_bytes) */
+} buffer_partition;
+
+/* A new empty partition holding one reference. NULL on OOM. */
+buffer_partition *buffer_partition_new(const schema_table *table, int64_t day);
+void buffer_partition_ref(buffer_partition *p);
+void buffer_partition_unref(buffer_partition *p); /* frees it at the last reference */
+
+/* Day (floor) holding time_ns. */
+static inline int64_t buffer_day_of(int64_t time_ns)
+{
+    const int64_t ns_per_day = 86400LL * 1000000000LL;
+    int64_t d = time_ns / ns_per_day;
+    if (time_ns % ns_per_day < 0)
+        d--;
+    return d;
+}
+
+/* "YYYY-MM-DD" of day (days since 1970-01-01). */
+void buffer_day_key(int64_t day, char out[11]);
+
+/* ---- transactional append (partition.c) ---------------------------------------------------- */
+
+/*
+ * One op's lines for one partition: the line indexes into op->batch->lines (in order). The caller
+ * holds p->mu of every group's partition, taken in ascending partition id.
+ */
+typedef struct buffer_append_group {
+    buffer_partition *p;
+    uint32_t *lines;
+    size_t line_count;
+    size_t lines_cap;
+    int64_t bytes_delta; /* out: change of p->bytes */
+} buffer_append_group;
+
+/*
+ * Scratch shared by the groups of one op (owned by the caller, freed with
+ * buffer_append_scratch_free): per tag of the batch, the dictionary id found during reservation.
+ */
+typedef struct buffer_append_scratch {
+    uint32_t *tag_ids; /* batch->tag_count entries */
+    size_t tag_cap;
+    char *unescape;    /* room to unescape one name or value */
+    size_t unescape_cap;
+} buffer_append_scratch;
+
+void buffer_append_scratch_free(buffer_append_scratch *s);
+
+/*
+ * Phase 1 (may fail; changes nothing visible): check the group's lines against the table's
+ * schema (INGOT_E_INVALID on a column index or type that does not match), look up tag values,
+ * and make room for every row, column, dictionary entry and string byte the group needs
+ * (INGOT_E_NOMEM, INGOT_E_TOO_LARGE when a column would pass 4 GiB).
+ */
+int buffer_partition_reserve(buffer_append_group *g, const dml_op *op, buffer_append_scratch *s);
+
+/* Phase 2 (cannot fail): append the group's rows, record the run, update byte accounting. */
+void buffer_partition_append(buffer_append_group *g, const dml_op *op, buffer_append_scratch *s);
+
+/* ---- the tree's maps (buffer_tree.c), for the query side ---------------------------------- */
+
+typedef struct buffer_tree buffer_tree;
+
+/*
+ * The table called table_name in namespace namespace_name: 0 and its schema, or
+ * INGOT_E_NOT_FOUND with the message in err. On success *parts is a snapshot of the table's
+ * non-empty partitions in ascending day order, each holding a reference the caller drops with
+ * buffer_partition_unref (then frees the array); INGOT_E_NOMEM otherwise.
+ */
+int buffer_tree_snapshot(buffer_tree *tree, const char *namespace_name, const char *table_name,
+                         const schema_table **table_out, buffer_partition ***parts,
+                         size_t *count, char *err, size_t errlen);
+
+/* ---- frozen copies and de-duplication ------------------------------------------------------ */
+
+/*
+ * A reader's private copy of some rows of a partition (buffer_partition_freeze). Columns use the
+ * storage layout above with cap == row_count, indexed by table column like the partition's;
+ * dictionaries are copied without their index (slots == NULL). seq[r] is row r's op sequence,
+ * and rows keep their partition order, so (seq, row) is write order.
+ */
+typedef struct buffer_frozen {
+    const schema_table *table;
+    size_t row_count;
+    uint64_t *seq;
+    uint32_t column_count;
+    buffer_column *columns;
+} buffer_frozen;
+
+/*
+ * Copy, under p->mu, the rows with min_time_ns <= time < max_time_ns, with the columns flagged
+ * in want[0 .. want_count) (time and every tag column are always copied: they are the key).
+ * INGOT_E_NOMEM on failure (out is then empty).
+ */
+int buffer_partition_freeze(buffer_partition *p, const bool *want, size_t want_count,
+                            int64_t min_time_ns, int64_t max_time_ns, buffer_frozen *out);
+void buffer_frozen_free(buffer_frozen *f);
+
+static inline bool buffer_bit(const uint8_t *bits, size_t i)
+{
+    return (bits[i >> 3] >> (i & 7)) & 1;
+}
+
+/*
+ * The sort + de-duplication core, for queries and (later) persist.
+ *
+ * Rows of f are sorted by the key columns key[0 .. key_count) (tag columns compared as strings,
+ * null before every value), then time, then (sequence, row). Rows with equal key and time form
+ * one output row. order[] holds the f->row_count rows in that sort order; output row i is the
+ * group order[group_end[i-1] .. group_end[i]) (group_end[-1] = 0), whose last element is the
+ * latest write. buffer_dedup_pick() names the row giving a column's value in an output row: the
+ * latest row of the group where the column is not null, or UINT32_MAX when none is.
+ * Tag columns not in key are still part of the primary key when the caller passes every tag
+ * column, which it must for correct de-duplication; the order of key decides the sort only.
+ */
+typedef struct buffer_dedup {
+    size_t row_count;    /* output rows */
+    uint32_t *order;     /* f->row_count entries */
+    uint32_t *group_end; /* row_count entries */
+    uint32_t **rank;     /* per key column: dictionary id -> rank among sorted values (+1) */
+    size_t key_count;
+} buffer_dedup;
+
+int buffer_dedup_run(const buffer_frozen *f, const uint32_t *key, size_t key_count,
+                     buffer_dedup *out);
+uint32_t buffer_dedup_pick(const buffer_frozen *f, const buffer_dedup *d, uint32_t column,
+                           size_t out_row);
+void buffer_dedup_free(buffer_dedup *d);
+
+/* Tag column indexes of table (below column_count) in ascending name order. Caller frees. */
+int buffer_table_tags_by_name(const schema_table *table, uint32_t column_count, uint32_t **out,
+                              size_t *count_out);
+
+#endif

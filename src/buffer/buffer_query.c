@@ -1,0 +1,564 @@
+/*
+ * buffer_query.c: the buffer's QueryExec (ARCHITECTURE §5) and the sort + de-duplication core.
+ *
+ * A query finds its table by name and takes a snapshot of the table's partitions: references
+ * (not locks), in ascending day order, fixed when the query starts; partitions that never held a
+ * row are left out, so one created later, or only by a failed op, is invisible. The stream
+ * yields one batch per partition of the snapshot, even with 0 rows. Pulling a partition locks it
+ * just long enough to copy the rows in the time range, the columns wanted, every tag column and
+ * the sequence of every row (buffer_partition_freeze); sorting, de-duplication and building the
+ * batch then run outside the lock, on that private copy. A write is therefore visible iff it was
+ * applied before the pull.
+ *
+ * De-duplication (buffer_dedup_run, also meant for persist): the primary key is every tag
+ * column of the table plus time; a null tag is a value of its own ("null", sorting first).
+ * Rows are sorted by the key (the caller gives the tag order: by name here, by sort key for
+ * persist), then by (sequence, row), i.e. write order. Each run of equal keys becomes one row
+ * whose every field is the last non-null value in write order (buffer_dedup_pick), so a later
+ * write never sets a field back to null, and the answer does not depend on the order in which
+ * concurrent ops were applied, only on their sequence numbers.
+ *
+ * Batches (query.h): columns in projection order; with no projection: the tag columns sorted by
+ * name, then the field columns sorted by name, then `time`. Unknown names are skipped; a known
+ * column this partition never saw is all null. Rows come sorted by (tag values as strings, tags
+ * in name order, null first; time). A tag column's dictionary holds only the values its rows
+ * use, sorted, so ids are in string order. A column with no null has validity NULL; `time`
+ * never has one.
+ */
+#include "buffer/buffer.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "buffer/buffer_internal.h"
+#include "util/error.h"
+
+/* ---- sort + de-duplication ------------------------------------------------------------------ */
+
+static int buffer_name_cmp(const schema_column *a, const schema_column *b)
+{
+    uint32_t n = a->name_len < b->name_len ? a->name_len : b->name_len;
+    int c = memcmp(a->name, b->name, n);
+    if (c)
+        return c;
+    return a->name_len < b->name_len ? -1 : a->name_len > b->name_len;
+}
+
+static int buffer_col_name_cmp(const void *x, const void *y, void *arg)
+{
+    const schema_table *t = arg;
+    return buffer_name_cmp(&t->columns[*(const uint32_t *)x], &t->columns[*(const uint32_t *)y]);
+}
+
+/* Columns of table below column_count whose type satisfies want_tag (tags or fields), by name. */
+static int buffer_columns_by_name(const schema_table *table, uint32_t column_count, bool tags,
+                                  uint32_t **out, size_t *count_out)
+{
+    uint32_t *a = malloc((column_count ? column_count : 1) * sizeof *a);
+    if (!a)
+        return INGOT_E_NOMEM;
+    size_t n = 0;
+    for (uint32_t i = 1; i < column_count; i++) {
+        uint8_t type = table->columns[i].type;
+        if (type == COLUMN_TIME)
+            continue;
+        if ((type == COLUMN_TAG) == tags)
+            a[n++] = i;
+    }
+    qsort_r(a, n, sizeof *a, buffer_col_name_cmp, (void *)table);
+    *out = a;
+    *count_out = n;
+    return 0;
+}
+
+int buffer_table_tags_by_name(const schema_table *table, uint32_t column_count, uint32_t **out,
+                              size_t *count_out)
+{
+    return buffer_columns_by_name(table, column_count, true, out, count_out);
+}
+
+typedef struct buffer_sort_ctx {
+    const buffer_frozen *f;
+    const buffer_dict *dict; /* for sorting one dictionary */
+    const uint32_t *key;
+    size_t key_count;
+    uint32_t *const *rank;
+} buffer_sort_ctx;
+
+static int buffer_dict_id_cmp(const void *x, const void *y, void *arg)
+{
+    const buffer_dict *d = arg;
+    const buffer_dict_entry *a = &d->entries[*(const uint32_t *)x];
+    const buffer_dict_entry *b = &d->entries[*(const uint32_t *)y];
+    uint32_t n = a->len < b->len ? a->len : b->len;
+    int c = memcmp(d->bytes + a->offset, d->bytes + b->offset, n);
+    if (c)
+        return c;
+    return a->len < b->len ? -1 : a->len > b->len;
+}
+
+/* Key rank of row r in key column k: 0 for null, else 1 + the value's place in string order. */
+static inline uint32_t buffer_key_rank(const buffer_sort_ctx *c, size_t k, uint32_t r)
+{
+    const buffer_column *col = &c->f->columns[c->key[k]];
+    if (!buffer_bit(col->validity, r))
+        return 0;
+    return c->rank[k][((const uint32_t *)col->values)[r]];
+}
+
+/* Compare the primary keys of rows a and b (tags, then time). */
+static int buffer_key_cmp(const buffer_sort_ctx *c, uint32_t a, uint32_t b)
+{
+    for (size_t k = 0; k < c->key_count; k++) {
+        uint32_t ra = buffer_key_rank(c, k, a), rb = buffer_key_rank(c, k, b);
+        if (ra != rb)
+            return ra < rb ? -1 : 1;
+    }
+    const int64_t *time = c->f->columns[0].values;
+    if (time[a] != time[b])
+        return time[a] < time[b] ? -1 : 1;
+    return 0;
+}
+
+static int buffer_row_cmp(const void *x, const void *y, void *arg)
+{
+    const buffer_sort_ctx *c = arg;
+    uint32_t a = *(const uint32_t *)x, b = *(const uint32_t *)y;
+    int k = buffer_key_cmp(c, a, b);
+    if (k)
+        return k;
+    if (c->f->seq[a] != c->f->seq[b])
+        return c->f->seq[a] < c->f->seq[b] ? -1 : 1;
+    return a < b ? -1 : a > b;
+}
+
+void buffer_dedup_free(buffer_dedup *d)
+{
+    if (d->rank)
+        for (size_t k = 0; k < d->key_count; k++)
+            free(d->rank[k]);
+    free(d->rank);
+    free(d->order);
+    free(d->group_end);
+    memset(d, 0, sizeof *d);
+}
+
+int buffer_dedup_run(const buffer_frozen *f, const uint32_t *key, size_t key_count,
+                     buffer_dedup *out)
+{
+    size_t n = f->row_count;
+    uint32_t *ids = NULL;
+    memset(out, 0, sizeof *out);
+    out->key_count = key_count;
+    out->rank = calloc(key_count ? key_count : 1, sizeof *out->rank);
+    out->order = malloc((n ? n : 1) * sizeof *out->order);
+    out->group_end = malloc((n ? n : 1) * sizeof *out->group_end);
+    if (!out->rank || !out->order || !out->group_end)
+        goto fail;
+    for (size_t k = 0; k < key_count; k++) {
+        const buffer_dict *d = &f->columns[key[k]].dict;
+        out->rank[k] = malloc((d->count ? d->count : 1) * sizeof(uint32_t));
+        ids = malloc((d->count ? d->count : 1) * sizeof *ids);
+        if (!out->rank[k] || !ids)
+            goto fail;
+        for (uint32_t i = 0; i < d->count; i++)
+            ids[i] = i;
+        qsort_r(ids, d->count, sizeof *ids, buffer_dict_id_cmp, (void *)d);
+        for (uint32_t i = 0; i < d->count; i++)
+            out->rank[k][ids[i]] = i + 1;
+        free(ids);
+        ids = NULL;
+    }
+    for (size_t r = 0; r < n; r++)
+        out->order[r] = (uint32_t)r;
+    buffer_sort_ctx c = {.f = f, .key = key, .key_count = key_count, .rank = out->rank};
+    if (n == 0)
+        return 0;
+    qsort_r(out->order, n, sizeof *out->order, buffer_row_cmp, &c);
+    size_t groups = 0;
+    for (size_t i = 1; i < n; i++)
+        if (buffer_key_cmp(&c, out->order[i - 1], out->order[i]) != 0)
+            out->group_end[groups++] = (uint32_t)i;
+    out->group_end[groups++] = (uint32_t)n;
+    out->row_count = groups;
+    return 0;
+fail:
+    free(ids);
+    buffer_dedup_free(out);
+    return INGOT_E_NOMEM;
+}
+
+uint32_t buffer_dedup_pick(const buffer_frozen *f, const buffer_dedup *d, uint32_t column,
+                           size_t out_row)
+{
+    size_t start = out_row ? d->group_end[out_row - 1] : 0;
+    size_t end = d->group_end[out_row];
+    const buffer_column *c = &f->columns[column];
+    if (column == 0)
+        return d->order[end - 1];
+    for (size_t j = end; j > start; j--) {
+        uint32_t r = d->order[j - 1];
+        if (buffer_bit(c->validity, r))
+            return r;
+    }
+    return UINT32_MAX;
+}
+
+/* ---- batches -------------------------------------------------------------------------------- */
+
+static inline void buffer_set_bit(uint8_t *bits, size_t i)
+{
+    bits[i >> 3] |= (uint8_t)(1u << (i & 7));
+}
+
+/* Fill column out (type already set) with n null rows. */
+static int buffer_null_column(query_column *out, size_t n)
+{
+    size_t vb = (n + 7) / 8 + 1;
+    if (out->type != COLUMN_TIME) {
+        out->validity = calloc(1, vb);
+        if (!out->validity)
+            return INGOT_E_NOMEM;
+    }
+    switch (out->type) {
+    case COLUMN_BOOL:
+        return (out->data.bits = calloc(1, vb)) ? 0 : INGOT_E_NOMEM;
+    case COLUMN_STRING:
+        out->data.str.offsets = calloc(n + 1, sizeof(int32_t));
+        out->data.str.bytes = malloc(1);
+        return out->data.str.offsets && out->data.str.bytes ? 0 : INGOT_E_NOMEM;
+    case COLUMN_TAG:
+        out->data.tag.ids = calloc(n ? n : 1, sizeof(int32_t));
+        out->data.tag.dict_offsets = calloc(1, sizeof(int32_t));
+        out->data.tag.dict_bytes = malloc(1);
+        out->data.tag.dict_count = 0;
+        return out->data.tag.ids && out->data.tag.dict_offsets && out->data.tag.dict_bytes
+                   ? 0
+                   : INGOT_E_NOMEM;
+    default:
+        return (out->data.i64 = calloc(n ? n : 1, 8)) ? 0 : INGOT_E_NOMEM;
+    }
+}
+
+/* Tag column out from frozen column col (key position k of d). */
+static int buffer_tag_column(query_column *out, const buffer_frozen *f, const buffer_dedup *d,
+                             uint32_t col, size_t k, const uint32_t *pick)
+{
+    const buffer_column *c = &f->columns[col];
+    const buffer_dict *dict = &c->dict;
+    size_t n = d->row_count;
+    uint32_t *by_rank = calloc((size_t)dict->count + 1, sizeof *by_rank); /* rank -> new id + 1 */
+    int rc = INGOT_E_NOMEM;
+    if (!by_rank)
+        return rc;
+    out->data.tag.ids = calloc(n ? n : 1, sizeof(int32_t));
+    if (!out->data.tag.ids)
+        goto done;
+    for (size_t i = 0; i < n; i++)
+        if (pick[i] != UINT32_MAX)
+            by_rank[d->rank[k][((const uint32_t *)c->values)[pick[i]]]] = 1;
+    uint32_t used = 0;
+    size_t bytes = 0;
+    uint32_t *rank_id = malloc(((size_t)dict->count + 1) * sizeof *rank_id); /* rank -> dict id */
+    if (!rank_id)
+        goto done;
+    for (uint32_t id = 0; id < dict->count; id++)
+        rank_id[d->rank[k][id]] = id;
+    for (uint32_t r = 1; r <= dict->count; r++)
+        if (by_rank[r]) {
+            by_rank[r] = ++used;
+            bytes += dict->entries[rank_id[r]].len;
+        }
+    if (bytes > INT32_MAX) {
+        free(rank_id);
+        rc = INGOT_E_TOO_LARGE;
+        goto done;
+    }
+    out->data.tag.dict_offsets = malloc(((size_t)used + 1) * sizeof(int32_t));
+    out->data.tag.dict_bytes = malloc(bytes ? bytes : 1);
+    if (!out->data.tag.dict_offsets || !out->data.tag.dict_bytes) {
+        free(rank_id);
+        goto done;
+    }
+    out->data.tag.dict_count = used;
+    out->data.tag.dict_offsets[0] = 0;
+    size_t at = 0;
+    for (uint32_t r = 1; r <= dict->count; r++) {
+        if (!by_rank[r])
+            continue;
+        const buffer_dict_entry *e = &dict->entries[rank_id[r]];
+        memcpy(out->data.tag.dict_bytes + at, dict->bytes + e->offset, e->len);
+        at += e->len;
+        out->data.tag.dict_offsets[by_rank[r]] = (int32_t)at;
+    }
+    free(rank_id);
+    for (size_t i = 0; i < n; i++)
+        if (pick[i] != UINT32_MAX)
+            out->data.tag.ids[i] =
+                (int32_t)by_rank[d->rank[k][((const uint32_t *)c->values)[pick[i]]]] - 1;
+    rc = 0;
+done:
+    free(by_rank);
+    return rc;
+}
+
+/* Column col of the table as out (name and type set), rows from d over f. */
+static int buffer_build_column(query_column *out, const buffer_frozen *f, const buffer_dedup *d,
+                               uint32_t col, const uint32_t *key, size_t key_count,
+                               uint32_t *pick)
+{
+    size_t n = d->row_count;
+    if (col >= f->column_count || f->columns[col].type == 0 || n == 0)
+        return buffer_null_column(out, n);
+    const buffer_column *c = &f->columns[col];
+    size_t nulls = 0;
+    for (size_t i = 0; i < n; i++) {
+        pick[i] = buffer_dedup_pick(f, d, col, i);
+        nulls += pick[i] == UINT32_MAX;
+    }
+    if (nulls && out->type != COLUMN_TIME) {
+        out->validity = calloc(1, (n + 7) / 8 + 1);
+        if (!out->validity)
+            return INGOT_E_NOMEM;
+        for (size_t i = 0; i < n; i++)
+            if (pick[i] != UINT32_MAX)
+                buffer_set_bit(out->validity, i);
+    }
+    switch (out->type) {
+    case COLUMN_TAG: {
+        size_t k = 0;
+        while (k < key_count && key[k] != col)
+            k++;
+        if (k == key_count)
+            return INGOT_E_INVALID; /* every present tag column is a key column */
+        return buffer_tag_column(out, f, d, col, k, pick);
+    }
+    case COLUMN_BOOL:
+        out->data.bits = calloc(1, (n + 7) / 8 + 1);
+        if (!out->data.bits)
+            return INGOT_E_NOMEM;
+        for (size_t i = 0; i < n; i++)
+            if (pick[i] != UINT32_MAX && buffer_bit(c->values, pick[i]))
+                buffer_set_bit(out->data.bits, i);
+        return 0;
+    case COLUMN_STRING: {
+        const uint32_t *so = c->values;
+        size_t bytes = 0;
+        for (size_t i = 0; i < n; i++)
+            if (pick[i] != UINT32_MAX)
+                bytes += so[pick[i] + 1] - so[pick[i]];
+        if (bytes > INT32_MAX)
+            return INGOT_E_TOO_LARGE;
+        out->data.str.offsets = malloc((n + 1) * sizeof(int32_t));
+        out->data.str.bytes = malloc(bytes ? bytes : 1);
+        if (!out->data.str.offsets || !out->data.str.bytes)
+            return INGOT_E_NOMEM;
+        size_t at = 0;
+        out->data.str.offsets[0] = 0;
+        for (size_t i = 0; i < n; i++) {
+            if (pick[i] != UINT32_MAX) {
+                size_t len = so[pick[i] + 1] - so[pick[i]];
+                memcpy(out->data.str.bytes + at, c->str_bytes + so[pick[i]], len);
+                at += len;
+            }
+            out->data.str.offsets[i + 1] = (int32_t)at;
+        }
+        return 0;
+    }
+    default: { /* i64, u64, f64, time: 8-byte values */
+        uint64_t *v = calloc(n, 8);
+        if (!v)
+            return INGOT_E_NOMEM;
+        out->data.u64 = v;
+        const uint64_t *sv = c->values;
+        for (size_t i = 0; i < n; i++)
+            if (pick[i] != UINT32_MAX)
+                v[i] = sv[pick[i]];
+        return 0;
+    }
+    }
+}
+
+/* ---- the stream ----------------------------------------------------------------------------- */
+
+typedef struct buffer_stream {
+    query_stream base;
+    const schema_table *table;
+    buffer_partition **parts; /* each holds a reference until pulled or closed */
+    size_t part_count, next;
+    uint32_t *proj; /* table column indexes, in output order */
+    size_t proj_count;
+    bool *want; /* per table column: projected */
+    uint32_t want_count;
+    int64_t min_time_ns, max_time_ns;
+} buffer_stream;
+
+static int buffer_stream_next(query_stream *s, query_batch **out)
+{
+    buffer_stream *st = (buffer_stream *)s;
+    buffer_frozen f = {0};
+    buffer_dedup d = {0};
+    uint32_t *key = NULL, *pick = NULL;
+    size_t key_count = 0;
+    query_batch *batch = NULL;
+    int rc;
+
+    *out = NULL;
+    if (st->next >= st->part_count)
+        return 0;
+    buffer_partition *p = st->parts[st->next];
+    rc = buffer_partition_freeze(p, st->want, st->want_count, st->min_time_ns, st->max_time_ns,
+                                 &f);
+    if (rc)
+        return rc;
+    /* the key: every tag column this copy has, in name order */
+    rc = buffer_table_tags_by_name(st->table, f.column_count, &key, &key_count);
+    if (rc)
+        goto fail;
+    size_t kept = 0;
+    for (size_t k = 0; k < key_count; k++)
+        if (f.columns[key[k]].type == COLUMN_TAG)
+            key[kept++] = key[k];
+    key_count = kept;
+    rc = buffer_dedup_run(&f, key, key_count, &d);
+    if (rc)
+        goto fail;
+    rc = INGOT_E_NOMEM;
+    pick = malloc((d.row_count ? d.row_count : 1) * sizeof *pick);
+    batch = calloc(1, sizeof *batch);
+    if (!pick || !batch)
+        goto fail;
+    memcpy(batch->partition_key, p->key, sizeof batch->partition_key);
+    batch->partition_id = p->id;
+    batch->row_count = d.row_count;
+    batch->columns = calloc(st->proj_count ? st->proj_count : 1, sizeof *batch->columns);
+    if (!batch->columns)
+        goto fail;
+    batch->column_count = st->proj_count;
+    for (size_t i = 0; i < st->proj_count; i++) {
+        uint32_t col = st->proj[i];
+        query_column *qc = &batch->columns[i];
+        qc->type = (enum column_type)st->table->columns[col].type;
+        qc->name = strdup(st->table->columns[col].name);
+        if (!qc->name) {
+            rc = INGOT_E_NOMEM;
+            goto fail;
+        }
+        rc = buffer_build_column(qc, &f, &d, col, key, key_count, pick);
+        if (rc)
+            goto fail;
+    }
+    st->next++;
+    buffer_partition_unref(p);
+    st->parts[st->next - 1] = NULL;
+    free(key);
+    free(pick);
+    buffer_dedup_free(&d);
+    buffer_frozen_free(&f);
+    *out = batch;
+    return 1;
+fail:
+    query_batch_free(batch);
+    free(key);
+    free(pick);
+    buffer_dedup_free(&d);
+    buffer_frozen_free(&f);
+    return rc;
+}
+
+static void buffer_stream_close(query_stream *s)
+{
+    buffer_stream *st = (buffer_stream *)s;
+    if (!st)
+        return;
+    for (size_t i = 0; i < st->part_count; i++)
+        buffer_partition_unref(st->parts[i]);
+    free(st->parts);
+    free(st->proj);
+    free(st->want);
+    free(st);
+}
+
+static const query_stream_ops buffer_stream_ops = {
+    .next = buffer_stream_next,
+    .close = buffer_stream_close,
+};
+
+static int buffer_query(void *self, const query_request *req, query_stream **out, char *err,
+                        size_t errlen)
+{
+    buffer_tree *tree = self;
+    buffer_stream *st = NULL;
+    uint32_t *tags = NULL, *fields = NULL;
+    size_t tag_count = 0, field_count = 0;
+    int rc;
+
+    *out = NULL;
+    if (!req || !req->namespace_name || !req->table_name)
+        return INGOT_E_INVALID;
+    st = calloc(1, sizeof *st);
+    if (!st)
+        return INGOT_E_NOMEM;
+    st->base.ops = &buffer_stream_ops;
+    st->min_time_ns = req->min_time_ns;
+    st->max_time_ns = req->max_time_ns;
+    rc = buffer_tree_snapshot(tree, req->namespace_name, req->table_name, &st->table, &st->parts,
+                              &st->part_count, err, errlen);
+    if (rc) {
+        free(st);
+        return rc;
+    }
+    rc = INGOT_E_NOMEM;
+    const schema_table *t = st->table;
+    uint32_t ncols = atomic_load_explicit(&((schema_table *)t)->column_count,
+                                          memory_order_acquire);
+    st->want_count = ncols;
+    st->want = calloc(ncols ? ncols : 1, sizeof *st->want);
+    if (!st->want)
+        goto fail;
+    if (!req->columns || req->column_count == 0) {
+        if (buffer_columns_by_name(t, ncols, true, &tags, &tag_count) ||
+            buffer_columns_by_name(t, ncols, false, &fields, &field_count))
+            goto fail;
+        st->proj = malloc((tag_count + field_count + 1) * sizeof *st->proj);
+        if (!st->proj)
+            goto fail;
+        memcpy(st->proj, tags, tag_count * sizeof *tags);
+        memcpy(st->proj + tag_count, fields, field_count * sizeof *fields);
+        st->proj_count = tag_count + field_count;
+        if (ncols > 0)
+            st->proj[st->proj_count++] = 0;
+    } else {
+        st->proj = malloc(req->column_count * sizeof *st->proj);
+        if (!st->proj)
+            goto fail;
+        for (size_t i = 0; i < req->column_count; i++) {
+            const char *name = req->columns[i];
+            if (!name)
+                continue;
+            for (uint32_t c = 0; c < ncols; c++) {
+                if (strcmp(t->columns[c].name, name) == 0) {
+                    st->proj[st->proj_count++] = c;
+                    break;
+                }
+            }
+        }
+    }
+    for (size_t i = 0; i < st->proj_count; i++)
+        st->want[st->proj[i]] = true;
+    free(tags);
+    free(fields);
+    *out = &st->base;
+    return 0;
+fail:
+    free(tags);
+    free(fields);
+    buffer_stream_close(&st->base);
+    return rc;
+}
+
+query_exec buffer_tree_as_query_exec(buffer_tree *tree)
+{
+    query_exec q = {.self = tree, .query = buffer_query};
+    return q;
+}

@@ -1,0 +1,238 @@
+/*
+ * config.c: flag parsing for `ingot serve`. One table describes every flag: its name, kind,
+ * default and help. The environment variable of `--wal-segment-bytes` is INGOT_WAL_SEGMENT_BYTES.
+ * Integer flags accept a K/M/G suffix (powers of 1024) for byte sizes. Flags take their value as
+ * `--flag value` or `--flag=value`; boolean flags take no value on the command line and
+ * 1/0/true/false in the environment.
+ */
+#include "config.h"
+
+#include "util/log.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+enum flag_kind { FLAG_STRING, FLAG_U64, FLAG_BOOL };
+
+typedef struct flag_def {
+    const char *name;
+    enum flag_kind kind;
+    size_t offset;
+    const char *default_value; /* NULL: unset (derived later or off) */
+    const char *help;
+} flag_def;
+
+#define OFF(field) offsetof(ingot_config, field)
+
+static const flag_def flags[] = {
+    {"data-dir", FLAG_STRING, OFF(data_dir), "./ingot-data", "directory for the WAL, catalog and objects"},
+    {"http-bind", FLAG_STRING, OFF(http_bind), "127.0.0.1:8080", "HTTP listen address host:port"},
+    {"grpc-bind", FLAG_STRING, OFF(grpc_bind), "127.0.0.1:8082",
+     "gRPC listen address host:port (reserved: the gRPC front end is not built yet)"},
+    {"wal-dir", FLAG_STRING, OFF(wal_dir), NULL, "write-ahead log directory (default <data-dir>/wal)"},
+    {"wal-segment-bytes", FLAG_U64, OFF(wal_segment_bytes), "128M", "rotate a WAL segment past this size"},
+    {"wal-skip-corrupt", FLAG_BOOL, OFF(wal_skip_corrupt), "false",
+     "at start-up, move a damaged WAL segment to <wal-dir>/corrupt/ and go on instead of stopping"},
+    {"catalog", FLAG_STRING, OFF(catalog), NULL,
+     "catalog: a SQLite file path (default <data-dir>/catalog.sqlite)"},
+    {"max-request-bytes", FLAG_U64, OFF(max_request_bytes), "10485760",
+     "largest request body, after gzip inflation (413 beyond)"},
+    {"concurrent-query-limit", FLAG_U64, OFF(concurrent_query_limit), "20",
+     "queries answered at once (503 beyond)"},
+    {"http-max-connections", FLAG_U64, OFF(http_max_connections), "1000",
+     "open HTTP connections at once"},
+    {"auth-token", FLAG_STRING, OFF(auth_token), NULL,
+     "require 'Authorization: Token|Bearer <token>' on every endpoint but /health"},
+    {"log-level", FLAG_STRING, OFF(log_level), "info", "debug, info, warn or error"},
+};
+#define FLAG_COUNT (sizeof flags / sizeof flags[0])
+
+static int parse_u64(const char *s, uint64_t *out)
+{
+    char *end;
+    errno = 0;
+    if (!isdigit((unsigned char)*s)) return -1;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno) return -1;
+    uint64_t mul = 1;
+    if (*end == 'K' || *end == 'k') mul = 1024ull, end++;
+    else if (*end == 'M' || *end == 'm') mul = 1024ull * 1024, end++;
+    else if (*end == 'G' || *end == 'g') mul = 1024ull * 1024 * 1024, end++;
+    if (*end != '\0') return -1;
+    if (v > UINT64_MAX / mul) return -1;
+    *out = (uint64_t)v * mul;
+    return 0;
+}
+
+static int parse_bool(const char *s, bool *out)
+{
+    if (!strcasecmp(s, "1") || !strcasecmp(s, "true") || !strcasecmp(s, "yes")) *out = true;
+    else if (!strcasecmp(s, "0") || !strcasecmp(s, "false") || !strcasecmp(s, "no")) *out = false;
+    else return -1;
+    return 0;
+}
+
+static int set_flag(ingot_config *cfg, const flag_def *f, const char *value, char *err,
+                    size_t errlen)
+{
+    void *slot = (char *)cfg + f->offset;
+    switch (f->kind) {
+    case FLAG_STRING: {
+        char *copy = strdup(value);
+        if (!copy) goto nomem;
+        free(*(char **)slot);
+        *(char **)slot = copy;
+        return 0;
+    }
+    case FLAG_U64:
+        if (parse_u64(value, (uint64_t *)slot) != 0) {
+            snprintf(err, errlen, "--%s: not a non-negative integer: '%s'", f->name, value);
+            return -1;
+        }
+        return 0;
+    case FLAG_BOOL:
+        if (parse_bool(value, (bool *)slot) != 0) {
+            snprintf(err, errlen, "--%s: not a boolean: '%s'", f->name, value);
+            return -1;
+        }
+        return 0;
+    }
+nomem:
+    snprintf(err, errlen, "out of memory");
+    return -1;
+}
+
+static void env_name(const flag_def *f, char *out, size_t len)
+{
+    size_t n = (size_t)snprintf(out, len, "INGOT_");
+    for (const char *p = f->name; *p && n + 1 < len; p++)
+        out[n++] = *p == '-' ? '_' : (char)toupper((unsigned char)*p);
+    out[n] = '\0';
+}
+
+void config_print_help(FILE *out)
+{
+    fprintf(out, "Usage: ingot serve [flags]\n\nRuns the ingester daemon. Every flag may also be "
+                 "set with the environment\nvariable shown.\n\nFlags:\n");
+    for (size_t i = 0; i < FLAG_COUNT; i++) {
+        char env[64];
+        env_name(&flags[i], env, sizeof env);
+        fprintf(out, "  --%-24s %s\n  %-26s env %s%s%s%s\n", flags[i].name, flags[i].help, "", env,
+                flags[i].default_value ? ", default '" : "",
+                flags[i].default_value ? flags[i].default_value : "",
+                flags[i].default_value ? "'" : "");
+    }
+    fprintf(out, "  --%-24s %s\n", "help", "this text");
+}
+
+int config_parse(ingot_config *cfg, int argc, char **argv, FILE *out, char *err, size_t errlen)
+{
+    memset(cfg, 0, sizeof *cfg);
+    for (size_t i = 0; i < FLAG_COUNT; i++) {
+        if (flags[i].default_value && set_flag(cfg, &flags[i], flags[i].default_value, err, errlen))
+            return -1;
+        char env[64];
+        env_name(&flags[i], env, sizeof env);
+        const char *v = getenv(env);
+        if (v && set_flag(cfg, &flags[i], v, err, errlen) != 0) {
+            size_t n = strlen(err);
+            snprintf(err + n, errlen - n, " (from %s)", env);
+            return -1;
+        }
+    }
+    for (int a = 0; a < argc; a++) {
+        const char *arg = argv[a];
+        if (!strcmp(arg, "--help") || !strcmp(arg, "-h")) {
+            config_print_help(out);
+            return 1;
+        }
+        if (strncmp(arg, "--", 2) != 0) {
+            snprintf(err, errlen, "unexpected argument '%s' (see --help)", arg);
+            return -1;
+        }
+        const char *name = arg + 2;
+        const char *eq = strchr(name, '=');
+        size_t name_len = eq ? (size_t)(eq - name) : strlen(name);
+        const flag_def *f = NULL;
+        for (size_t i = 0; i < FLAG_COUNT; i++)
+            if (strlen(flags[i].name) == name_len && !strncmp(flags[i].name, name, name_len))
+                f = &flags[i];
+        if (!f) {
+            snprintf(err, errlen, "unknown flag '%s' (see --help)", arg);
+            return -1;
+        }
+        const char *value;
+        if (eq) value = eq + 1;
+        else if (f->kind == FLAG_BOOL) value = "true";
+        else if (a + 1 < argc) value = argv[++a];
+        else {
+            snprintf(err, errlen, "--%s needs a value", f->name);
+            return -1;
+        }
+        if (set_flag(cfg, f, value, err, errlen) != 0) return -1;
+    }
+    if (!cfg->wal_dir || !cfg->catalog) {
+        size_t n = strlen(cfg->data_dir) + 32;
+        if (!cfg->wal_dir && (cfg->wal_dir = malloc(n))) snprintf(cfg->wal_dir, n, "%s/wal", cfg->data_dir);
+        if (!cfg->catalog && (cfg->catalog = malloc(n)))
+            snprintf(cfg->catalog, n, "%s/catalog.sqlite", cfg->data_dir);
+        if (!cfg->wal_dir || !cfg->catalog) {
+            snprintf(err, errlen, "out of memory");
+            return -1;
+        }
+    }
+    if (cfg->auth_token && cfg->auth_token[0] == '\0') {
+        free(cfg->auth_token);
+        cfg->auth_token = NULL;
+    }
+    if (log_level_parse(cfg->log_level) < 0) {
+        snprintf(err, errlen, "--log-level: expected debug, info, warn or error, not '%s'",
+                 cfg->log_level);
+        return -1;
+    }
+    char host[256];
+    uint16_t port;
+    if (config_split_bind(cfg->http_bind, host, sizeof host, &port) != 0) {
+        snprintf(err, errlen, "--http-bind: expected host:port, not '%s'", cfg->http_bind);
+        return -1;
+    }
+    if (cfg->wal_segment_bytes < 4096) {
+        snprintf(err, errlen, "--wal-segment-bytes: at least 4096");
+        return -1;
+    }
+    if (cfg->concurrent_query_limit == 0 || cfg->max_request_bytes == 0) {
+        snprintf(err, errlen, "--concurrent-query-limit and --max-request-bytes must be positive");
+        return -1;
+    }
+    return 0;
+}
+
+void config_free(ingot_config *cfg)
+{
+    for (size_t i = 0; i < FLAG_COUNT; i++)
+        if (flags[i].kind == FLAG_STRING) {
+            char **slot = (char **)((char *)cfg + flags[i].offset);
+            free(*slot);
+            *slot = NULL;
+        }
+}
+
+int config_split_bind(const char *bind, char *host, size_t host_len, uint16_t *port)
+{
+    const char *colon = strrchr(bind, ':');
+    if (!colon || colon == bind) return -1;
+    size_t n = (size_t)(colon - bind);
+    if (n >= host_len) return -1;
+    char *end;
+    errno = 0;
+    long p = strtol(colon + 1, &end, 10);
+    if (errno || *end || p < 0 || p > 65535 || end == colon + 1) return -1;
+    memcpy(host, bind, n);
+    host[n] = '\0';
+    *port = (uint16_t)p;
+    return 0;
+}

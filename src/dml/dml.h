@@ -1,0 +1,93 @@
+/*
+ * dml.h: the write operation (dml_op) that flows down the write path, the DmlSink interface every
+ * stage implements, and the op's encoding as a WAL entry payload.
+ *
+ *   handler -> parse -> schema_check -> dml_sink (WalSink) -> dml_sink (BufferTree) -> ack
+ *
+ * A dml_op is one request's validated rows for one namespace: the parsed lp_batch (resolved by
+ * schema_check: every line has table_slot, every tag and field its column index), the tables it
+ * touches, and the line-protocol text those rows came from (the WAL logs that text; replay
+ * parses it again and gets the same rows because precision and default time travel with it).
+ * The op borrows everything; it lives on the handler's stack for one request.
+ *
+ * WAL payload of an op (all integers little-endian):
+ *   u8  kind            1 = line protocol
+ *   u8  precision       enum lp_precision
+ *   u16 namespace_len
+ *   u32 reserved        0
+ *   u64 sequence        the op's sequence number
+ *   i64 default_time_ns
+ *   namespace bytes
+ *   line-protocol bytes (to the end of the payload)
+ */
+#ifndef INGOT_DML_H
+#define INGOT_DML_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+#include "dml/schema.h"
+#include "lp/lp.h"
+
+#define DML_PAYLOAD_HEADER_BYTES 24
+#define DML_KIND_LINE_PROTOCOL 1
+
+/* How long the WalSink waits before it passes the op on (and the request is acknowledged). */
+enum dml_durability {
+    DML_DURABILITY_SYNCED = 0,  /* after fdatasync: the default */
+    DML_DURABILITY_WRITTEN = 1, /* after write(2), before the fsync (/api/v3/write_lp no_sync) */
+};
+
+typedef struct dml_op {
+    uint64_t sequence;           /* assigned by the WalSink (or read back by replay) */
+    schema_namespace *ns;        /* borrowed (NULL in tests that bypass the schema cache) */
+    const char *namespace_name;  /* borrowed; the sinks and the WAL use the name, not ns */
+    size_t namespace_len;
+    lp_batch *batch;             /* borrowed; resolved by schema_check */
+    schema_op_tables *tables;    /* borrowed */
+    const char *lp_text;         /* borrowed: the text the batch's lines came from */
+    size_t lp_len;
+    enum lp_precision precision;
+    int64_t default_time_ns;
+    size_t row_count;            /* == batch->line_count */
+    enum dml_durability durability;
+} dml_op;
+
+/* The interface of every stage of the write path. */
+typedef struct dml_sink {
+    void *self;
+    /*
+     * Apply op. Returns 0, or a negative ingot code; on error nothing of op is visible in this
+     * sink or any after it.
+     */
+    int (*apply)(void *self, dml_op *op);
+} dml_sink;
+
+static inline int dml_sink_apply(dml_sink *sink, dml_op *op)
+{
+    return sink->apply(sink->self, op);
+}
+
+/*
+ * The payload header of op (DML_PAYLOAD_HEADER_BYTES bytes) into header_out, and the iovec array
+ * {header, namespace, lp text} into iov (3 entries). The iovecs borrow from op and header_out.
+ */
+void dml_op_encode(const dml_op *op, uint8_t header_out[DML_PAYLOAD_HEADER_BYTES],
+                   struct iovec iov[3]);
+
+/* A payload read back from the WAL: the fields point into the payload buffer. */
+typedef struct dml_decoded {
+    uint64_t sequence;
+    enum lp_precision precision;
+    int64_t default_time_ns;
+    const char *namespace_name;
+    size_t namespace_len;
+    const char *lp_text;
+    size_t lp_len;
+} dml_decoded;
+
+/* Decode a WAL payload. INGOT_E_CORRUPT (message in err) if it is not a valid op payload. */
+int dml_op_decode(const uint8_t *payload, size_t len, dml_decoded *out, char *err, size_t errlen);
+
+#endif

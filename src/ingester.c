@@ -1,0 +1,485 @@
+/*
+ * ingester.c: wiring and life cycle (ARCHITECTURE §9).
+ *
+ * Start: open the catalog -> schema cache -> buffer -> replay every WAL segment into the buffer
+ * (straight into the buffer sink, never through the WalSink, so nothing is logged twice) -> open a
+ * fresh segment past the highest id seen -> WalSink over the buffer sink, its sequence counter
+ * seeded past the highest replayed sequence number. Only then do the front ends start.
+ *
+ * Write: parse -> namespace (created on the first good write) -> schema check (creates new tables
+ * and columns in the catalog) -> WalSink (commit, then buffer) -> acknowledge. Everything that can
+ * fail for reasons of the data happens before the WAL commit.
+ *
+ * Stop: ingester_stop_writes() sets `stopping` and waits until no write is in flight; a write
+ * increments `writes_in_flight` BEFORE it looks at `stopping` (both sequentially consistent), so
+ * once the count drains to zero with the flag set, no write can still reach the WAL. Then
+ * ingester_close() closes the WAL (its writer syncs everything queued) and frees the rest.
+ *
+ * Lock order (whole process): schema cache locks (namespace map, then a namespace's table map,
+ * then a table's column mutex) are never held while calling into the WAL or the buffer; the WAL's
+ * queue mutex is a leaf; the buffer takes its map locks, then partition mutexes in ascending
+ * partition id. No component calls back into another while holding its own lock.
+ */
+#include "ingester.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "buffer/buffer.h"
+#include "catalog/catalog.h"
+#include "dml/schema.h"
+#include "util/log.h"
+#include "wal/wal.h"
+
+struct ingester {
+    const ingot_config *cfg;
+    catalog cat;
+    bool cat_open;
+    schema_cache *schema;
+    buffer_tree *buffer;
+    wal *log;
+    wal_sink *sink;
+    dml_sink write_sink; /* the WalSink's dml_sink view */
+    atomic_bool stopping;
+    atomic_long writes_in_flight;
+    atomic_long queries_open;
+    /* counters (atomic) */
+    atomic_uint_fast64_t lines_written;
+    atomic_uint_fast64_t bytes_written;
+    atomic_uint_fast64_t lines_rejected;
+    atomic_uint_fast64_t queries_rejected;
+    wal_replay_stats replay; /* written once before the front ends start */
+    double replay_seconds;
+};
+
+static int64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static double monotonic_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static int mkdir_p(const char *path)
+{
+    char tmp[4096];
+    size_t n = strlen(path);
+    if (n >= sizeof tmp) return -ENAMETOOLONG;
+    memcpy(tmp, path, n + 1);
+    for (char *p = tmp + 1; *p; p++) {
+        if (*p != '/') continue;
+        *p = '\0';
+        if (mkdir(tmp, 0755) != 0 && errno != EEXIST) return -errno;
+        *p = '/';
+    }
+    if (mkdir(tmp, 0755) != 0 && errno != EEXIST) return -errno;
+    return 0;
+}
+
+/* --- replay ------------------------------------------------------------------------------- */
+
+typedef struct replay_ctx {
+    ingester *ing;
+    dml_sink buffer_sink;
+    uint64_t max_sequence;
+    uint64_t ops;
+    lp_batch batch; /* reused across entries */
+    char err[512];
+} replay_ctx;
+
+static int replay_entry(void *arg, uint64_t segment_id, const uint8_t *payload, size_t len)
+{
+    replay_ctx *rc = arg;
+    dml_decoded d;
+    int rv = dml_op_decode(payload, len, &d, rc->err, sizeof rc->err);
+    if (rv != 0) {
+        log_error("wal replay: segment %" PRIu64 ": %s", segment_id, rc->err);
+        return rv;
+    }
+    char ns_name[SCHEMA_MAX_NAMESPACE_BYTES + 1];
+    if (d.namespace_len > SCHEMA_MAX_NAMESPACE_BYTES) {
+        snprintf(rc->err, sizeof rc->err, "segment %" PRIu64 ": namespace name too long", segment_id);
+        return INGOT_E_CORRUPT;
+    }
+    memcpy(ns_name, d.namespace_name, d.namespace_len);
+    ns_name[d.namespace_len] = '\0';
+    schema_namespace *ns;
+    rv = schema_namespace_get(rc->ing->schema, ns_name, true, &ns, rc->err, sizeof rc->err);
+    if (rv != 0) return rv;
+    lp_batch_reset(&rc->batch);
+    lp_options opts = {.precision = d.precision, .default_time_ns = d.default_time_ns, .max_errors = 1};
+    if ((rv = lp_parse(d.lp_text, d.lp_len, &opts, &rc->batch)) != 0) return rv;
+    schema_op_tables tables = {0};
+    rv = schema_check(rc->ing->schema, ns, &rc->batch, false, &tables, rc->err, sizeof rc->err);
+    if (rv == 0 && rc->batch.bad_line_count > 0) {
+        const lp_error *e = &rc->batch.errors[0];
+        snprintf(rc->err, sizeof rc->err,
+                 "segment %" PRIu64 ", sequence %" PRIu64 ": logged write no longer validates "
+                 "(line %u, column %u: %s); was the catalog replaced?",
+                 segment_id, d.sequence, e->line_number, e->column, e->message);
+        rv = INGOT_E_CORRUPT;
+    }
+    if (rv == 0) {
+        dml_op op = {.sequence = d.sequence,
+                     .ns = ns,
+                     .namespace_name = d.namespace_name,
+                     .namespace_len = d.namespace_len,
+                     .batch = &rc->batch,
+                     .tables = &tables,
+                     .lp_text = d.lp_text,
+                     .lp_len = d.lp_len,
+                     .precision = d.precision,
+                     .default_time_ns = d.default_time_ns,
+                     .row_count = rc->batch.line_count};
+        rv = dml_sink_apply(&rc->buffer_sink, &op);
+        if (rv != 0)
+            snprintf(rc->err, sizeof rc->err, "segment %" PRIu64 ": applying sequence %" PRIu64 ": %s",
+                     segment_id, d.sequence, ingot_strerror(rv));
+    }
+    schema_op_tables_free(&tables);
+    if (rv != 0) return rv;
+    if (d.sequence > rc->max_sequence) rc->max_sequence = d.sequence;
+    rc->ops++;
+    return 0;
+}
+
+static int replay_wal(ingester *ing, uint64_t *next_sequence, char *err, size_t errlen)
+{
+    replay_ctx rc = {.ing = ing, .buffer_sink = buffer_tree_as_sink(ing->buffer)};
+    wal_replay_callbacks cb = {.on_entry = replay_entry, .on_segment_end = NULL, .arg = &rc};
+    double t0 = monotonic_seconds();
+    int rv = wal_replay(ing->cfg->wal_dir, ing->cfg->wal_skip_corrupt, &cb, &ing->replay, err, errlen);
+    lp_batch_free(&rc.batch);
+    if (rv != 0) {
+        if (rc.err[0] && !err[0]) snprintf(err, errlen, "wal replay: %s", rc.err);
+        else if (rc.err[0]) {
+            size_t n = strlen(err);
+            snprintf(err + n, errlen - n, ": %s", rc.err);
+        }
+        return rv;
+    }
+    ing->replay_seconds = monotonic_seconds() - t0;
+    *next_sequence = rc.max_sequence + 1;
+    log_info("wal replay: %" PRIu64 " segments, %" PRIu64 " ops, %zu rows, %" PRIu64
+             " torn tails truncated (%" PRIu64 " bytes), %" PRIu64 " corrupt segments set aside, %.3f s",
+             ing->replay.segments, rc.ops, buffer_tree_rows(ing->buffer), ing->replay.torn_tails,
+             ing->replay.torn_bytes, ing->replay.corrupt_skipped, ing->replay_seconds);
+    return 0;
+}
+
+/* --- open / close ------------------------------------------------------------------------- */
+
+int ingester_open(const ingot_config *cfg, ingester **out, char *err, size_t errlen)
+{
+    int rv;
+    ingester *ing = calloc(1, sizeof *ing);
+    if (!ing) return INGOT_E_NOMEM;
+    ing->cfg = cfg;
+    if ((rv = mkdir_p(cfg->data_dir)) != 0) {
+        snprintf(err, errlen, "cannot create data dir %s: %s", cfg->data_dir, ingot_strerror(rv));
+        goto fail;
+    }
+    if ((rv = catalog_sqlite_open(cfg->catalog, &ing->cat, err, errlen)) != 0) goto fail;
+    ing->cat_open = true;
+    rv = INGOT_E_NOMEM;
+    if (!(ing->schema = schema_cache_new(&ing->cat))) goto fail;
+    if (!(ing->buffer = buffer_tree_new())) goto fail;
+    uint64_t next_sequence = 1;
+    if ((rv = replay_wal(ing, &next_sequence, err, errlen)) != 0) goto fail;
+    rv = wal_open(cfg->wal_dir, cfg->wal_segment_bytes, ing->replay.max_segment_id + 1, &ing->log,
+                  err, errlen);
+    if (rv != 0) goto fail;
+    rv = INGOT_E_NOMEM;
+    ing->sink = wal_sink_new(wal_as_appender(ing->log), buffer_tree_as_sink(ing->buffer), next_sequence);
+    if (!ing->sink) goto fail;
+    ing->write_sink = wal_sink_as_dml(ing->sink);
+    *out = ing;
+    return 0;
+fail:
+    ingester_close(ing);
+    return rv;
+}
+
+void ingester_close(ingester *ing)
+{
+    if (!ing) return;
+    if (ing->log) wal_close(ing->log);
+    wal_sink_free(ing->sink);
+    buffer_tree_free(ing->buffer);
+    schema_cache_free(ing->schema);
+    if (ing->cat_open) ing->cat.close(ing->cat.self);
+    free(ing);
+}
+
+void ingester_stop_writes(ingester *ing)
+{
+    atomic_store(&ing->stopping, true);
+    while (atomic_load(&ing->writes_in_flight) > 0) {
+        struct timespec ts = {0, 1000000};
+        nanosleep(&ts, NULL);
+    }
+}
+
+bool ingester_accepting_writes(ingester *ing)
+{
+    return !atomic_load(&ing->stopping);
+}
+
+/* --- write -------------------------------------------------------------------------------- */
+
+static int apply_op(ingester *ing, const ingester_write_request *req, schema_namespace *ns,
+                    lp_batch *batch, schema_op_tables *tables, const char *text, size_t text_len,
+                    int64_t default_time_ns)
+{
+    dml_op op = {.ns = ns,
+                 .namespace_name = req->namespace_name,
+                 .namespace_len = strlen(req->namespace_name),
+                 .batch = batch,
+                 .tables = tables,
+                 .lp_text = text,
+                 .lp_len = text_len,
+                 .precision = req->precision,
+                 .default_time_ns = default_time_ns,
+                 .row_count = batch->line_count,
+                 .durability = req->durability};
+    return dml_sink_apply(&ing->write_sink, &op);
+}
+
+/* The write itself, once the caller is counted in writes_in_flight. */
+static int write_counted(ingester *ing, const ingester_write_request *req, ingester_write_result *res)
+{
+    int rv;
+    lp_options opts = {.precision = req->precision, .default_time_ns = now_ns(), .max_errors = 100};
+    if ((rv = lp_parse(req->body, req->body_len, &opts, &res->batch)) != 0) return rv;
+    if (res->batch.bad_line_count > 0 && !req->partial_ok) return INGOT_E_INVALID;
+    if (res->batch.line_count == 0) return res->batch.bad_line_count ? INGOT_E_INVALID : 0;
+
+    schema_namespace *ns;
+    rv = schema_namespace_get(ing->schema, req->namespace_name, true, &ns, res->message,
+                              sizeof res->message);
+    if (rv != 0) return rv;
+    schema_op_tables tables = {0};
+    rv = schema_check(ing->schema, ns, &res->batch, req->partial_ok, &tables, res->message,
+                      sizeof res->message);
+    if (rv == 0 && res->batch.bad_line_count > 0 && !req->partial_ok) rv = INGOT_E_INVALID;
+    if (rv == 0 && res->batch.line_count == 0) rv = INGOT_E_INVALID;
+    if (rv == 0 && res->batch.bad_line_count == 0) {
+        rv = apply_op(ing, req, ns, &res->batch, &tables, req->body, req->body_len,
+                      opts.default_time_ns);
+    } else if (rv == 0) {
+        /*
+         * Partial write: the WAL logs only the good lines (parsing them again with the same
+         * precision and default time gives the same rows), while the op's rows keep pointing
+         * into the body.
+         */
+        strbuf good = {0};
+        for (size_t i = 0; i < res->batch.line_count; i++) {
+            strbuf_append(&good, res->batch.lines[i].text, res->batch.lines[i].text_len);
+            strbuf_putc(&good, '\n');
+        }
+        rv = strbuf_failed(&good) ? INGOT_E_NOMEM
+                                  : apply_op(ing, req, ns, &res->batch, &tables, good.data,
+                                             good.len, opts.default_time_ns);
+        strbuf_free(&good);
+    }
+    if (rv == 0) res->lines_written = res->batch.line_count;
+    schema_op_tables_free(&tables);
+    return rv;
+}
+
+int ingester_write(ingester *ing, const ingester_write_request *req, ingester_write_result *res)
+{
+    memset(res, 0, sizeof *res);
+    atomic_fetch_add(&ing->writes_in_flight, 1);
+    int rv;
+    if (atomic_load(&ing->stopping)) {
+        snprintf(res->message, sizeof res->message, "ingot is shutting down");
+        rv = INGOT_E_SHUTTING_DOWN;
+    } else {
+        rv = write_counted(ing, req, res);
+    }
+    atomic_fetch_sub(&ing->writes_in_flight, 1);
+    if (rv == 0) {
+        atomic_fetch_add(&ing->lines_written, res->lines_written);
+        atomic_fetch_add(&ing->bytes_written, req->body_len);
+    } else if (rv == INGOT_E_WAL_FAILED && !res->message[0]) {
+        snprintf(res->message, sizeof res->message,
+                 "the write-ahead log failed; no more writes are taken (see the server log)");
+    } else if (!res->message[0] && rv != INGOT_E_INVALID) {
+        snprintf(res->message, sizeof res->message, "%s", ingot_strerror(rv));
+    }
+    atomic_fetch_add(&ing->lines_rejected, res->batch.bad_line_count);
+    return rv;
+}
+
+void ingester_write_result_free(ingester_write_result *res)
+{
+    lp_batch_free(&res->batch);
+}
+
+/* --- query -------------------------------------------------------------------------------- */
+
+/*
+ * A stream wrapper that gives the concurrency slot back when the stream closes. inner is NULL for
+ * a table the catalog knows but the buffer holds nothing of: an empty stream.
+ */
+typedef struct limited_stream {
+    query_stream base;
+    query_stream *inner;
+    ingester *ing;
+} limited_stream;
+
+static int limited_next(query_stream *s, query_batch **out)
+{
+    limited_stream *ls = (limited_stream *)s;
+    return ls->inner ? query_stream_next(ls->inner, out) : 0;
+}
+
+static void limited_close(query_stream *s)
+{
+    limited_stream *ls = (limited_stream *)s;
+    if (ls->inner) query_stream_close(ls->inner);
+    atomic_fetch_sub(&ls->ing->queries_open, 1);
+    free(ls);
+}
+
+static const query_stream_ops limited_ops = {limited_next, limited_close};
+
+int ingester_query(ingester *ing, const query_request *req, query_stream **out, char *err,
+                   size_t errlen)
+{
+    long open = atomic_fetch_add(&ing->queries_open, 1);
+    if ((uint64_t)open >= ing->cfg->concurrent_query_limit) {
+        atomic_fetch_sub(&ing->queries_open, 1);
+        atomic_fetch_add(&ing->queries_rejected, 1);
+        snprintf(err, errlen, "too many queries at once (--concurrent-query-limit %" PRIu64 ")",
+                 ing->cfg->concurrent_query_limit);
+        return INGOT_E_BUSY;
+    }
+    int rv = INGOT_E_NOMEM;
+    limited_stream *ls = calloc(1, sizeof *ls);
+    if (!ls) goto fail;
+    /*
+     * The buffer only knows what it holds; a namespace or table that the catalog knows but that
+     * has nothing buffered is an empty answer, not a 404.
+     */
+    query_exec qe = buffer_tree_as_query_exec(ing->buffer);
+    rv = qe.query(qe.self, req, &ls->inner, err, errlen);
+    if (rv == INGOT_E_NOT_FOUND) {
+        schema_namespace *ns;
+        char ignored[256];
+        int nrv = schema_namespace_get(ing->schema, req->namespace_name, false, &ns, ignored,
+                                       sizeof ignored);
+        if (nrv == 0 && schema_table_find(ns, req->table_name, strlen(req->table_name))) {
+            ls->inner = NULL;
+            rv = 0;
+        }
+    }
+    if (rv != 0) goto fail;
+    ls->base.ops = &limited_ops;
+    ls->ing = ing;
+    *out = &ls->base;
+    return 0;
+fail:
+    free(ls);
+    atomic_fetch_sub(&ing->queries_open, 1);
+    return rv;
+}
+
+/* --- metrics ------------------------------------------------------------------------------ */
+
+void ingester_metrics(ingester *ing, strbuf *out)
+{
+    wal_stats ws;
+    wal_get_stats(ing->log, &ws);
+    strbuf_printf(out,
+                  "# HELP ingot_write_lines_total Lines of line protocol applied.\n"
+                  "# TYPE ingot_write_lines_total counter\n"
+                  "ingot_write_lines_total %" PRIuFAST64 "\n"
+                  "# HELP ingot_write_bytes_total Request body bytes (inflated) of applied writes.\n"
+                  "# TYPE ingot_write_bytes_total counter\n"
+                  "ingot_write_bytes_total %" PRIuFAST64 "\n"
+                  "# HELP ingot_write_lines_rejected_total Bad lines refused or skipped.\n"
+                  "# TYPE ingot_write_lines_rejected_total counter\n"
+                  "ingot_write_lines_rejected_total %" PRIuFAST64 "\n",
+                  atomic_load(&ing->lines_written), atomic_load(&ing->bytes_written),
+                  atomic_load(&ing->lines_rejected));
+    strbuf_printf(out,
+                  "# HELP ingot_wal_batches_total Group commits (one write and one fdatasync each).\n"
+                  "# TYPE ingot_wal_batches_total counter\n"
+                  "ingot_wal_batches_total %" PRIu64 "\n"
+                  "# HELP ingot_wal_entries_total Ops written to the WAL.\n"
+                  "# TYPE ingot_wal_entries_total counter\n"
+                  "ingot_wal_entries_total %" PRIu64 "\n"
+                  "# HELP ingot_wal_bytes_total Bytes written to the WAL, framing included.\n"
+                  "# TYPE ingot_wal_bytes_total counter\n"
+                  "ingot_wal_bytes_total %" PRIu64 "\n"
+                  "# HELP ingot_wal_segment_id The open WAL segment.\n"
+                  "# TYPE ingot_wal_segment_id gauge\n"
+                  "ingot_wal_segment_id %" PRIu64 "\n"
+                  "# HELP ingot_wal_rotations_total WAL segment rotations.\n"
+                  "# TYPE ingot_wal_rotations_total counter\n"
+                  "ingot_wal_rotations_total %" PRIu64 "\n"
+                  "# HELP ingot_wal_failed 1 once a WAL write or fsync failed (sticky).\n"
+                  "# TYPE ingot_wal_failed gauge\n"
+                  "ingot_wal_failed %d\n",
+                  ws.batches, ws.entries, ws.bytes, ws.segment_id, ws.rotations, ws.failed ? 1 : 0);
+    strbuf_puts(out, "# HELP ingot_wal_fsync_duration_seconds Latency of WAL fdatasync calls.\n"
+                     "# TYPE ingot_wal_fsync_duration_seconds histogram\n");
+    uint64_t cumulative = 0;
+    for (int i = 0; i < WAL_FSYNC_BUCKETS; i++) {
+        cumulative += ws.fsync_buckets[i];
+        if (wal_fsync_bucket_us[i] == UINT64_MAX)
+            strbuf_printf(out, "ingot_wal_fsync_duration_seconds_bucket{le=\"+Inf\"} %" PRIu64 "\n",
+                          cumulative);
+        else
+            strbuf_printf(out, "ingot_wal_fsync_duration_seconds_bucket{le=\"%g\"} %" PRIu64 "\n",
+                          (double)wal_fsync_bucket_us[i] / 1e6, cumulative);
+    }
+    strbuf_printf(out,
+                  "ingot_wal_fsync_duration_seconds_sum %.6f\n"
+                  "ingot_wal_fsync_duration_seconds_count %" PRIu64 "\n",
+                  (double)ws.fsync_sum_us / 1e6, ws.fsync_count);
+    strbuf_printf(out,
+                  "# HELP ingot_buffer_bytes Bytes held by the in-memory buffer.\n"
+                  "# TYPE ingot_buffer_bytes gauge\n"
+                  "ingot_buffer_bytes %zu\n"
+                  "# HELP ingot_buffer_rows Rows held by the in-memory buffer.\n"
+                  "# TYPE ingot_buffer_rows gauge\n"
+                  "ingot_buffer_rows %zu\n"
+                  "# HELP ingot_queries_open Queries being answered.\n"
+                  "# TYPE ingot_queries_open gauge\n"
+                  "ingot_queries_open %ld\n"
+                  "# HELP ingot_queries_rejected_total Queries refused by --concurrent-query-limit.\n"
+                  "# TYPE ingot_queries_rejected_total counter\n"
+                  "ingot_queries_rejected_total %" PRIuFAST64 "\n",
+                  buffer_tree_bytes(ing->buffer), buffer_tree_rows(ing->buffer),
+                  atomic_load(&ing->queries_open), atomic_load(&ing->queries_rejected));
+    strbuf_printf(out,
+                  "# HELP ingot_wal_replay_segments Segments replayed at start-up.\n"
+                  "# TYPE ingot_wal_replay_segments gauge\n"
+                  "ingot_wal_replay_segments %" PRIu64 "\n"
+                  "# HELP ingot_wal_replay_entries Ops replayed at start-up.\n"
+                  "# TYPE ingot_wal_replay_entries gauge\n"
+                  "ingot_wal_replay_entries %" PRIu64 "\n"
+                  "# HELP ingot_wal_replay_torn_tails Torn segment tails truncated at start-up.\n"
+                  "# TYPE ingot_wal_replay_torn_tails gauge\n"
+                  "ingot_wal_replay_torn_tails %" PRIu64 "\n"
+                  "# HELP ingot_wal_replay_corrupt_segments Damaged segments moved aside at start-up.\n"
+                  "# TYPE ingot_wal_replay_corrupt_segments gauge\n"
+                  "ingot_wal_replay_corrupt_segments %" PRIu64 "\n",
+                  ing->replay.segments, ing->replay.entries, ing->replay.torn_tails,
+                  ing->replay.corrupt_skipped);
+}

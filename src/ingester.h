@@ -1,0 +1,73 @@
+/*
+ * ingester.h: the ingester: wiring and life cycle of every component (ARCHITECTURE §9), and the
+ * narrow interface the front ends (HTTP now, gRPC later) use: write line protocol, query, metrics,
+ * state. The front ends never see the WAL or the buffer.
+ */
+#ifndef INGOT_INGESTER_H
+#define INGOT_INGESTER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "dml/dml.h"
+#include "lp/lp.h"
+#include "query/query.h"
+#include "util/error.h"
+#include "util/strbuf.h"
+
+typedef struct ingester ingester;
+
+/*
+ * Open the catalog, replay the WAL into the buffer, open a fresh WAL segment. cfg is borrowed and
+ * must outlive the ingester. Returns 0 or a negative code with the reason in err.
+ */
+int ingester_open(const ingot_config *cfg, ingester **out, char *err, size_t errlen) INGOT_MUST_CHECK;
+
+typedef struct ingester_write_request {
+    const char *namespace_name; /* NUL-terminated */
+    const char *body;           /* borrowed for the call */
+    size_t body_len;
+    enum lp_precision precision;
+    bool partial_ok;            /* /api/v3/write_lp accept_partial: apply the good lines */
+    enum dml_durability durability;
+} ingester_write_request;
+
+typedef struct ingester_write_result {
+    lp_batch batch;       /* after the call: errors[] describes bad lines (in line order) */
+    size_t lines_written; /* lines applied */
+    char message[512];    /* a request-level error (bad namespace, WAL failure, ...) */
+} ingester_write_result;
+
+/*
+ * Parse, validate, commit to the WAL and apply to the buffer. The result must be freed with
+ * ingester_write_result_free whatever the outcome. Returns:
+ *   0                     every good line applied (with partial_ok, bad lines may have been
+ *                         skipped: result->batch.bad_line_count);
+ *   INGOT_E_INVALID       bad lines (nothing applied) or a bad namespace name (message);
+ *   INGOT_E_SHUTTING_DOWN, INGOT_E_WAL_FAILED, INGOT_E_CATALOG, INGOT_E_NOMEM (message).
+ */
+int ingester_write(ingester *ing, const ingester_write_request *req, ingester_write_result *result);
+void ingester_write_result_free(ingester_write_result *result);
+
+/*
+ * Start a query (see query.h). Beyond --concurrent-query-limit open streams: INGOT_E_BUSY.
+ * An unknown namespace or table: INGOT_E_NOT_FOUND. Closing the stream frees the slot.
+ */
+int ingester_query(ingester *ing, const query_request *req, query_stream **out, char *err,
+                   size_t errlen);
+
+/* Append the ingester's Prometheus metrics (WAL, buffer, writes, replay) to out. */
+void ingester_metrics(ingester *ing, strbuf *out);
+
+/* Stop taking writes (they get INGOT_E_SHUTTING_DOWN) and wait for the writes in flight. */
+void ingester_stop_writes(ingester *ing);
+
+/* True while the ingester takes writes. */
+bool ingester_accepting_writes(ingester *ing);
+
+/* Close the WAL (every acknowledged write is synced), free everything. */
+void ingester_close(ingester *ing);
+
+#endif

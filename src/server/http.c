@@ -1,0 +1,716 @@
+/*
+ * http.c: the HTTP/1.1 front end on libmicrohttpd (MHD).
+ *
+ * Threading: MHD runs one thread per connection (plus its listening thread). A write request is
+ * handled on its connection's thread from parse to acknowledgement; the thread waits inside the
+ * WAL's group commit, so many concurrent writers share one fdatasync. Nothing here is shared
+ * between requests but the counters (atomics) and the ingester (thread-safe).
+ *
+ * Request bodies: MHD hands the body over in pieces. They are appended (or, with
+ * `Content-Encoding: gzip`, inflated piece by piece) into one buffer per request, never more
+ * than --max-request-bytes of it: past the limit the rest is read and dropped and the answer is
+ * 413, also for a small gzip body that inflates big. A Content-Length over the limit is refused
+ * before the body is read. Chunked bodies (no Content-Length) work the same way.
+ *
+ * Errors are JSON: {"code":"…","message":"…"} (+ "line" for line protocol) on v1/v2 and the
+ * other endpoints; InfluxDB 3's {"error":"…","data":…} on /api/v3/write_lp.
+ *
+ * Reads stream: the response is produced by a pull callback that takes one partition at a time
+ * from the query stream and encodes it (query_text.h) into the socket's pace.
+ */
+#include "server/http.h"
+
+#include <errno.h>
+#include <microhttpd.h>
+#include <netdb.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include "query/query_text.h"
+#include "util/log.h"
+#include "util/strbuf.h"
+
+enum endpoint {
+    EP_WRITE_V2,
+    EP_WRITE_V1,
+    EP_WRITE_V3,
+    EP_QUERY,
+    EP_HEALTH,
+    EP_READY,
+    EP_METRICS,
+    EP_PING,
+    EP_OTHER,
+    EP_COUNT
+};
+
+static const struct {
+    const char *path;
+    const char *method;
+} routes[EP_COUNT] = {
+    [EP_WRITE_V2] = {"/api/v2/write", "POST"},   [EP_WRITE_V1] = {"/write", "POST"},
+    [EP_WRITE_V3] = {"/api/v3/write_lp", "POST"}, [EP_QUERY] = {"/api/v1/query_table", "GET"},
+    [EP_HEALTH] = {"/health", "GET"},            [EP_READY] = {"/ready", "GET"},
+    [EP_METRICS] = {"/metrics", "GET"},          [EP_PING] = {"/ping", "GET"},
+    [EP_OTHER] = {"other", NULL},
+};
+
+static const unsigned counted_status[] = {200, 204, 400, 401, 404, 405, 413, 500, 503, 0};
+#define STATUS_SLOTS (sizeof counted_status / sizeof counted_status[0])
+
+struct http_server {
+    struct MHD_Daemon *daemon;
+    ingester *ing;
+    uint64_t max_request_bytes;
+    char *auth_token;
+    atomic_long requests_active; /* requests between their first call and completion */
+    atomic_uint_fast64_t requests[EP_COUNT][STATUS_SLOTS];
+};
+
+/* Per-request state (MHD's con_cls), freed by request_completed. */
+typedef struct request {
+    http_server *srv;
+    enum endpoint ep;
+    unsigned status;      /* the status answered, for the counters */
+    strbuf body;
+    bool gzip;
+    bool z_ready;
+    bool z_done;          /* the gzip stream ended */
+    z_stream z;
+    bool too_large;
+    bool bad_body;        /* undecodable gzip */
+    bool answered;        /* a response was queued */
+} request;
+
+static int64_t clock_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* --- responses ---------------------------------------------------------------------------- */
+
+static void count(http_server *srv, enum endpoint ep, unsigned status)
+{
+    size_t slot = STATUS_SLOTS - 1;
+    for (size_t i = 0; i + 1 < STATUS_SLOTS; i++)
+        if (counted_status[i] == status) slot = i;
+    atomic_fetch_add(&srv->requests[ep][slot], 1);
+}
+
+static enum MHD_Result respond(struct MHD_Connection *conn, request *rq, unsigned status,
+                               const char *content_type, strbuf *body, unsigned retry_after_s)
+{
+    struct MHD_Response *resp = MHD_create_response_from_buffer(
+        body ? body->len : 0, body ? body->data : (void *)"", MHD_RESPMEM_MUST_COPY);
+    if (!resp) return MHD_NO;
+    if (content_type) MHD_add_response_header(resp, "Content-Type", content_type);
+    if (retry_after_s) {
+        char v[16];
+        snprintf(v, sizeof v, "%u", retry_after_s);
+        MHD_add_response_header(resp, "Retry-After", v);
+    }
+    MHD_add_response_header(resp, "X-Ingot-Version", "0.1");
+    enum MHD_Result r = MHD_queue_response(conn, status, resp);
+    MHD_destroy_response(resp);
+    rq->status = status;
+    rq->answered = true;
+    return r;
+}
+
+/* A JSON error in the shape of the request's endpoint. */
+static enum MHD_Result respond_error(struct MHD_Connection *conn, request *rq, unsigned status,
+                                     const char *code, const char *message, unsigned retry_after_s)
+{
+    strbuf b = {0};
+    if (rq->ep == EP_WRITE_V3) {
+        strbuf_puts(&b, "{\"error\":");
+        query_text_json_string(&b, message, strlen(message));
+        strbuf_puts(&b, ",\"data\":null}");
+    } else {
+        strbuf_puts(&b, "{\"code\":");
+        query_text_json_string(&b, code, strlen(code));
+        strbuf_puts(&b, ",\"message\":");
+        query_text_json_string(&b, message, strlen(message));
+        strbuf_putc(&b, '}');
+    }
+    enum MHD_Result r = strbuf_failed(&b)
+                            ? MHD_NO
+                            : respond(conn, rq, status, "application/json", &b, retry_after_s);
+    strbuf_free(&b);
+    return r;
+}
+
+/* --- authentication ----------------------------------------------------------------------- */
+
+static bool equal_constant_time(const char *a, size_t alen, const char *b, size_t blen)
+{
+    unsigned char diff = (unsigned char)(alen != blen);
+    for (size_t i = 0; i < alen; i++) diff |= (unsigned char)(a[i] ^ (i < blen ? b[i] : 0));
+    return diff == 0;
+}
+
+static bool authorized(http_server *srv, struct MHD_Connection *conn, enum endpoint ep)
+{
+    if (!srv->auth_token || ep == EP_HEALTH) return true;
+    size_t tlen = strlen(srv->auth_token);
+    const char *h = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization");
+    if (h) {
+        const char *cred = NULL;
+        if (!strncasecmp(h, "Token ", 6)) cred = h + 6;
+        else if (!strncasecmp(h, "Bearer ", 7)) cred = h + 7;
+        if (cred && equal_constant_time(cred, strlen(cred), srv->auth_token, tlen)) return true;
+    }
+    /* InfluxDB 1.x clients send the token as the password parameter. */
+    const char *p = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "p");
+    return ep == EP_WRITE_V1 && p && equal_constant_time(p, strlen(p), srv->auth_token, tlen);
+}
+
+/* --- request bodies ----------------------------------------------------------------------- */
+
+/* Append (or inflate) one piece of the body, honouring the size limit. */
+static void take_body(request *rq, const char *data, size_t len)
+{
+    if (rq->too_large || rq->bad_body) return;
+    uint64_t limit = rq->srv->max_request_bytes;
+    if (!rq->gzip) {
+        if (rq->body.len + len > limit) {
+            rq->too_large = true;
+            return;
+        }
+        strbuf_append(&rq->body, data, len);
+        return;
+    }
+    if (!rq->z_ready) {
+        if (inflateInit2(&rq->z, 16 + MAX_WBITS) != Z_OK) {
+            rq->bad_body = true;
+            return;
+        }
+        rq->z_ready = true;
+    }
+    if (rq->z_done) {
+        rq->bad_body = len > 0; /* bytes after the end of the gzip stream */
+        return;
+    }
+    rq->z.next_in = (Bytef *)data;
+    rq->z.avail_in = (uInt)len;
+    while (rq->z.avail_in > 0) {
+        size_t room = 256 * 1024;
+        if (rq->body.len + room > limit + 1) room = limit + 1 - rq->body.len;
+        if (!strbuf_reserve(&rq->body, room)) return;
+        rq->z.next_out = (Bytef *)rq->body.data + rq->body.len;
+        rq->z.avail_out = (uInt)room;
+        int zr = inflate(&rq->z, Z_NO_FLUSH);
+        rq->body.len += room - rq->z.avail_out;
+        if (rq->body.len > limit) {
+            rq->too_large = true;
+            return;
+        }
+        if (zr == Z_STREAM_END) {
+            rq->z_done = true;
+            if (rq->z.avail_in > 0) rq->bad_body = true;
+            return;
+        }
+        if (zr != Z_OK && zr != Z_BUF_ERROR) {
+            rq->bad_body = true;
+            return;
+        }
+        if (zr == Z_BUF_ERROR && rq->z.avail_out > 0) return; /* needs more input */
+    }
+}
+
+/* --- writes ------------------------------------------------------------------------------- */
+
+static const char *arg(struct MHD_Connection *conn, const char *name)
+{
+    const char *v = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, name);
+    return v && *v ? v : NULL;
+}
+
+static bool arg_bool(struct MHD_Connection *conn, const char *name, bool dflt, bool *ok)
+{
+    const char *v = arg(conn, name);
+    if (!v) return dflt;
+    if (!strcmp(v, "true") || !strcmp(v, "1")) return true;
+    if (!strcmp(v, "false") || !strcmp(v, "0")) return false;
+    *ok = false;
+    return dflt;
+}
+
+/* "line 3, column 17: invalid field value" for each bad line, up to 100. */
+static void describe_line_errors(strbuf *msg, const lp_batch *b)
+{
+    if (b->bad_line_count == 1) strbuf_puts(msg, "1 bad line: ");
+    else strbuf_printf(msg, "%zu bad lines: ", b->bad_line_count);
+    for (size_t i = 0; i < b->error_count; i++) {
+        const lp_error *e = &b->errors[i];
+        strbuf_printf(msg, "%sline %u, column %u: %s", i ? "; " : "", e->line_number, e->column,
+                      e->message);
+    }
+    if (b->bad_line_count > b->error_count)
+        strbuf_printf(msg, "; and %zu more", b->bad_line_count - b->error_count);
+}
+
+static enum MHD_Result respond_line_errors(struct MHD_Connection *conn, request *rq,
+                                           const lp_batch *b, bool partial_applied)
+{
+    strbuf out = {0};
+    if (rq->ep == EP_WRITE_V3) {
+        strbuf_puts(&out, partial_applied ? "{\"error\":\"partial write of line protocol occurred\""
+                                          : "{\"error\":\"parsing failed for write_lp endpoint\"");
+        strbuf_puts(&out, ",\"data\":[");
+        for (size_t i = 0; i < b->error_count; i++) {
+            const lp_error *e = &b->errors[i];
+            strbuf_puts(&out, i ? ",{\"error_message\":" : "{\"error_message\":");
+            query_text_json_string(&out, e->message, strlen(e->message));
+            strbuf_printf(&out, ",\"line_number\":%u,\"original_line\":", e->line_number);
+            query_text_json_string(&out, e->line_text, e->line_len);
+            strbuf_putc(&out, '}');
+        }
+        strbuf_puts(&out, "]}");
+    } else {
+        strbuf msg = {0};
+        describe_line_errors(&msg, b);
+        strbuf_printf(&out, "{\"code\":\"invalid\",\"line\":%u,\"message\":",
+                      b->error_count ? b->errors[0].line_number : 0);
+        query_text_json_string(&out, msg.data ? msg.data : "", msg.len);
+        strbuf_putc(&out, '}');
+        strbuf_free(&msg);
+    }
+    enum MHD_Result r = strbuf_failed(&out) ? MHD_NO
+                                            : respond(conn, rq, 400, "application/json", &out, 0);
+    strbuf_free(&out);
+    return r;
+}
+
+static enum MHD_Result handle_write(struct MHD_Connection *conn, request *rq)
+{
+    if (rq->too_large) {
+        char m[128];
+        snprintf(m, sizeof m, "request body exceeds the limit of %llu bytes (--max-request-bytes)",
+                 (unsigned long long)rq->srv->max_request_bytes);
+        return respond_error(conn, rq, 413, "request too large", m, 0);
+    }
+    if (rq->bad_body || (rq->gzip && rq->z_ready && !rq->z_done) || (rq->gzip && !rq->z_ready))
+        return respond_error(conn, rq, 400, "invalid", "the gzip request body is not valid", 0);
+    if (strbuf_failed(&rq->body))
+        return respond_error(conn, rq, 503, "unavailable", "out of memory", 1);
+
+    ingester_write_request wr = {.body = rq->body.data ? rq->body.data : "",
+                                 .body_len = rq->body.len,
+                                 .precision = LP_PRECISION_NS,
+                                 .durability = DML_DURABILITY_SYNCED};
+    const char *precision = arg(conn, "precision");
+    bool ok = true;
+    switch (rq->ep) {
+    case EP_WRITE_V2:
+        wr.namespace_name = arg(conn, "bucket");
+        break;
+    case EP_WRITE_V1:
+        wr.namespace_name = arg(conn, "db");
+        break;
+    default:
+        wr.namespace_name = arg(conn, "db");
+        wr.precision = LP_PRECISION_AUTO;
+        wr.partial_ok = arg_bool(conn, "accept_partial", true, &ok);
+        if (arg_bool(conn, "no_sync", false, &ok)) wr.durability = DML_DURABILITY_WRITTEN;
+        break;
+    }
+    if (!ok)
+        return respond_error(conn, rq, 400, "invalid",
+                             "accept_partial and no_sync take true or false", 0);
+    if (!wr.namespace_name)
+        return respond_error(conn, rq, 400, "invalid",
+                             rq->ep == EP_WRITE_V2 ? "missing the bucket parameter"
+                                                   : "missing the db parameter",
+                             0);
+    if (precision && (lp_precision_parse(precision, &wr.precision) != 0 ||
+                      (wr.precision == LP_PRECISION_AUTO && rq->ep != EP_WRITE_V3))) {
+        char m[160];
+        snprintf(m, sizeof m, "invalid precision '%.60s'", precision);
+        return respond_error(conn, rq, 400, "invalid", m, 0);
+    }
+
+    ingester_write_result res;
+    int rv = ingester_write(rq->srv->ing, &wr, &res);
+    enum MHD_Result r;
+    if (rv == 0 && res.batch.bad_line_count == 0) r = respond(conn, rq, 204, NULL, NULL, 0);
+    else if (rv == 0 || (rv == INGOT_E_INVALID && res.batch.bad_line_count > 0))
+        r = respond_line_errors(conn, rq, &res.batch, rv == 0 && res.lines_written > 0);
+    else if (rv == INGOT_E_INVALID) r = respond_error(conn, rq, 400, "invalid", res.message, 0);
+    else if (rv == INGOT_E_SHUTTING_DOWN)
+        r = respond_error(conn, rq, 503, "unavailable", res.message, 5);
+    else if (rv == INGOT_E_WAL_FAILED || rv == INGOT_E_NOMEM || rv == INGOT_E_BUSY)
+        r = respond_error(conn, rq, 503, "unavailable", res.message, 5);
+    else r = respond_error(conn, rq, 500, "internal error", res.message, 0);
+    ingester_write_result_free(&res);
+    return r;
+}
+
+/* --- reads -------------------------------------------------------------------------------- */
+
+typedef struct read_stream {
+    query_stream *stream;
+    query_batch *batch; /* the partition being encoded */
+    size_t row;
+    query_text_encoder enc;
+    strbuf out;         /* encoded bytes not yet handed to MHD */
+    size_t out_pos;
+    bool ended;         /* the stream has no more batches; the trailer is in out */
+    char **columns;     /* the projection (owned) */
+} read_stream;
+
+static void read_stream_free(void *cls)
+{
+    read_stream *rs = cls;
+    if (rs->batch) query_batch_free(rs->batch);
+    if (rs->stream) query_stream_close(rs->stream);
+    query_text_encoder_free(&rs->enc);
+    strbuf_free(&rs->out);
+    if (rs->columns)
+        for (char **c = rs->columns; *c; c++) free(*c);
+    free(rs->columns);
+    free(rs);
+}
+
+/* MHD pulls the response: refill `out` from the stream, one partition at a time. */
+static ssize_t read_stream_pull(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    (void)pos;
+    read_stream *rs = cls;
+    const size_t soft_limit = 64 * 1024;
+    while (rs->out_pos == rs->out.len) {
+        if (rs->ended) return MHD_CONTENT_READER_END_OF_STREAM;
+        strbuf_reset(&rs->out);
+        rs->out_pos = 0;
+        while (rs->out.len < soft_limit && !rs->ended) {
+            if (!rs->batch) {
+                int rv = query_stream_next(rs->stream, &rs->batch);
+                if (rv < 0) {
+                    log_error("query: reading a partition failed: %s", ingot_strerror(rv));
+                    return MHD_CONTENT_READER_END_WITH_ERROR;
+                }
+                if (rv == 0) {
+                    query_text_end(&rs->enc, &rs->out);
+                    rs->ended = true;
+                    break;
+                }
+                rs->row = 0;
+            }
+            if (query_text_rows(&rs->enc, rs->batch, &rs->row, soft_limit, &rs->out)) {
+                query_batch_free(rs->batch);
+                rs->batch = NULL;
+            }
+        }
+        if (strbuf_failed(&rs->out)) return MHD_CONTENT_READER_END_WITH_ERROR;
+    }
+    size_t n = rs->out.len - rs->out_pos;
+    if (n > max) n = max;
+    memcpy(buf, rs->out.data + rs->out_pos, n);
+    rs->out_pos += n;
+    return (ssize_t)n;
+}
+
+static bool parse_time_arg(const char *s, int64_t *out)
+{
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno || end == s || *end) return false;
+    *out = v;
+    return true;
+}
+
+/* Split "a,b,c" into a NULL-terminated array of names. */
+static char **split_columns(const char *s, size_t *count)
+{
+    size_t n = 1;
+    for (const char *p = s; *p; p++) n += *p == ',';
+    char **cols = calloc(n + 1, sizeof *cols);
+    if (!cols) return NULL;
+    size_t k = 0;
+    for (const char *p = s;;) {
+        const char *comma = strchr(p, ',');
+        size_t len = comma ? (size_t)(comma - p) : strlen(p);
+        if (len > 0) {
+            if (!(cols[k] = strndup(p, len))) {
+                for (size_t i = 0; i < k; i++) free(cols[i]);
+                free(cols);
+                return NULL;
+            }
+            k++;
+        }
+        if (!comma) break;
+        p = comma + 1;
+    }
+    *count = k;
+    return cols;
+}
+
+static enum MHD_Result handle_query(struct MHD_Connection *conn, request *rq)
+{
+    const char *db = arg(conn, "db"), *table = arg(conn, "table");
+    if (!db || !table) return respond_error(conn, rq, 400, "invalid", "db and table are required", 0);
+    enum query_text_format fmt = QUERY_TEXT_JSON;
+    const char *f = arg(conn, "format");
+    if (f && query_text_format_parse(f, &fmt) != 0)
+        return respond_error(conn, rq, 400, "invalid", "format must be jsonl, json or csv", 0);
+    query_request q = {.namespace_name = db, .table_name = table, .min_time_ns = INT64_MIN,
+                       .max_time_ns = INT64_MAX};
+    const char *tmin = arg(conn, "min_time"), *tmax = arg(conn, "max_time");
+    if ((tmin && !parse_time_arg(tmin, &q.min_time_ns)) || (tmax && !parse_time_arg(tmax, &q.max_time_ns)))
+        return respond_error(conn, rq, 400, "invalid",
+                             "min_time and max_time are integers (nanoseconds since the epoch)", 0);
+    read_stream *rs = calloc(1, sizeof *rs);
+    if (!rs) return respond_error(conn, rq, 503, "unavailable", "out of memory", 1);
+    const char *cols = arg(conn, "columns");
+    if (cols) {
+        if (!(rs->columns = split_columns(cols, &q.column_count))) {
+            read_stream_free(rs);
+            return respond_error(conn, rq, 503, "unavailable", "out of memory", 1);
+        }
+        q.columns = (const char *const *)rs->columns;
+    }
+    char err[256] = "";
+    int rv = ingester_query(rq->srv->ing, &q, &rs->stream, err, sizeof err);
+    if (rv != 0) {
+        read_stream_free(rs);
+        if (rv == INGOT_E_NOT_FOUND) return respond_error(conn, rq, 404, "not found", err, 0);
+        if (rv == INGOT_E_BUSY) return respond_error(conn, rq, 503, "unavailable", err, 1);
+        return respond_error(conn, rq, 500, "internal error", err[0] ? err : ingot_strerror(rv), 0);
+    }
+    query_text_begin(&rs->enc, fmt, &rs->out);
+    struct MHD_Response *resp = MHD_create_response_from_callback(
+        MHD_SIZE_UNKNOWN, 64 * 1024, read_stream_pull, rs, read_stream_free);
+    if (!resp) {
+        read_stream_free(rs);
+        return MHD_NO;
+    }
+    MHD_add_response_header(resp, "Content-Type", query_text_content_type(fmt));
+    enum MHD_Result r = MHD_queue_response(conn, 200, resp);
+    MHD_destroy_response(resp);
+    rq->status = 200;
+    rq->answered = true;
+    return r;
+}
+
+/* --- health, metrics ---------------------------------------------------------------------- */
+
+static void http_metrics(http_server *srv, strbuf *out)
+{
+    strbuf_puts(out, "# HELP ingot_http_requests_total HTTP requests by endpoint and status.\n"
+                     "# TYPE ingot_http_requests_total counter\n");
+    for (int ep = 0; ep < EP_COUNT; ep++)
+        for (size_t s = 0; s < STATUS_SLOTS; s++) {
+            uint64_t n = atomic_load(&srv->requests[ep][s]);
+            if (!n) continue;
+            char status[16];
+            if (counted_status[s]) snprintf(status, sizeof status, "%u", counted_status[s]);
+            else snprintf(status, sizeof status, "other");
+            strbuf_printf(out, "ingot_http_requests_total{endpoint=\"%s\",status=\"%s\"} %llu\n",
+                          routes[ep].path, status, (unsigned long long)n);
+        }
+}
+
+static enum MHD_Result handle_get(struct MHD_Connection *conn, request *rq)
+{
+    strbuf b = {0};
+    enum MHD_Result r;
+    switch (rq->ep) {
+    case EP_HEALTH:
+        strbuf_puts(&b, "{\"status\":\"pass\"}\n");
+        r = respond(conn, rq, 200, "application/json", &b, 0);
+        break;
+    case EP_READY:
+        if (ingester_accepting_writes(rq->srv->ing)) {
+            strbuf_puts(&b, "{\"status\":\"ready\"}\n");
+            r = respond(conn, rq, 200, "application/json", &b, 0);
+        } else {
+            r = respond_error(conn, rq, 503, "unavailable", "shutting down", 5);
+        }
+        break;
+    case EP_PING:
+        r = respond(conn, rq, 204, NULL, NULL, 0);
+        break;
+    case EP_METRICS:
+        http_metrics(rq->srv, &b);
+        ingester_metrics(rq->srv->ing, &b);
+        r = strbuf_failed(&b) ? respond_error(conn, rq, 503, "unavailable", "out of memory", 1)
+                              : respond(conn, rq, 200, "text/plain; version=0.0.4", &b, 0);
+        break;
+    default:
+        r = handle_query(conn, rq);
+        break;
+    }
+    strbuf_free(&b);
+    return r;
+}
+
+/* --- MHD callbacks ------------------------------------------------------------------------ */
+
+static enum endpoint route(const char *url)
+{
+    for (int ep = 0; ep < EP_OTHER; ep++)
+        if (!strcmp(url, routes[ep].path)) return (enum endpoint)ep;
+    return EP_OTHER;
+}
+
+/* The first call for a request: headers are known, no body yet. */
+static enum MHD_Result begin_request(http_server *srv, struct MHD_Connection *conn, const char *url,
+                                     const char *method, request *rq)
+{
+    rq->srv = srv;
+    rq->ep = route(url);
+    if (rq->ep == EP_OTHER) return respond_error(conn, rq, 404, "not found", "no such endpoint", 0);
+    if (strcmp(method, routes[rq->ep].method) != 0 &&
+        !(rq->ep == EP_PING && !strcmp(method, "HEAD"))) {
+        char m[96];
+        snprintf(m, sizeof m, "%s takes %s", routes[rq->ep].path, routes[rq->ep].method);
+        return respond_error(conn, rq, 405, "method not allowed", m, 0);
+    }
+    if (!authorized(srv, conn, rq->ep))
+        return respond_error(conn, rq, 401, "unauthorized", "missing or wrong token", 0);
+    if (strcmp(method, "POST") != 0) return MHD_YES;
+    const char *enc = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Encoding");
+    if (enc && !strcasecmp(enc, "gzip")) rq->gzip = true;
+    else if (enc && strcasecmp(enc, "identity") != 0)
+        return respond_error(conn, rq, 400, "invalid", "unsupported Content-Encoding", 0);
+    const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
+    if (cl) {
+        unsigned long long n = strtoull(cl, NULL, 10);
+        if (!rq->gzip && n > srv->max_request_bytes) {
+            rq->too_large = true;
+            return handle_write(conn, rq);
+        }
+        if (!rq->gzip && n > 0 && !strbuf_reserve(&rq->body, (size_t)n))
+            return respond_error(conn, rq, 503, "unavailable", "out of memory", 1);
+    }
+    return MHD_YES;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_data_size, void **con_cls)
+{
+    (void)version;
+    http_server *srv = cls;
+    request *rq = *con_cls;
+    if (!rq) {
+        if (!(rq = calloc(1, sizeof *rq))) return MHD_NO;
+        *con_cls = rq;
+        atomic_fetch_add(&srv->requests_active, 1);
+        return begin_request(srv, conn, url, method, rq);
+    }
+    if (rq->answered) { /* answered early (413, 401 ...): drop the rest of the body */
+        *upload_data_size = 0;
+        return MHD_YES;
+    }
+    if (*upload_data_size > 0) {
+        take_body(rq, upload_data, *upload_data_size);
+        *upload_data_size = 0;
+        return MHD_YES;
+    }
+    if (rq->ep == EP_WRITE_V1 || rq->ep == EP_WRITE_V2 || rq->ep == EP_WRITE_V3)
+        return handle_write(conn, rq);
+    return handle_get(conn, rq);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    (void)conn;
+    (void)toe;
+    http_server *srv = cls;
+    request *rq = *con_cls;
+    if (!rq) return;
+    count(srv, rq->ep, rq->answered ? rq->status : 0);
+    if (rq->z_ready) inflateEnd(&rq->z);
+    strbuf_free(&rq->body);
+    free(rq);
+    *con_cls = NULL;
+    atomic_fetch_sub(&srv->requests_active, 1);
+}
+
+static void on_mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    (void)cls;
+    char line[512];
+    vsnprintf(line, sizeof line, fmt, ap);
+    size_t n = strlen(line);
+    while (n && (line[n - 1] == '\n' || line[n - 1] == '\r')) line[--n] = '\0';
+    log_debug("http: %s", line);
+}
+
+int http_server_start(const http_options *opts, ingester *ing, http_server **out, char *err,
+                      size_t errlen)
+{
+    char host[256];
+    uint16_t port;
+    if (config_split_bind(opts->bind, host, sizeof host, &port) != 0) {
+        snprintf(err, errlen, "bad bind address '%s'", opts->bind);
+        return INGOT_E_INVALID;
+    }
+    char *h = host;
+    size_t hl = strlen(h);
+    if (hl >= 2 && h[0] == '[' && h[hl - 1] == ']') h[hl - 1] = '\0', h++;
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE};
+    struct addrinfo *ai = NULL;
+    char port_s[8];
+    snprintf(port_s, sizeof port_s, "%u", port);
+    int gr = getaddrinfo(h, port_s, &hints, &ai);
+    if (gr != 0) {
+        snprintf(err, errlen, "cannot resolve '%s': %s", h, gai_strerror(gr));
+        return INGOT_E_INVALID;
+    }
+    http_server *srv = calloc(1, sizeof *srv);
+    if (!srv) {
+        freeaddrinfo(ai);
+        return INGOT_E_NOMEM;
+    }
+    srv->ing = ing;
+    srv->max_request_bytes = opts->max_request_bytes;
+    if (opts->auth_token && !(srv->auth_token = strdup(opts->auth_token))) {
+        freeaddrinfo(ai);
+        free(srv);
+        return INGOT_E_NOMEM;
+    }
+    unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO |
+                     MHD_USE_ITC | MHD_USE_ERROR_LOG;
+    if (ai->ai_family == AF_INET6) flags |= MHD_USE_IPv6;
+    srv->daemon = MHD_start_daemon(
+        flags, port, NULL, NULL, on_request, srv, MHD_OPTION_SOCK_ADDR, ai->ai_addr,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+        (size_t)(512 * 1024), MHD_OPTION_CONNECTION_LIMIT, (unsigned)opts->max_connections,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120, MHD_OPTION_LISTENING_ADDRESS_REUSE,
+        (unsigned)1, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL, MHD_OPTION_END);
+    freeaddrinfo(ai);
+    if (!srv->daemon) {
+        snprintf(err, errlen, "cannot listen on %s (address in use or not available)", opts->bind);
+        free(srv->auth_token);
+        free(srv);
+        return INGOT_E_INVALID;
+    }
+    *out = srv;
+    return 0;
+}
+
+void http_server_stop(http_server *srv, unsigned grace_ms)
+{
+    if (!srv) return;
+    MHD_socket listen_fd = MHD_quiesce_daemon(srv->daemon);
+    int64_t deadline = clock_ms() + grace_ms;
+    while (atomic_load(&srv->requests_active) > 0 && clock_ms() < deadline) {
+        struct timespec ts = {0, 5 * 1000000};
+        nanosleep(&ts, NULL);
+    }
+    MHD_stop_daemon(srv->daemon);
+    if (listen_fd != MHD_INVALID_SOCKET) close(listen_fd);
+    free(srv->auth_token);
+    free(srv);
+}

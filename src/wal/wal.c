@@ -1,0 +1,567 @@
+/*
+ * wal.c: the write side of the write-ahead log: segment files, the writer thread, group commit,
+ * rotation and sticky failure. Reading (replay, inspect) lives in wal_replay.c.
+ *
+ * ON DISK (all integers little-endian; see wal.h). A directory of segments "<id>.wal":
+ *   segment header, 32 bytes:
+ *     0  "INGOTWAL"   8  u32 version (1)   12  u32 reserved (0)   16  u64 segment_id
+ *     24 u32 CRC32C of bytes 0..24          28  u32 reserved (0)
+ *   then entries back to back, each:
+ *     0  u32 payload_length (1 .. WAL_MAX_ENTRY_BYTES)   4  u32 CRC32C(payload)   8  payload
+ * A segment is created with O_CREAT|O_EXCL, its header written and fdatasynced and the directory
+ * fsynced before any entry goes in, so a segment that exists after a crash either has a durable
+ * header or is a header-less torn file that replay deletes.
+ *
+ * GROUP COMMIT. wal_append() runs in the caller's thread: it sums the payload length, computes
+ * the CRC32C over the caller's iovecs (so checksumming is parallel across appenders), builds the
+ * 8-byte frame header into a record on its own stack, and, under `mu`, gives the record the next
+ * ticket (1, 2, 3 ... in queue order), links it onto the queue and waits on a condition variable.
+ * The one writer thread takes the whole queue at once (a batch is a contiguous ticket range),
+ * drops the mutex, writes every frame header and payload iovec with writev() in chunks of
+ * IOV_MAX, publishes written_ticket (releasing WAL_WAIT_WRITTEN waiters), fdatasyncs once,
+ * publishes synced_ticket and done_ticket and broadcasts. While it syncs, the next batch gathers:
+ * there is no timer and no sleep. An empty payload is refused (a zero frame is how replay
+ * recognises a zero-filled tail).
+ *
+ * Record lifetime: a record lives on its appender's stack. The writer reads records only
+ * between taking the batch and publishing written_ticket (success) or done_ticket (failure);
+ * after that their owners may return, so the writer never touches them again.
+ *
+ * FAILURE. The first write, fdatasync or segment-creation error is stored in `failed_cause` and is
+ * sticky: the batch that saw it and every record queued behind it are completed with
+ * INGOT_E_WAL_FAILED, every later append and wal_rotate() returns INGOT_E_WAL_FAILED at once,
+ * and the writer never writes or fsyncs again (an fsync is never retried: after a failed fsync
+ * the kernel may have dropped the dirty pages, so a retry that "succeeds" proves nothing). An
+ * entry is acknowledged only when the fdatasync that covers it returned 0. Short writes and EINTR
+ * are looped over; they are not failures.
+ *
+ * ROTATION. After a batch, if the open segment exceeds segment_bytes, the writer creates id+1
+ * and closes the old file (already synced). wal_rotate() from any thread raises a request
+ * counter and waits until the writer has served it; the writer serves requests after the batch it
+ * is on, so every entry acknowledged before wal_rotate() returned is in a closed segment.
+ * Explicit rotation always rotates, even an empty segment.
+ *
+ * LOCKING. One mutex `mu` guards the queue, the tickets, the failure state, the close and rotate
+ * flags and the stats. Fields marked "writer" belong to the writer thread alone (and to
+ * wal_open/wal_close while the thread is not running). No I/O happens under `mu`.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "util/crc32c.h"
+#include "util/log.h"
+#include "wal/wal.h"
+#include "wal/wal_internal.h"
+
+#ifndef IOV_MAX
+#define IOV_MAX 1024
+#endif
+
+const uint64_t wal_fsync_bucket_us[WAL_FSYNC_BUCKETS] = {
+    100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 1000000, UINT64_MAX,
+};
+
+/* One queued entry; lives on the appender's stack (see "Record lifetime" above). */
+typedef struct wal_record {
+    struct wal_record *next;   /* mu while queued; the writer's once taken */
+    const struct iovec *iov;   /* the caller's payload pieces */
+    int iovcnt;
+    uint8_t frame[WAL_ENTRY_HEADER_BYTES];
+    uint64_t payload_bytes;
+    uint64_t sequence;
+    uint64_t ticket;
+} wal_record;
+
+struct wal {
+    char *dir;              /* immutable */
+    uint64_t segment_bytes; /* immutable */
+    pthread_t thread;
+    pthread_mutex_t mu;
+    pthread_cond_t work_cv;    /* mu: the writer waits here for records, rotations, close */
+    pthread_cond_t written_cv; /* mu: WAL_WAIT_WRITTEN appenders wait here */
+    pthread_cond_t done_cv;    /* mu: WAL_WAIT_SYNCED appenders and wal_rotate() wait here */
+
+    wal_record *queue_head; /* mu */
+    wal_record *queue_tail; /* mu */
+    uint64_t last_ticket;   /* mu: the ticket last handed out */
+    uint64_t written_ticket; /* mu: every ticket <= this was written (write(2) returned) */
+    uint64_t synced_ticket;  /* mu: every ticket <= this is durable */
+    uint64_t done_ticket;    /* mu: the writer is finished with every record <= this */
+    int failed_cause;        /* mu: 0, or the first I/O error (-errno); sticky */
+    bool closing;            /* mu */
+    uint64_t rotate_requested; /* mu */
+    uint64_t rotate_served;    /* mu */
+    enum wal_test_fault fault; /* mu: test seam, taken by the writer with the next batch */
+    int fault_errno;           /* mu */
+    wal_stats stats;           /* mu */
+
+    int fd;                  /* writer: the open segment */
+    uint64_t segment_id;     /* writer */
+    uint64_t segment_size;   /* writer: bytes in the open segment, header included */
+    uint64_t segment_entries; /* writer */
+    uint64_t segment_seq_min; /* writer: sequence range of the open segment's entries */
+    uint64_t segment_seq_max; /* writer */
+    struct iovec iovbuf[IOV_MAX]; /* writer: one writev's worth */
+};
+
+void wal_segment_header_encode(uint64_t segment_id, uint8_t out[WAL_SEGMENT_HEADER_BYTES])
+{
+    memcpy(out, WAL_MAGIC, 8);
+    wal_put_u32(out + 8, WAL_FORMAT_VERSION);
+    wal_put_u32(out + 12, 0);
+    wal_put_u64(out + 16, segment_id);
+    wal_put_u32(out + 24, crc32c(out, 24));
+    wal_put_u32(out + 28, 0);
+}
+
+int wal_segment_path(char *buf, size_t buflen, const char *dir, uint64_t segment_id)
+{
+    return snprintf(buf, buflen, "%s/%llu.wal", dir, (unsigned long long)segment_id);
+}
+
+int wal_fsync_dir(const char *dir)
+{
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) return -errno;
+    int rc = 0;
+    if (fsync(fd) != 0) rc = -errno;
+    close(fd);
+    return rc;
+}
+
+/* Write every byte of iov[0..cnt) (modifies iov), looping over short writes and EINTR. */
+static int wal_writev_all(int fd, struct iovec *iov, int cnt)
+{
+    while (cnt > 0) {
+        ssize_t n = writev(fd, iov, cnt);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            return -errno;
+        }
+        if (n == 0) return -EIO;
+        size_t left = (size_t)n;
+        while (cnt > 0 && left >= iov->iov_len) {
+            left -= iov->iov_len;
+            iov++;
+            cnt--;
+        }
+        if (cnt > 0) {
+            iov->iov_base = (uint8_t *)iov->iov_base + left;
+            iov->iov_len -= left;
+        }
+    }
+    return 0;
+}
+
+static int wal_fdatasync(int fd)
+{
+    if (fdatasync(fd) == 0) return 0;
+    return -errno;
+}
+
+/* mkdir -p dir (mode 0755). */
+static int wal_mkdirs(const char *dir)
+{
+    char *p = strdup(dir);
+    if (!p) return INGOT_E_NOMEM;
+    int rc = 0;
+    for (char *s = p + 1;; s++) {
+        if (*s != '/' && *s != '\0') continue;
+        char c = *s;
+        *s = '\0';
+        if (mkdir(p, 0755) != 0 && errno != EEXIST) {
+            rc = -errno;
+            break;
+        }
+        *s = c;
+        if (c == '\0') break;
+    }
+    free(p);
+    return rc;
+}
+
+/* Create segment id in dir: O_EXCL, header, fdatasync, fsync dir. *fd_out on success. */
+static int wal_segment_create(const char *dir, uint64_t id, int *fd_out, char *err, size_t errlen)
+{
+    char path[PATH_MAX];
+    uint8_t hdr[WAL_SEGMENT_HEADER_BYTES];
+    struct iovec iov = {.iov_base = hdr, .iov_len = sizeof hdr};
+    const char *what = "create";
+    int rc;
+    wal_segment_path(path, sizeof path, dir, id);
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        rc = -errno;
+        goto fail;
+    }
+    wal_segment_header_encode(id, hdr);
+    what = "write header of";
+    if ((rc = wal_writev_all(fd, &iov, 1)) != 0) goto fail;
+    what = "fdatasync";
+    if ((rc = wal_fdatasync(fd)) != 0) goto fail;
+    what = "fsync the directory of";
+    if ((rc = wal_fsync_dir(dir)) != 0) goto fail;
+    *fd_out = fd;
+    return 0;
+fail:
+    snprintf(err, errlen, "%s: cannot %s segment: %s", path, what, ingot_strerror(rc));
+    if (fd >= 0) {
+        close(fd);
+        unlink(path); /* holds no entry; best effort */
+    }
+    return rc;
+}
+
+/* The writer's segment bookkeeping line for the segment it closes. */
+static void wal_log_segment_closed(wal *w)
+{
+    if (w->segment_entries)
+        log_debug("wal: closed segment %llu: %llu entries, %llu bytes, sequences %llu..%llu",
+                  (unsigned long long)w->segment_id, (unsigned long long)w->segment_entries,
+                  (unsigned long long)w->segment_size, (unsigned long long)w->segment_seq_min,
+                  (unsigned long long)w->segment_seq_max);
+    else
+        log_debug("wal: closed segment %llu: no entries", (unsigned long long)w->segment_id);
+}
+
+/* Writer thread: open id+1, close the current segment. */
+static int wal_writer_rotate(wal *w)
+{
+    char err[PATH_MAX + 128];
+    int fd = -1;
+    int rc = wal_segment_create(w->dir, w->segment_id + 1, &fd, err, sizeof err);
+    if (rc != 0) {
+        log_error("wal: rotation failed: %s", err);
+        return rc;
+    }
+    wal_log_segment_closed(w);
+    if (close(w->fd) != 0)
+        log_warn("wal: close of segment %llu: %s (its entries were already synced)",
+                 (unsigned long long)w->segment_id, strerror(errno));
+    w->fd = fd;
+    w->segment_id++;
+    w->segment_size = WAL_SEGMENT_HEADER_BYTES;
+    w->segment_entries = 0;
+    log_debug("wal: opened segment %llu", (unsigned long long)w->segment_id);
+    pthread_mutex_lock(&w->mu);
+    w->stats.segment_id = w->segment_id;
+    w->stats.rotations++;
+    pthread_mutex_unlock(&w->mu);
+    return 0;
+}
+
+/*
+ * Writer thread: write every record of the batch (frame header + payload pieces) with writev in
+ * chunks of IOV_MAX. inject_errno != 0 fails the first writev (test seam).
+ */
+static int wal_write_records(wal *w, wal_record *head, int inject_errno)
+{
+    int n = 0;
+    for (wal_record *r = head; r; r = r->next) {
+        for (int i = -1; i < r->iovcnt; i++) {
+            struct iovec piece;
+            if (i < 0) {
+                piece.iov_base = r->frame;
+                piece.iov_len = WAL_ENTRY_HEADER_BYTES;
+            } else {
+                piece = r->iov[i];
+                if (piece.iov_len == 0) continue;
+            }
+            if (n == IOV_MAX) {
+                if (inject_errno) return -inject_errno;
+                int rc = wal_writev_all(w->fd, w->iovbuf, n);
+                if (rc != 0) return rc;
+                n = 0;
+            }
+            w->iovbuf[n++] = piece;
+        }
+    }
+    if (n > 0) {
+        if (inject_errno) return -inject_errno;
+        return wal_writev_all(w->fd, w->iovbuf, n);
+    }
+    return 0;
+}
+
+static uint64_t wal_now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+/* Writer thread, mu held on entry and exit: take the whole queue, write, sync, publish. */
+static void wal_writer_batch(wal *w)
+{
+    wal_record *head = w->queue_head;
+    w->queue_head = w->queue_tail = NULL;
+    enum wal_test_fault fault = w->fault;
+    int fault_errno = w->fault_errno;
+    w->fault = WAL_TEST_FAULT_NONE;
+    int rc = w->failed_cause;
+    pthread_mutex_unlock(&w->mu);
+
+    uint64_t last_ticket = 0, entries = 0, bytes = 0;
+    uint64_t seq_min = UINT64_MAX, seq_max = 0;
+    for (wal_record *r = head; r; r = r->next) {
+        last_ticket = r->ticket;
+        entries++;
+        bytes += WAL_ENTRY_HEADER_BYTES + r->payload_bytes;
+        if (r->sequence < seq_min) seq_min = r->sequence;
+        if (r->sequence > seq_max) seq_max = r->sequence;
+    }
+    uint64_t sync_us = 0;
+    bool wrote = false;
+    if (rc == 0) {
+        rc = wal_write_records(w, head, fault == WAL_TEST_FAULT_WRITE ? fault_errno : 0);
+        if (rc == 0) {
+            /* From here on the records are not touched: WRITTEN waiters may now return. */
+            w->segment_size += bytes;
+            if (w->segment_entries == 0 || seq_min < w->segment_seq_min)
+                w->segment_seq_min = seq_min;
+            if (w->segment_entries == 0 || seq_max > w->segment_seq_max)
+                w->segment_seq_max = seq_max;
+            w->segment_entries += entries;
+            wrote = true;
+            pthread_mutex_lock(&w->mu);
+            w->written_ticket = last_ticket;
+            pthread_cond_broadcast(&w->written_cv);
+            pthread_mutex_unlock(&w->mu);
+            uint64_t t0 = wal_now_us();
+            rc = fault == WAL_TEST_FAULT_SYNC ? -fault_errno : wal_fdatasync(w->fd);
+            sync_us = wal_now_us() - t0;
+        }
+        if (rc != 0)
+            log_error("wal: segment %llu: %s failed: %s; the WAL refuses all further writes",
+                      (unsigned long long)w->segment_id,
+                      wrote ? "fdatasync" : "write", ingot_strerror(rc));
+    }
+
+    pthread_mutex_lock(&w->mu);
+    if (rc != 0) {
+        if (w->failed_cause == 0) w->failed_cause = rc;
+        w->stats.failed = true;
+    } else {
+        w->synced_ticket = last_ticket;
+        w->stats.batches++;
+        w->stats.entries += entries;
+        w->stats.bytes += bytes;
+        w->stats.fsync_count++;
+        w->stats.fsync_sum_us += sync_us;
+        int b = 0;
+        while (b < WAL_FSYNC_BUCKETS - 1 && sync_us > wal_fsync_bucket_us[b]) b++;
+        w->stats.fsync_buckets[b]++;
+    }
+    w->done_ticket = last_ticket;
+    pthread_cond_broadcast(&w->done_cv);
+    pthread_cond_broadcast(&w->written_cv);
+}
+
+static void *wal_writer_main(void *arg)
+{
+    wal *w = arg;
+    pthread_mutex_lock(&w->mu);
+    for (;;) {
+        while (!w->queue_head && w->rotate_requested == w->rotate_served && !w->closing)
+            pthread_cond_wait(&w->work_cv, &w->mu);
+        if (w->queue_head) {
+            wal_writer_batch(w);
+            if (w->failed_cause == 0 && w->segment_size > w->segment_bytes) {
+                pthread_mutex_unlock(&w->mu);
+                int rc = wal_writer_rotate(w);
+                pthread_mutex_lock(&w->mu);
+                if (rc != 0 && w->failed_cause == 0) {
+                    w->failed_cause = rc;
+                    w->stats.failed = true;
+                }
+            }
+            continue; /* drain the queue before serving rotations or closing */
+        }
+        if (w->rotate_requested != w->rotate_served) {
+            uint64_t target = w->rotate_requested;
+            if (w->failed_cause == 0) {
+                pthread_mutex_unlock(&w->mu);
+                int rc = wal_writer_rotate(w);
+                pthread_mutex_lock(&w->mu);
+                if (rc != 0 && w->failed_cause == 0) {
+                    w->failed_cause = rc;
+                    w->stats.failed = true;
+                }
+            }
+            w->rotate_served = target;
+            pthread_cond_broadcast(&w->done_cv);
+            continue;
+        }
+        if (w->closing) break;
+    }
+    pthread_mutex_unlock(&w->mu);
+    return NULL;
+}
+
+int wal_open(const char *dir, uint64_t segment_bytes, uint64_t first_segment_id, wal **out,
+             char *err, size_t errlen)
+{
+    int rc;
+    bool mu_init = false, cv_init = false;
+    *out = NULL;
+    wal *w = calloc(1, sizeof *w);
+    if (w) w->fd = -1;
+    if (!w || !(w->dir = strdup(dir))) {
+        snprintf(err, errlen, "wal: out of memory");
+        rc = INGOT_E_NOMEM;
+        goto fail;
+    }
+    w->segment_bytes = segment_bytes;
+    w->segment_id = first_segment_id;
+    w->segment_size = WAL_SEGMENT_HEADER_BYTES;
+    if ((rc = wal_mkdirs(dir)) != 0) {
+        snprintf(err, errlen, "%s: cannot create WAL directory: %s", dir, ingot_strerror(rc));
+        goto fail;
+    }
+    if ((rc = wal_segment_create(dir, first_segment_id, &w->fd, err, errlen)) != 0) goto fail;
+    pthread_mutex_init(&w->mu, NULL);
+    mu_init = true;
+    pthread_cond_init(&w->work_cv, NULL);
+    pthread_cond_init(&w->written_cv, NULL);
+    pthread_cond_init(&w->done_cv, NULL);
+    cv_init = true;
+    w->stats.segment_id = first_segment_id;
+    if ((rc = pthread_create(&w->thread, NULL, wal_writer_main, w)) != 0) {
+        rc = -rc;
+        snprintf(err, errlen, "wal: cannot start the writer thread: %s", ingot_strerror(rc));
+        goto fail;
+    }
+    log_info("wal: opened %s, segment %llu", dir, (unsigned long long)first_segment_id);
+    *out = w;
+    return 0;
+fail:
+    if (w) {
+        if (w->fd >= 0) close(w->fd);
+        if (cv_init) {
+            pthread_cond_destroy(&w->work_cv);
+            pthread_cond_destroy(&w->written_cv);
+            pthread_cond_destroy(&w->done_cv);
+        }
+        if (mu_init) pthread_mutex_destroy(&w->mu);
+        free(w->dir);
+        free(w);
+    }
+    return rc;
+}
+
+int wal_append(wal *w, uint64_t sequence, const struct iovec *iov, int iovcnt, enum wal_wait wait)
+{
+    if (iovcnt < 0 || (iovcnt > 0 && !iov)) return INGOT_E_INVALID;
+    uint64_t len = 0;
+    for (int i = 0; i < iovcnt; i++) {
+        if (iov[i].iov_len > WAL_MAX_ENTRY_BYTES - len) return INGOT_E_TOO_LARGE;
+        len += iov[i].iov_len;
+    }
+    if (len == 0) return INGOT_E_INVALID;
+    uint32_t crc = 0;
+    for (int i = 0; i < iovcnt; i++) crc = crc32c_update(crc, iov[i].iov_base, iov[i].iov_len);
+    wal_record r = {.iov = iov, .iovcnt = iovcnt, .payload_bytes = len, .sequence = sequence};
+    wal_put_u32(r.frame, (uint32_t)len);
+    wal_put_u32(r.frame + 4, crc);
+
+    int rc;
+    pthread_mutex_lock(&w->mu);
+    if (w->failed_cause != 0) {
+        rc = INGOT_E_WAL_FAILED;
+        goto out;
+    }
+    if (w->closing) {
+        rc = INGOT_E_CLOSED;
+        goto out;
+    }
+    r.ticket = ++w->last_ticket;
+    if (w->queue_tail)
+        w->queue_tail->next = &r;
+    else
+        w->queue_head = &r;
+    w->queue_tail = &r;
+    pthread_cond_signal(&w->work_cv);
+    if (wait == WAL_WAIT_WRITTEN) {
+        while (w->written_ticket < r.ticket && w->done_ticket < r.ticket)
+            pthread_cond_wait(&w->written_cv, &w->mu);
+        rc = w->written_ticket >= r.ticket ? 0 : INGOT_E_WAL_FAILED;
+    } else {
+        while (w->done_ticket < r.ticket) pthread_cond_wait(&w->done_cv, &w->mu);
+        rc = w->synced_ticket >= r.ticket ? 0 : INGOT_E_WAL_FAILED;
+    }
+out:
+    pthread_mutex_unlock(&w->mu);
+    return rc;
+}
+
+static int wal_append_thunk(void *self, uint64_t sequence, const struct iovec *iov, int iovcnt,
+                            enum wal_wait wait)
+{
+    return wal_append(self, sequence, iov, iovcnt, wait);
+}
+
+wal_appender wal_as_appender(wal *w)
+{
+    return (wal_appender){.self = w, .append = wal_append_thunk};
+}
+
+int wal_rotate(wal *w)
+{
+    int rc = 0;
+    pthread_mutex_lock(&w->mu);
+    if (w->failed_cause != 0) {
+        rc = INGOT_E_WAL_FAILED;
+    } else if (w->closing) {
+        rc = INGOT_E_CLOSED;
+    } else {
+        uint64_t mine = ++w->rotate_requested;
+        pthread_cond_signal(&w->work_cv);
+        while (w->rotate_served < mine) pthread_cond_wait(&w->done_cv, &w->mu);
+        if (w->failed_cause != 0) rc = INGOT_E_WAL_FAILED;
+    }
+    pthread_mutex_unlock(&w->mu);
+    return rc;
+}
+
+void wal_get_stats(wal *w, wal_stats *out)
+{
+    pthread_mutex_lock(&w->mu);
+    *out = w->stats;
+    pthread_mutex_unlock(&w->mu);
+}
+
+void wal_test_inject_fault(wal *w, enum wal_test_fault fault, int errno_value)
+{
+    pthread_mutex_lock(&w->mu);
+    w->fault = fault;
+    w->fault_errno = errno_value;
+    pthread_mutex_unlock(&w->mu);
+}
+
+void wal_close(wal *w)
+{
+    if (!w) return;
+    pthread_mutex_lock(&w->mu);
+    w->closing = true;
+    pthread_cond_signal(&w->work_cv);
+    pthread_mutex_unlock(&w->mu);
+    pthread_join(w->thread, NULL);
+    wal_log_segment_closed(w);
+    if (w->fd >= 0 && close(w->fd) != 0)
+        log_warn("wal: close of segment %llu: %s", (unsigned long long)w->segment_id,
+                 strerror(errno));
+    log_info("wal: closed %s%s", w->dir, w->failed_cause ? " (in failed state)" : "");
+    pthread_cond_destroy(&w->work_cv);
+    pthread_cond_destroy(&w->written_cv);
+    pthread_cond_destroy(&w->done_cv);
+    pthread_mutex_destroy(&w->mu);
+    free(w->dir);
+    free(w);
+}

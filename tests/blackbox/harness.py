@@ -1,0 +1,175 @@
+"""Black-box test harness: starts the real build/ingot on free loopback ports and talks HTTP to it.
+
+Only the Python standard library is used. A test is a function named test_* in a module of this
+folder; run.py discovers and runs them. Each test gets its own data directory and server.
+"""
+import gzip
+import http.client
+import json
+import os
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.parse
+
+BIN = os.environ.get("INGOT_BIN", os.path.join(os.path.dirname(__file__), "..", "..", "build", "ingot"))
+
+
+def free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Response:
+    def __init__(self, status, headers, body):
+        self.status = status
+        self.headers = headers
+        self.body = body
+
+    def json(self):
+        return json.loads(self.body)
+
+    def jsonl(self):
+        return [json.loads(l) for l in self.body.decode().splitlines() if l.strip()]
+
+    def __repr__(self):
+        return f"<{self.status} {self.body[:300]!r}>"
+
+
+class Ingot:
+    """One ingot process. Use as a context manager or call stop()."""
+
+    def __init__(self, data_dir=None, args=(), env=None, expect_start=True):
+        self.tmp = None
+        if data_dir is None:
+            self.tmp = tempfile.TemporaryDirectory(prefix="ingot-bb-")
+            data_dir = self.tmp.name
+        self.data_dir = data_dir
+        self.args = list(args)
+        self.env = env
+        self.proc = None
+        self.log_path = os.path.join(data_dir, "server.log")
+        if expect_start:
+            self.start()
+
+    def start(self, extra_args=()):
+        self.port = free_port()
+        cmd = [BIN, "serve", "--data-dir", self.data_dir, "--http-bind", f"127.0.0.1:{self.port}",
+               "--log-level", "debug"] + self.args + list(extra_args)
+        env = dict(os.environ)
+        if self.env:
+            env.update(self.env)
+        self.log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT, env=env)
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"ingot exited with {self.proc.returncode} at start:\n{self.log_text()}")
+            try:
+                if self.request("GET", "/health").status == 200:
+                    return self
+            except OSError:
+                pass
+            time.sleep(0.05)
+        raise RuntimeError("ingot did not become healthy:\n" + self.log_text())
+
+    def log_text(self):
+        try:
+            with open(self.log_path, "rb") as f:
+                return f.read().decode(errors="replace")[-6000:]
+        except OSError:
+            return ""
+
+    def request(self, method, path, body=None, headers=None, timeout=60):
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+        try:
+            conn.request(method, path, body=body, headers=headers or {})
+            r = conn.getresponse()
+            return Response(r.status, dict((k.lower(), v) for k, v in r.getheaders()), r.read())
+        finally:
+            conn.close()
+
+    def write(self, lp, db="db", api="v2", params="", headers=None, gzip_body=False):
+        body = lp.encode() if isinstance(lp, str) else lp
+        h = dict(headers or {})
+        if gzip_body:
+            body = gzip.compress(body)
+            h["Content-Encoding"] = "gzip"
+        if api == "v2":
+            path = f"/api/v2/write?bucket={urllib.parse.quote(db)}&org=o"
+        elif api == "v1":
+            path = f"/write?db={urllib.parse.quote(db)}"
+        else:
+            path = f"/api/v3/write_lp?db={urllib.parse.quote(db)}"
+        if params:
+            path += "&" + params
+        return self.request("POST", path, body=body, headers=h)
+
+    def query(self, table, db="db", fmt="jsonl", **params):
+        q = {"db": db, "table": table, "format": fmt}
+        q.update({k: str(v) for k, v in params.items()})
+        return self.request("GET", "/api/v1/query_table?" + urllib.parse.urlencode(q))
+
+    def rows(self, table, db="db", **params):
+        r = self.query(table, db=db, **params)
+        assert r.status == 200, r
+        return r.jsonl()
+
+    def metrics(self):
+        text = self.request("GET", "/metrics").body.decode()
+        out = {}
+        for line in text.splitlines():
+            if line and not line.startswith("#"):
+                k, v = line.rsplit(" ", 1)
+                out[k] = float(v)
+        return out
+
+    def stop(self, sig=signal.SIGTERM, timeout=60):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+                raise AssertionError("ingot did not stop within %ss:\n%s" % (timeout, self.log_text()))
+        code = self.proc.returncode if self.proc else None
+        if self.proc:
+            self.log.close()
+        self.proc = None
+        return code
+
+    def kill9(self):
+        self.proc.kill()
+        self.proc.wait()
+        self.log.close()
+        self.proc = None
+
+    def cleanup(self):
+        if self.proc:
+            self.kill9()
+        if self.tmp:
+            self.tmp.cleanup()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        try:
+            if self.proc:
+                code = self.stop()
+                assert code == 0, f"ingot exit status {code}:\n{self.log_text()}"
+        finally:
+            self.cleanup()
+
+
+def run_ingot(*args, env=None, timeout=30):
+    """Run the ingot binary to completion (not serve); returns (status, stdout, stderr)."""
+    e = dict(os.environ)
+    if env:
+        e.update(env)
+    p = subprocess.run([BIN] + list(args), capture_output=True, timeout=timeout, env=e)
+    return p.returncode, p.stdout.decode(errors="replace"), p.stderr.decode(errors="replace")

@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# The whole test suite (the test command of README.md, run by `make test` and .ci/run):
+#   1. the release build: unit tests, then black-box tests against build/ingot
+#   2. ASan+UBSan build: unit tests and black-box tests against build/asan/ingot
+#   3. TSan build: the unit tests (the WAL, buffer and schema ones are the concurrent ones)
+#   4. libFuzzer targets (clang): a short run of each over its committed seed corpus
+# Prints "N passed, N failed" per stage and a total as its last line. INGOT_TEST_STAGES picks
+# stages (default "release asan tsan fuzz"); FUZZ_SECONDS sets each fuzz run (default 20).
+set -u
+cd "$(dirname "$0")/.."
+STAGES=${INGOT_TEST_STAGES:-"release asan tsan fuzz"}
+FUZZ_SECONDS=${FUZZ_SECONDS:-20}
+JOBS=${JOBS:-2}
+total_pass=0
+total_fail=0
+
+tally() { # parse "N passed, N failed" lines from a log
+    local p f
+    p=$(grep -Eo '[0-9]+ passed, [0-9]+ failed' "$1" | awk '{s+=$1} END {print s+0}')
+    f=$(grep -Eo '[0-9]+ passed, [0-9]+ failed' "$1" | awk '{s+=$3} END {print s+0}')
+    total_pass=$((total_pass + p))
+    total_fail=$((total_fail + f))
+}
+
+run_units() { # $1 = build dir
+    local log=$1/unit.log
+    : >"$log"
+    for t in "$1"/tests/test_*; do
+        [ -x "$t" ] || continue
+        local one=$1/$(basename "$t").log
+        if ! "$t" >"$one" 2>&1; then
+            echo "FAILED: $t" >>"$one"
+            # a crash prints no closing line: count the binary as one failure
+            grep -q 'passed, [0-9]* failed' "$one" || echo "$(basename "$t"): 0 passed, 1 failed" >>"$one"
+        fi
+        cat "$one" >>"$log"
+    done
+    grep -E 'passed, [0-9]+ failed|FAIL|CHECK failed|ERROR: |runtime error' "$log"
+    tally "$log"
+}
+
+run_blackbox() { # $1 = ingot binary, $2 = log
+    INGOT_BIN=$1 python3 tests/blackbox/run.py >"$2" 2>&1
+    local rc=$?
+    grep -E '^(ok|FAIL) |passed, [0-9]+ failed' "$2"
+    [ $rc -ne 0 ] && sed -n '/Traceback/,/^ok \|^FAIL /p' "$2" | head -80
+    tally "$2"
+}
+
+for stage in $STAGES; do
+    echo "=== stage: $stage"
+    case $stage in
+    release)
+        make -j"$JOBS" all || { echo "release: 0 passed, 1 failed (build)"; total_fail=$((total_fail + 1)); continue; }
+        run_units build
+        run_blackbox build/ingot build/blackbox.log
+        ;;
+    asan)
+        export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+        make -j"$JOBS" BUILD=build/asan SAN=address,undefined all || { total_fail=$((total_fail + 1)); continue; }
+        run_units build/asan
+        run_blackbox build/asan/ingot build/asan/blackbox.log
+        unset ASAN_OPTIONS UBSAN_OPTIONS
+        ;;
+    tsan)
+        make -j"$JOBS" BUILD=build/tsan SAN=thread all || { total_fail=$((total_fail + 1)); continue; }
+        TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 run_units build/tsan
+        ;;
+    fuzz)
+        make -j"$JOBS" fuzz || { total_fail=$((total_fail + 1)); continue; }
+        for f in build/fuzz/fuzz_*; do
+            name=$(basename "$f" | sed 's/^fuzz_//')
+            corpus=fuzz/corpus/$name
+            work=$(mktemp -d)
+            [ -d "$corpus" ] && cp -r "$corpus"/. "$work"/ 2>/dev/null
+            if "$f" -max_total_time="$FUZZ_SECONDS" -print_final_stats=0 "$work" >build/fuzz/$name.log 2>&1; then
+                echo "fuzz_$name: 1 passed, 0 failed ($FUZZ_SECONDS s)"
+                total_pass=$((total_pass + 1))
+            else
+                echo "fuzz_$name: 0 passed, 1 failed"; tail -40 build/fuzz/$name.log
+                total_fail=$((total_fail + 1))
+            fi
+            rm -rf "$work"
+        done
+        ;;
+    *) echo "unknown stage $stage"; total_fail=$((total_fail + 1)) ;;
+    esac
+done
+echo "all: $total_pass passed, $total_fail failed"
+[ "$total_fail" -eq 0 ]
