@@ -33,6 +33,7 @@ FUZZ_SRC := $(sort $(wildcard fuzz/fuzz_*.c))
 FUZZ_BIN := $(FUZZ_SRC:fuzz/%.c=build/fuzz/%)
 
 .PHONY: all test fuzz bench clean
+.SECONDARY:
 all: $(BUILD)/ingot $(TEST_BIN)
 
 $(BUILD)/obj/%.o: %.c

@@ -65,13 +65,6 @@ static inline uint32_t buffer_hash_bytes(const void *data, size_t n)
     return (uint32_t)h;
 }
 
-/*
- * s without its line-protocol escapes into out (s.len bytes of room), by the rules lp.h gives for
- * s.escaped; a backslash before any other byte stays literal. Returns the length. (The buffer's
- * own copy of lp_str_unescape, so that the buffer links without the parser.)
- */
-size_t buffer_unescape(lp_str s, char *out);
-
 /* ---- storage ------------------------------------------------------------------------------ */
 
 typedef struct buffer_dict_entry {
@@ -106,20 +99,20 @@ typedef struct buffer_run {
 } buffer_run;
 
 typedef struct buffer_partition {
-    uint64_t id;      /* process-unique, immutable */
-    int64_t day;      /* days since the epoch (UTC), immutable */
-    char key[11];     /* "YYYY-MM-DD", immutable */
-    const schema_table *table; /* borrowed, immutable; outlives the tree */
-    _Atomic long refs;         /* atomic: the table's reference + one per query snapshot */
+    uint64_t id;                 /* process-unique, immutable */
+    int64_t day;                 /* days since the epoch (UTC), immutable */
+    char key[11];                /* "YYYY-MM-DD", immutable */
+    const schema_table *table;   /* borrowed, immutable; outlives the tree */
+    _Atomic long refs;           /* atomic: the table's reference + one per query snapshot */
     _Atomic size_t visible_rows; /* atomic mirror of row_count, stored after each append */
 
     pthread_mutex_t mu;
-    size_t row_count;      /* mu */
-    uint32_t column_count; /* mu: entries of columns[] */
-    buffer_column *columns; /* mu */
-    buffer_run *runs;       /* mu */
+    size_t row_count;          /* mu */
+    uint32_t column_count;     /* mu: entries of columns[] */
+    buffer_column *columns;    /* mu */
+    buffer_run *runs;          /* mu */
     size_t run_count, run_cap; /* mu */
-    size_t bytes;           /* mu: data bytes held (see partition_data_bytes) */
+    size_t bytes;              /* mu: data bytes held (see partition_data_bytes) */
 } buffer_partition;
 
 /* A new empty partition holding one reference. NULL on OOM. */
@@ -132,8 +125,7 @@ static inline int64_t buffer_day_of(int64_t time_ns)
 {
     const int64_t ns_per_day = 86400LL * 1000000000LL;
     int64_t d = time_ns / ns_per_day;
-    if (time_ns % ns_per_day < 0)
-        d--;
+    if (time_ns % ns_per_day < 0) d--;
     return d;
 }
 
@@ -161,7 +153,7 @@ typedef struct buffer_append_group {
 typedef struct buffer_append_scratch {
     uint32_t *tag_ids; /* batch->tag_count entries */
     size_t tag_cap;
-    char *unescape;    /* room to unescape one name or value */
+    char *unescape; /* room to unescape one name or value */
     size_t unescape_cap;
 } buffer_append_scratch;
 
@@ -189,8 +181,8 @@ typedef struct buffer_tree buffer_tree;
  * buffer_partition_unref (then frees the array); INGOT_E_NOMEM otherwise.
  */
 int buffer_tree_snapshot(buffer_tree *tree, const char *namespace_name, const char *table_name,
-                         const schema_table **table_out, buffer_partition ***parts,
-                         size_t *count, char *err, size_t errlen);
+                         const schema_table **table_out, buffer_partition ***parts, size_t *count,
+                         char *err, size_t errlen);
 
 /* ---- frozen copies and de-duplication ------------------------------------------------------ */
 
@@ -231,8 +223,10 @@ static inline bool buffer_bit(const uint8_t *bits, size_t i)
  * group order[group_end[i-1] .. group_end[i]) (group_end[-1] = 0), whose last element is the
  * latest write. buffer_dedup_pick() names the row giving a column's value in an output row: the
  * latest row of the group where the column is not null, or UINT32_MAX when none is.
- * Tag columns not in key are still part of the primary key when the caller passes every tag
- * column, which it must for correct de-duplication; the order of key decides the sort only.
+ * key must list every tag column present in f (type COLUMN_TAG), each once: together with time
+ * they are the primary key; their order decides the sort only, not which rows collapse.
+ * Sorting compares integers only (value ranks, then one ordinal per distinct tag tuple), so it
+ * costs O(rows log rows) whatever the number of tags. INGOT_E_NOMEM on failure (out empty).
  */
 typedef struct buffer_dedup {
     size_t row_count;    /* output rows */

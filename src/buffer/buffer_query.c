@@ -39,8 +39,7 @@ static int buffer_name_cmp(const schema_column *a, const schema_column *b)
 {
     uint32_t n = a->name_len < b->name_len ? a->name_len : b->name_len;
     int c = memcmp(a->name, b->name, n);
-    if (c)
-        return c;
+    if (c) return c;
     return a->name_len < b->name_len ? -1 : a->name_len > b->name_len;
 }
 
@@ -50,20 +49,17 @@ static int buffer_col_name_cmp(const void *x, const void *y, void *arg)
     return buffer_name_cmp(&t->columns[*(const uint32_t *)x], &t->columns[*(const uint32_t *)y]);
 }
 
-/* Columns of table below column_count whose type satisfies want_tag (tags or fields), by name. */
+/* Tag columns (tags) or field columns (!tags) of table below column_count, by name. */
 static int buffer_columns_by_name(const schema_table *table, uint32_t column_count, bool tags,
                                   uint32_t **out, size_t *count_out)
 {
     uint32_t *a = malloc((column_count ? column_count : 1) * sizeof *a);
-    if (!a)
-        return INGOT_E_NOMEM;
+    if (!a) return INGOT_E_NOMEM;
     size_t n = 0;
     for (uint32_t i = 1; i < column_count; i++) {
         uint8_t type = table->columns[i].type;
-        if (type == COLUMN_TIME)
-            continue;
-        if ((type == COLUMN_TAG) == tags)
-            a[n++] = i;
+        if (type == COLUMN_TIME) continue;
+        if ((type == COLUMN_TAG) == tags) a[n++] = i;
     }
     qsort_r(a, n, sizeof *a, buffer_col_name_cmp, (void *)table);
     *out = a;
@@ -77,14 +73,6 @@ int buffer_table_tags_by_name(const schema_table *table, uint32_t column_count, 
     return buffer_columns_by_name(table, column_count, true, out, count_out);
 }
 
-typedef struct buffer_sort_ctx {
-    const buffer_frozen *f;
-    const buffer_dict *dict; /* for sorting one dictionary */
-    const uint32_t *key;
-    size_t key_count;
-    uint32_t *const *rank;
-} buffer_sort_ctx;
-
 static int buffer_dict_id_cmp(const void *x, const void *y, void *arg)
 {
     const buffer_dict *d = arg;
@@ -92,43 +80,43 @@ static int buffer_dict_id_cmp(const void *x, const void *y, void *arg)
     const buffer_dict_entry *b = &d->entries[*(const uint32_t *)y];
     uint32_t n = a->len < b->len ? a->len : b->len;
     int c = memcmp(d->bytes + a->offset, d->bytes + b->offset, n);
-    if (c)
-        return c;
+    if (c) return c;
     return a->len < b->len ? -1 : a->len > b->len;
 }
 
-/* Key rank of row r in key column k: 0 for null, else 1 + the value's place in string order. */
-static inline uint32_t buffer_key_rank(const buffer_sort_ctx *c, size_t k, uint32_t r)
-{
-    const buffer_column *col = &c->f->columns[c->key[k]];
-    if (!buffer_bit(col->validity, r))
-        return 0;
-    return c->rank[k][((const uint32_t *)col->values)[r]];
-}
+/*
+ * Sorting works on integers only: each tag value becomes its rank in string order (0 = null),
+ * each distinct tuple of ranks (a series) is found once through a hash table, the series are
+ * sorted by their tuples, and each row's series ordinal then stands for all its tags.
+ */
+typedef struct buffer_series {
+    const uint32_t *tuples; /* key_count ranks per series */
+    size_t key_count;
+} buffer_series;
 
-/* Compare the primary keys of rows a and b (tags, then time). */
-static int buffer_key_cmp(const buffer_sort_ctx *c, uint32_t a, uint32_t b)
+static int buffer_series_cmp(const void *x, const void *y, void *arg)
 {
-    for (size_t k = 0; k < c->key_count; k++) {
-        uint32_t ra = buffer_key_rank(c, k, a), rb = buffer_key_rank(c, k, b);
-        if (ra != rb)
-            return ra < rb ? -1 : 1;
-    }
-    const int64_t *time = c->f->columns[0].values;
-    if (time[a] != time[b])
-        return time[a] < time[b] ? -1 : 1;
+    const buffer_series *s = arg;
+    const uint32_t *a = s->tuples + (size_t) * (const uint32_t *)x * s->key_count;
+    const uint32_t *b = s->tuples + (size_t) * (const uint32_t *)y * s->key_count;
+    for (size_t k = 0; k < s->key_count; k++)
+        if (a[k] != b[k]) return a[k] < b[k] ? -1 : 1;
     return 0;
 }
 
+typedef struct buffer_row_ctx {
+    const uint32_t *series; /* per row: series ordinal in key order */
+    const int64_t *time;
+    const uint64_t *seq;
+} buffer_row_ctx;
+
 static int buffer_row_cmp(const void *x, const void *y, void *arg)
 {
-    const buffer_sort_ctx *c = arg;
+    const buffer_row_ctx *c = arg;
     uint32_t a = *(const uint32_t *)x, b = *(const uint32_t *)y;
-    int k = buffer_key_cmp(c, a, b);
-    if (k)
-        return k;
-    if (c->f->seq[a] != c->f->seq[b])
-        return c->f->seq[a] < c->f->seq[b] ? -1 : 1;
+    if (c->series[a] != c->series[b]) return c->series[a] < c->series[b] ? -1 : 1;
+    if (c->time[a] != c->time[b]) return c->time[a] < c->time[b] ? -1 : 1;
+    if (c->seq[a] != c->seq[b]) return c->seq[a] < c->seq[b] ? -1 : 1;
     return a < b ? -1 : a > b;
 }
 
@@ -143,24 +131,102 @@ void buffer_dedup_free(buffer_dedup *d)
     memset(d, 0, sizeof *d);
 }
 
+/* Per row of f, the ordinal of its series (tuple of key ranks) in key order, into series. */
+static int buffer_series_ordinals(const buffer_frozen *f, const uint32_t *key, size_t key_count,
+                                  uint32_t *const *rank, uint32_t *series)
+{
+    size_t n = f->row_count, count = 0, cap = 64, slot_cap = 128;
+    uint32_t *tuples = malloc(cap * key_count * sizeof *tuples);
+    uint32_t *slots = calloc(slot_cap, sizeof *slots); /* series + 1 */
+    uint32_t *hashes = malloc(cap * sizeof *hashes);
+    uint32_t *sorted = NULL, *ordinal = NULL;
+    uint32_t tuple[SCHEMA_MAX_COLUMNS];
+    int rc = INGOT_E_NOMEM;
+    if (!tuples || !slots || !hashes) goto done;
+    for (size_t r = 0; r < n; r++) {
+        for (size_t k = 0; k < key_count; k++) {
+            const buffer_column *c = &f->columns[key[k]];
+            tuple[k] = buffer_bit(c->validity, r) ? rank[k][((const uint32_t *)c->values)[r]] : 0;
+        }
+        uint32_t h = buffer_hash_bytes(tuple, key_count * sizeof *tuple);
+        size_t j = h & (slot_cap - 1);
+        for (; slots[j]; j = (j + 1) & (slot_cap - 1)) {
+            uint32_t s = slots[j] - 1;
+            if (hashes[s] == h &&
+                memcmp(tuples + (size_t)s * key_count, tuple, key_count * sizeof *tuple) == 0)
+                break;
+        }
+        if (slots[j]) {
+            series[r] = slots[j] - 1;
+            continue;
+        }
+        if (count == cap) {
+            cap *= 2;
+            uint32_t *t = realloc(tuples, cap * key_count * sizeof *t);
+            if (!t) goto done;
+            tuples = t;
+            uint32_t *hs = realloc(hashes, cap * sizeof *hs);
+            if (!hs) goto done;
+            hashes = hs;
+        }
+        memcpy(tuples + count * key_count, tuple, key_count * sizeof *tuple);
+        hashes[count] = h;
+        slots[j] = (uint32_t)count + 1;
+        series[r] = (uint32_t)count++;
+        if (count * 2 > slot_cap) {
+            size_t sc = slot_cap * 2;
+            uint32_t *ns = calloc(sc, sizeof *ns);
+            if (!ns) goto done;
+            for (size_t s = 0; s < count; s++) {
+                size_t i = hashes[s] & (sc - 1);
+                while (ns[i])
+                    i = (i + 1) & (sc - 1);
+                ns[i] = (uint32_t)s + 1;
+            }
+            free(slots);
+            slots = ns;
+            slot_cap = sc;
+        }
+    }
+    sorted = malloc((count ? count : 1) * sizeof *sorted);
+    ordinal = malloc((count ? count : 1) * sizeof *ordinal);
+    if (!sorted || !ordinal) goto done;
+    for (size_t s = 0; s < count; s++)
+        sorted[s] = (uint32_t)s;
+    buffer_series ctx = {.tuples = tuples, .key_count = key_count};
+    qsort_r(sorted, count, sizeof *sorted, buffer_series_cmp, &ctx);
+    for (size_t i = 0; i < count; i++)
+        ordinal[sorted[i]] = (uint32_t)i;
+    for (size_t r = 0; r < n; r++)
+        series[r] = ordinal[series[r]];
+    rc = 0;
+done:
+    free(tuples);
+    free(slots);
+    free(hashes);
+    free(sorted);
+    free(ordinal);
+    return rc;
+}
+
 int buffer_dedup_run(const buffer_frozen *f, const uint32_t *key, size_t key_count,
                      buffer_dedup *out)
 {
     size_t n = f->row_count;
-    uint32_t *ids = NULL;
+    uint32_t *ids = NULL, *series = NULL;
     memset(out, 0, sizeof *out);
+    if (key_count > SCHEMA_MAX_COLUMNS) return INGOT_E_INVALID;
     out->key_count = key_count;
     out->rank = calloc(key_count ? key_count : 1, sizeof *out->rank);
     out->order = malloc((n ? n : 1) * sizeof *out->order);
     out->group_end = malloc((n ? n : 1) * sizeof *out->group_end);
-    if (!out->rank || !out->order || !out->group_end)
-        goto fail;
+    series = calloc(n ? n : 1, sizeof *series);
+    if (!out->rank || !out->order || !out->group_end || !series) goto fail;
     for (size_t k = 0; k < key_count; k++) {
         const buffer_dict *d = &f->columns[key[k]].dict;
         out->rank[k] = malloc((d->count ? d->count : 1) * sizeof(uint32_t));
         ids = malloc((d->count ? d->count : 1) * sizeof *ids);
-        if (!out->rank[k] || !ids)
-            goto fail;
+        if (!out->rank[k] || !ids) goto fail;
         for (uint32_t i = 0; i < d->count; i++)
             ids[i] = i;
         qsort_r(ids, d->count, sizeof *ids, buffer_dict_id_cmp, (void *)d);
@@ -169,21 +235,28 @@ int buffer_dedup_run(const buffer_frozen *f, const uint32_t *key, size_t key_cou
         free(ids);
         ids = NULL;
     }
+    if (n == 0) {
+        free(series);
+        return 0;
+    }
+    if (key_count && buffer_series_ordinals(f, key, key_count, out->rank, series)) goto fail;
     for (size_t r = 0; r < n; r++)
         out->order[r] = (uint32_t)r;
-    buffer_sort_ctx c = {.f = f, .key = key, .key_count = key_count, .rank = out->rank};
-    if (n == 0)
-        return 0;
+    buffer_row_ctx c = {.series = series, .time = f->columns[0].values, .seq = f->seq};
     qsort_r(out->order, n, sizeof *out->order, buffer_row_cmp, &c);
     size_t groups = 0;
-    for (size_t i = 1; i < n; i++)
-        if (buffer_key_cmp(&c, out->order[i - 1], out->order[i]) != 0)
+    for (size_t i = 1; i < n; i++) {
+        uint32_t a = out->order[i - 1], b = out->order[i];
+        if (series[a] != series[b] || c.time[a] != c.time[b])
             out->group_end[groups++] = (uint32_t)i;
+    }
     out->group_end[groups++] = (uint32_t)n;
     out->row_count = groups;
+    free(series);
     return 0;
 fail:
     free(ids);
+    free(series);
     buffer_dedup_free(out);
     return INGOT_E_NOMEM;
 }
@@ -194,12 +267,10 @@ uint32_t buffer_dedup_pick(const buffer_frozen *f, const buffer_dedup *d, uint32
     size_t start = out_row ? d->group_end[out_row - 1] : 0;
     size_t end = d->group_end[out_row];
     const buffer_column *c = &f->columns[column];
-    if (column == 0)
-        return d->order[end - 1];
+    if (column == 0) return d->order[end - 1];
     for (size_t j = end; j > start; j--) {
         uint32_t r = d->order[j - 1];
-        if (buffer_bit(c->validity, r))
-            return r;
+        if (buffer_bit(c->validity, r)) return r;
     }
     return UINT32_MAX;
 }
@@ -217,8 +288,7 @@ static int buffer_null_column(query_column *out, size_t n)
     size_t vb = (n + 7) / 8 + 1;
     if (out->type != COLUMN_TIME) {
         out->validity = calloc(1, vb);
-        if (!out->validity)
-            return INGOT_E_NOMEM;
+        if (!out->validity) return INGOT_E_NOMEM;
     }
     switch (out->type) {
     case COLUMN_BOOL:
@@ -249,19 +319,15 @@ static int buffer_tag_column(query_column *out, const buffer_frozen *f, const bu
     size_t n = d->row_count;
     uint32_t *by_rank = calloc((size_t)dict->count + 1, sizeof *by_rank); /* rank -> new id + 1 */
     int rc = INGOT_E_NOMEM;
-    if (!by_rank)
-        return rc;
+    if (!by_rank) return rc;
     out->data.tag.ids = calloc(n ? n : 1, sizeof(int32_t));
-    if (!out->data.tag.ids)
-        goto done;
+    if (!out->data.tag.ids) goto done;
     for (size_t i = 0; i < n; i++)
-        if (pick[i] != UINT32_MAX)
-            by_rank[d->rank[k][((const uint32_t *)c->values)[pick[i]]]] = 1;
+        if (pick[i] != UINT32_MAX) by_rank[d->rank[k][((const uint32_t *)c->values)[pick[i]]]] = 1;
     uint32_t used = 0;
     size_t bytes = 0;
     uint32_t *rank_id = malloc(((size_t)dict->count + 1) * sizeof *rank_id); /* rank -> dict id */
-    if (!rank_id)
-        goto done;
+    if (!rank_id) goto done;
     for (uint32_t id = 0; id < dict->count; id++)
         rank_id[d->rank[k][id]] = id;
     for (uint32_t r = 1; r <= dict->count; r++)
@@ -284,8 +350,7 @@ static int buffer_tag_column(query_column *out, const buffer_frozen *f, const bu
     out->data.tag.dict_offsets[0] = 0;
     size_t at = 0;
     for (uint32_t r = 1; r <= dict->count; r++) {
-        if (!by_rank[r])
-            continue;
+        if (!by_rank[r]) continue;
         const buffer_dict_entry *e = &dict->entries[rank_id[r]];
         memcpy(out->data.tag.dict_bytes + at, dict->bytes + e->offset, e->len);
         at += e->len;
@@ -304,8 +369,7 @@ done:
 
 /* Column col of the table as out (name and type set), rows from d over f. */
 static int buffer_build_column(query_column *out, const buffer_frozen *f, const buffer_dedup *d,
-                               uint32_t col, const uint32_t *key, size_t key_count,
-                               uint32_t *pick)
+                               uint32_t col, const uint32_t *key, size_t key_count, uint32_t *pick)
 {
     size_t n = d->row_count;
     if (col >= f->column_count || f->columns[col].type == 0 || n == 0)
@@ -318,25 +382,21 @@ static int buffer_build_column(query_column *out, const buffer_frozen *f, const 
     }
     if (nulls && out->type != COLUMN_TIME) {
         out->validity = calloc(1, (n + 7) / 8 + 1);
-        if (!out->validity)
-            return INGOT_E_NOMEM;
+        if (!out->validity) return INGOT_E_NOMEM;
         for (size_t i = 0; i < n; i++)
-            if (pick[i] != UINT32_MAX)
-                buffer_set_bit(out->validity, i);
+            if (pick[i] != UINT32_MAX) buffer_set_bit(out->validity, i);
     }
     switch (out->type) {
     case COLUMN_TAG: {
         size_t k = 0;
         while (k < key_count && key[k] != col)
             k++;
-        if (k == key_count)
-            return INGOT_E_INVALID; /* every present tag column is a key column */
+        if (k == key_count) return INGOT_E_INVALID; /* every present tag column is a key column */
         return buffer_tag_column(out, f, d, col, k, pick);
     }
     case COLUMN_BOOL:
         out->data.bits = calloc(1, (n + 7) / 8 + 1);
-        if (!out->data.bits)
-            return INGOT_E_NOMEM;
+        if (!out->data.bits) return INGOT_E_NOMEM;
         for (size_t i = 0; i < n; i++)
             if (pick[i] != UINT32_MAX && buffer_bit(c->values, pick[i]))
                 buffer_set_bit(out->data.bits, i);
@@ -345,14 +405,11 @@ static int buffer_build_column(query_column *out, const buffer_frozen *f, const 
         const uint32_t *so = c->values;
         size_t bytes = 0;
         for (size_t i = 0; i < n; i++)
-            if (pick[i] != UINT32_MAX)
-                bytes += so[pick[i] + 1] - so[pick[i]];
-        if (bytes > INT32_MAX)
-            return INGOT_E_TOO_LARGE;
+            if (pick[i] != UINT32_MAX) bytes += so[pick[i] + 1] - so[pick[i]];
+        if (bytes > INT32_MAX) return INGOT_E_TOO_LARGE;
         out->data.str.offsets = malloc((n + 1) * sizeof(int32_t));
         out->data.str.bytes = malloc(bytes ? bytes : 1);
-        if (!out->data.str.offsets || !out->data.str.bytes)
-            return INGOT_E_NOMEM;
+        if (!out->data.str.offsets || !out->data.str.bytes) return INGOT_E_NOMEM;
         size_t at = 0;
         out->data.str.offsets[0] = 0;
         for (size_t i = 0; i < n; i++) {
@@ -367,13 +424,11 @@ static int buffer_build_column(query_column *out, const buffer_frozen *f, const 
     }
     default: { /* i64, u64, f64, time: 8-byte values */
         uint64_t *v = calloc(n, 8);
-        if (!v)
-            return INGOT_E_NOMEM;
+        if (!v) return INGOT_E_NOMEM;
         out->data.u64 = v;
         const uint64_t *sv = c->values;
         for (size_t i = 0; i < n; i++)
-            if (pick[i] != UINT32_MAX)
-                v[i] = sv[pick[i]];
+            if (pick[i] != UINT32_MAX) v[i] = sv[pick[i]];
         return 0;
     }
     }
@@ -404,36 +459,28 @@ static int buffer_stream_next(query_stream *s, query_batch **out)
     int rc;
 
     *out = NULL;
-    if (st->next >= st->part_count)
-        return 0;
+    if (st->next >= st->part_count) return 0;
     buffer_partition *p = st->parts[st->next];
-    rc = buffer_partition_freeze(p, st->want, st->want_count, st->min_time_ns, st->max_time_ns,
-                                 &f);
-    if (rc)
-        return rc;
+    rc = buffer_partition_freeze(p, st->want, st->want_count, st->min_time_ns, st->max_time_ns, &f);
+    if (rc) return rc;
     /* the key: every tag column this copy has, in name order */
     rc = buffer_table_tags_by_name(st->table, f.column_count, &key, &key_count);
-    if (rc)
-        goto fail;
+    if (rc) goto fail;
     size_t kept = 0;
     for (size_t k = 0; k < key_count; k++)
-        if (f.columns[key[k]].type == COLUMN_TAG)
-            key[kept++] = key[k];
+        if (f.columns[key[k]].type == COLUMN_TAG) key[kept++] = key[k];
     key_count = kept;
     rc = buffer_dedup_run(&f, key, key_count, &d);
-    if (rc)
-        goto fail;
+    if (rc) goto fail;
     rc = INGOT_E_NOMEM;
     pick = malloc((d.row_count ? d.row_count : 1) * sizeof *pick);
     batch = calloc(1, sizeof *batch);
-    if (!pick || !batch)
-        goto fail;
+    if (!pick || !batch) goto fail;
     memcpy(batch->partition_key, p->key, sizeof batch->partition_key);
     batch->partition_id = p->id;
     batch->row_count = d.row_count;
     batch->columns = calloc(st->proj_count ? st->proj_count : 1, sizeof *batch->columns);
-    if (!batch->columns)
-        goto fail;
+    if (!batch->columns) goto fail;
     batch->column_count = st->proj_count;
     for (size_t i = 0; i < st->proj_count; i++) {
         uint32_t col = st->proj[i];
@@ -445,8 +492,7 @@ static int buffer_stream_next(query_stream *s, query_batch **out)
             goto fail;
         }
         rc = buffer_build_column(qc, &f, &d, col, key, key_count, pick);
-        if (rc)
-            goto fail;
+        if (rc) goto fail;
     }
     st->next++;
     buffer_partition_unref(p);
@@ -469,8 +515,7 @@ fail:
 static void buffer_stream_close(query_stream *s)
 {
     buffer_stream *st = (buffer_stream *)s;
-    if (!st)
-        return;
+    if (!st) return;
     for (size_t i = 0; i < st->part_count; i++)
         buffer_partition_unref(st->parts[i]);
     free(st->parts);
@@ -494,11 +539,9 @@ static int buffer_query(void *self, const query_request *req, query_stream **out
     int rc;
 
     *out = NULL;
-    if (!req || !req->namespace_name || !req->table_name)
-        return INGOT_E_INVALID;
+    if (!req || !req->namespace_name || !req->table_name) return INGOT_E_INVALID;
     st = calloc(1, sizeof *st);
-    if (!st)
-        return INGOT_E_NOMEM;
+    if (!st) return INGOT_E_NOMEM;
     st->base.ops = &buffer_stream_ops;
     st->min_time_ns = req->min_time_ns;
     st->max_time_ns = req->max_time_ns;
@@ -510,32 +553,26 @@ static int buffer_query(void *self, const query_request *req, query_stream **out
     }
     rc = INGOT_E_NOMEM;
     const schema_table *t = st->table;
-    uint32_t ncols = atomic_load_explicit(&((schema_table *)t)->column_count,
-                                          memory_order_acquire);
+    uint32_t ncols = atomic_load_explicit(&((schema_table *)t)->column_count, memory_order_acquire);
     st->want_count = ncols;
     st->want = calloc(ncols ? ncols : 1, sizeof *st->want);
-    if (!st->want)
-        goto fail;
+    if (!st->want) goto fail;
     if (!req->columns || req->column_count == 0) {
         if (buffer_columns_by_name(t, ncols, true, &tags, &tag_count) ||
             buffer_columns_by_name(t, ncols, false, &fields, &field_count))
             goto fail;
         st->proj = malloc((tag_count + field_count + 1) * sizeof *st->proj);
-        if (!st->proj)
-            goto fail;
+        if (!st->proj) goto fail;
         memcpy(st->proj, tags, tag_count * sizeof *tags);
         memcpy(st->proj + tag_count, fields, field_count * sizeof *fields);
         st->proj_count = tag_count + field_count;
-        if (ncols > 0)
-            st->proj[st->proj_count++] = 0;
+        if (ncols > 0) st->proj[st->proj_count++] = 0;
     } else {
         st->proj = malloc(req->column_count * sizeof *st->proj);
-        if (!st->proj)
-            goto fail;
+        if (!st->proj) goto fail;
         for (size_t i = 0; i < req->column_count; i++) {
             const char *name = req->columns[i];
-            if (!name)
-                continue;
+            if (!name) continue;
             for (uint32_t c = 0; c < ncols; c++) {
                 if (strcmp(t->columns[c].name, name) == 0) {
                     st->proj[st->proj_count++] = c;

@@ -47,7 +47,7 @@ typedef struct buffer_table {
     uint32_t ptr_hash;          /* immutable */
     uint32_t name_hash;         /* immutable */
     pthread_rwlock_t lock;
-    buffer_partition **parts; /* lock: sorted by day; each holds one reference */
+    buffer_partition **parts;    /* lock: sorted by day; each holds one reference */
     size_t part_count, part_cap; /* lock */
 } buffer_table;
 
@@ -56,15 +56,15 @@ typedef struct buffer_namespace {
     size_t len;
     uint32_t hash;
     pthread_rwlock_t lock;
-    buffer_table **tables;  /* lock */
+    buffer_table **tables;         /* lock */
     size_t table_count, table_cap; /* lock */
-    buffer_index by_schema; /* lock */
-    buffer_index by_name;   /* lock */
+    buffer_index by_schema;        /* lock */
+    buffer_index by_name;          /* lock */
 } buffer_namespace;
 
 struct buffer_tree {
     pthread_rwlock_t lock;
-    buffer_namespace **nss; /* lock */
+    buffer_namespace **nss;  /* lock */
     size_t ns_count, ns_cap; /* lock */
     buffer_index by_name;    /* lock */
     _Atomic size_t bytes;    /* atomic */
@@ -80,17 +80,14 @@ static uint32_t buffer_ptr_hash(const void *p)
 /* Room for count entries (at 3/4 load). */
 static int buffer_index_reserve(buffer_index *ix, size_t count)
 {
-    if (count * 4 <= (size_t)ix->cap * 3)
-        return 0;
+    if (count * 4 <= (size_t)ix->cap * 3) return 0;
     uint32_t cap = ix->cap ? ix->cap * 2 : 16;
     while (count * 4 > (size_t)cap * 3)
         cap *= 2;
     buffer_slot *s = calloc(cap, sizeof *s);
-    if (!s)
-        return INGOT_E_NOMEM;
+    if (!s) return INGOT_E_NOMEM;
     for (uint32_t i = 0; i < ix->cap; i++) {
-        if (!ix->slots[i].idx1)
-            continue;
+        if (!ix->slots[i].idx1) continue;
         uint32_t j = ix->slots[i].hash & (cap - 1);
         while (s[j].idx1)
             j = (j + 1) & (cap - 1);
@@ -118,15 +115,12 @@ static void buffer_index_put(buffer_index *ix, uint32_t hash, uint32_t idx)
 static buffer_namespace *buffer_ns_lookup(buffer_tree *tree, const char *name, size_t len,
                                           uint32_t h)
 {
-    if (!tree->by_name.cap)
-        return NULL;
+    if (!tree->by_name.cap) return NULL;
     uint32_t mask = tree->by_name.cap - 1;
     for (uint32_t i = h & mask; tree->by_name.slots[i].idx1; i = (i + 1) & mask) {
-        if (tree->by_name.slots[i].hash != h)
-            continue;
+        if (tree->by_name.slots[i].hash != h) continue;
         buffer_namespace *ns = tree->nss[tree->by_name.slots[i].idx1 - 1];
-        if (ns->len == len && memcmp(ns->name, name, len) == 0)
-            return ns;
+        if (ns->len == len && memcmp(ns->name, name, len) == 0) return ns;
     }
     return NULL;
 }
@@ -164,19 +158,16 @@ static int buffer_ns_get(buffer_tree *tree, const char *name, size_t len, buffer
     }
     pthread_rwlock_wrlock(&tree->lock);
     ns = buffer_ns_lookup(tree, name, len, h);
-    if (ns)
-        goto done;
+    if (ns) goto done;
     if (tree->ns_count == tree->ns_cap) {
         size_t cap = tree->ns_cap ? tree->ns_cap * 2 : 8;
         buffer_namespace **a = realloc(tree->nss, cap * sizeof *a);
-        if (!a)
-            goto fail;
+        if (!a) goto fail;
         tree->nss = a;
         tree->ns_cap = cap;
     }
     ns = calloc(1, sizeof *ns);
-    if (!ns)
-        goto fail;
+    if (!ns) goto fail;
     ns->name = malloc(len + 1);
     if (!ns->name || pthread_rwlock_init(&ns->lock, NULL) != 0) {
         free(ns->name);
@@ -208,13 +199,11 @@ fail:
 static buffer_table *buffer_table_by_schema(buffer_namespace *ns, const schema_table *st,
                                             uint32_t h)
 {
-    if (!ns->by_schema.cap)
-        return NULL;
+    if (!ns->by_schema.cap) return NULL;
     uint32_t mask = ns->by_schema.cap - 1;
     for (uint32_t i = h & mask; ns->by_schema.slots[i].idx1; i = (i + 1) & mask) {
         buffer_table *t = ns->tables[ns->by_schema.slots[i].idx1 - 1];
-        if (t->schema == st)
-            return t;
+        if (t->schema == st) return t;
     }
     return NULL;
 }
@@ -222,16 +211,13 @@ static buffer_table *buffer_table_by_schema(buffer_namespace *ns, const schema_t
 /* Under ns->lock. */
 static buffer_table *buffer_table_by_name(buffer_namespace *ns, const char *name, size_t len)
 {
-    if (!ns->by_name.cap)
-        return NULL;
+    if (!ns->by_name.cap) return NULL;
     uint32_t h = buffer_hash_bytes(name, len);
     uint32_t mask = ns->by_name.cap - 1;
     for (uint32_t i = h & mask; ns->by_name.slots[i].idx1; i = (i + 1) & mask) {
-        if (ns->by_name.slots[i].hash != h)
-            continue;
+        if (ns->by_name.slots[i].hash != h) continue;
         buffer_table *t = ns->tables[ns->by_name.slots[i].idx1 - 1];
-        if (t->schema->name_len == len && memcmp(t->schema->name, name, len) == 0)
-            return t;
+        if (t->schema->name_len == len && memcmp(t->schema->name, name, len) == 0) return t;
     }
     return NULL;
 }
@@ -248,19 +234,16 @@ static int buffer_table_get(buffer_namespace *ns, const schema_table *st, buffer
     }
     pthread_rwlock_wrlock(&ns->lock);
     t = buffer_table_by_schema(ns, st, h);
-    if (t)
-        goto done;
+    if (t) goto done;
     if (ns->table_count == ns->table_cap) {
         size_t cap = ns->table_cap ? ns->table_cap * 2 : 8;
         buffer_table **a = realloc(ns->tables, cap * sizeof *a);
-        if (!a)
-            goto fail;
+        if (!a) goto fail;
         ns->tables = a;
         ns->table_cap = cap;
     }
     t = calloc(1, sizeof *t);
-    if (!t)
-        goto fail;
+    if (!t) goto fail;
     if (pthread_rwlock_init(&t->lock, NULL) != 0) {
         free(t);
         goto fail;
@@ -321,14 +304,12 @@ static int buffer_part_get(buffer_table *t, int64_t day, buffer_partition **out)
     if (t->part_count == t->part_cap) {
         size_t cap = t->part_cap ? t->part_cap * 2 : 8;
         buffer_partition **a = realloc(t->parts, cap * sizeof *a);
-        if (!a)
-            goto fail;
+        if (!a) goto fail;
         t->parts = a;
         t->part_cap = cap;
     }
     p = buffer_partition_new(t->schema, day);
-    if (!p)
-        goto fail;
+    if (!p) goto fail;
     memmove(t->parts + i + 1, t->parts + i, (t->part_count - i) * sizeof *t->parts);
     t->parts[i] = p;
     t->part_count++;
@@ -346,8 +327,7 @@ fail:
 buffer_tree *buffer_tree_new(void)
 {
     buffer_tree *tree = calloc(1, sizeof *tree);
-    if (!tree)
-        return NULL;
+    if (!tree) return NULL;
     if (pthread_rwlock_init(&tree->lock, NULL) != 0) {
         free(tree);
         return NULL;
@@ -359,8 +339,7 @@ buffer_tree *buffer_tree_new(void)
 
 void buffer_tree_free(buffer_tree *tree)
 {
-    if (!tree)
-        return;
+    if (!tree) return;
     for (size_t i = 0; i < tree->ns_count; i++)
         buffer_ns_free(tree->nss[i]);
     free(tree->nss);
@@ -385,8 +364,8 @@ void buffer_partition_key(int64_t time_ns, char out[11])
 }
 
 int buffer_tree_snapshot(buffer_tree *tree, const char *namespace_name, const char *table_name,
-                         const schema_table **table_out, buffer_partition ***parts,
-                         size_t *count, char *err, size_t errlen)
+                         const schema_table **table_out, buffer_partition ***parts, size_t *count,
+                         char *err, size_t errlen)
 {
     size_t nlen = strlen(namespace_name);
     uint32_t h = buffer_hash_bytes(namespace_name, nlen);
@@ -394,8 +373,7 @@ int buffer_tree_snapshot(buffer_tree *tree, const char *namespace_name, const ch
     buffer_namespace *ns = buffer_ns_lookup(tree, namespace_name, nlen, h);
     pthread_rwlock_unlock(&tree->lock);
     if (!ns) {
-        if (err && errlen)
-            snprintf(err, errlen, "namespace \"%s\" not found", namespace_name);
+        if (err && errlen) snprintf(err, errlen, "namespace \"%s\" not found", namespace_name);
         return INGOT_E_NOT_FOUND;
     }
     pthread_rwlock_rdlock(&ns->lock);
@@ -442,8 +420,7 @@ static int buffer_group_of(buffer_apply *a, buffer_partition *p, uint32_t *out)
     if ((a->group_count + 1) * 2 > a->map_cap) {
         size_t cap = a->map_cap ? a->map_cap * 2 : 16;
         uint32_t *m = calloc(cap, sizeof *m);
-        if (!m)
-            return INGOT_E_NOMEM;
+        if (!m) return INGOT_E_NOMEM;
         for (size_t g = 0; g < a->group_count; g++) {
             size_t j = buffer_ptr_hash(a->groups[g].p) & (cap - 1);
             while (m[j])
@@ -465,8 +442,7 @@ static int buffer_group_of(buffer_apply *a, buffer_partition *p, uint32_t *out)
     if (a->group_count == a->group_cap) {
         size_t cap = a->group_cap ? a->group_cap * 2 : 4;
         buffer_append_group *g = realloc(a->groups, cap * sizeof *g);
-        if (!g)
-            return INGOT_E_NOMEM;
+        if (!g) return INGOT_E_NOMEM;
         a->groups = g;
         a->group_cap = cap;
     }
@@ -501,13 +477,10 @@ static int buffer_tree_apply(void *self, dml_op *op)
     size_t locked = 0;
     int rc;
 
-    if (!b || b->line_count == 0)
-        return 0;
-    if (!op->tables || !op->namespace_name || b->line_count > UINT32_MAX)
-        return INGOT_E_INVALID;
+    if (!b || b->line_count == 0) return 0;
+    if (!op->tables || !op->namespace_name || b->line_count > UINT32_MAX) return INGOT_E_INVALID;
     rc = buffer_ns_get(tree, op->namespace_name, op->namespace_len, &ns);
-    if (rc)
-        return rc;
+    if (rc) return rc;
 
     rc = INGOT_E_NOMEM;
     cache = malloc((op->tables->count ? op->tables->count : 1) * sizeof *cache);
@@ -517,8 +490,7 @@ static int buffer_tree_apply(void *self, dml_op *op)
         scratch.tag_ids = malloc(b->tag_count * sizeof *scratch.tag_ids);
         scratch.tag_cap = b->tag_count;
     }
-    if (!cache || !line_group || !packed || (b->tag_count && !scratch.tag_ids))
-        goto fail;
+    if (!cache || !line_group || !packed || (b->tag_count && !scratch.tag_ids)) goto fail;
     for (size_t i = 0; i < op->tables->count; i++) {
         cache[i].table = NULL;
         cache[i].group = UINT32_MAX;
@@ -537,16 +509,13 @@ static int buffer_tree_apply(void *self, dml_op *op)
         if (c->group == UINT32_MAX || c->day != day) {
             if (!c->table) {
                 rc = buffer_table_get(ns, op->tables->tables[slot], &c->table);
-                if (rc)
-                    goto fail;
+                if (rc) goto fail;
             }
             buffer_partition *p;
             rc = buffer_part_get(c->table, day, &p);
-            if (rc)
-                goto fail;
+            if (rc) goto fail;
             rc = buffer_group_of(&a, p, &c->group);
-            if (rc)
-                goto fail;
+            if (rc) goto fail;
             c->day = day;
         }
         line_group[i] = c->group;
@@ -562,16 +531,14 @@ static int buffer_tree_apply(void *self, dml_op *op)
         buffer_append_group *g = &a.groups[line_group[i]];
         g->lines[g->line_count++] = (uint32_t)i;
     }
-    if (a.group_count > 1)
-        qsort(a.groups, a.group_count, sizeof *a.groups, buffer_group_cmp);
+    if (a.group_count > 1) qsort(a.groups, a.group_count, sizeof *a.groups, buffer_group_cmp);
 
     /* lock in partition id order, reserve everything, then append */
     for (; locked < a.group_count; locked++)
         pthread_mutex_lock(&a.groups[locked].p->mu);
     for (size_t g = 0; g < a.group_count; g++) {
         rc = buffer_partition_reserve(&a.groups[g], op, &scratch);
-        if (rc)
-            goto fail;
+        if (rc) goto fail;
     }
     int64_t delta = 0;
     for (size_t g = 0; g < a.group_count; g++) {

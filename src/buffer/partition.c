@@ -41,42 +41,9 @@ static void *buffer_realloc(void *ptr, size_t size)
 {
     long n = atomic_load_explicit(&buffer_fail_alloc_countdown, memory_order_relaxed);
     if (n > 0) {
-        if (atomic_fetch_sub(&buffer_fail_alloc_countdown, 1) == 1)
-            return NULL;
+        if (atomic_fetch_sub(&buffer_fail_alloc_countdown, 1) == 1) return NULL;
     }
     return realloc(ptr, size);
-}
-
-size_t buffer_unescape(lp_str s, char *out)
-{
-    size_t o = 0;
-    for (uint32_t i = 0; i < s.len; i++) {
-        char c = s.ptr[i];
-        if (c == '\\' && i + 1 < s.len) {
-            char n = s.ptr[i + 1];
-            bool drop = false;
-            switch (s.escaped) {
-            case LP_ESC_MEASUREMENT:
-                drop = n == ',' || n == ' ';
-                break;
-            case LP_ESC_KEY:
-                drop = n == ',' || n == '=' || n == ' ';
-                break;
-            case LP_ESC_STRING:
-                drop = n == '"' || n == '\\';
-                break;
-            default:
-                break;
-            }
-            if (drop) {
-                out[o++] = n;
-                i++;
-                continue;
-            }
-        }
-        out[o++] = c;
-    }
-    return o;
 }
 
 void buffer_day_key(int64_t day, char out[11])
@@ -91,10 +58,8 @@ void buffer_day_key(int64_t day, char out[11])
     int64_t mp = (5 * doy + 2) / 153;
     int64_t d = doy - (153 * mp + 2) / 5 + 1;
     int64_t m = mp < 10 ? mp + 3 : mp - 9;
-    if (m <= 2)
-        y++;
-    if (y < 0)
-        y = 0; /* outside the range of int64 nanoseconds anyway */
+    if (m <= 2) y++;
+    if (y < 0) y = 0; /* outside the range of int64 nanoseconds anyway */
     int64_t yy = y % 10000;
     out[0] = (char)('0' + yy / 1000);
     out[1] = (char)('0' + yy / 100 % 10);
@@ -114,8 +79,7 @@ void buffer_day_key(int64_t day, char out[11])
 buffer_partition *buffer_partition_new(const schema_table *table, int64_t day)
 {
     buffer_partition *p = calloc(1, sizeof *p);
-    if (!p)
-        return NULL;
+    if (!p) return NULL;
     if (pthread_mutex_init(&p->mu, NULL) != 0) {
         free(p);
         return NULL;
@@ -146,8 +110,7 @@ static void buffer_column_free(buffer_column *c)
 
 void buffer_partition_unref(buffer_partition *p)
 {
-    if (!p || atomic_fetch_sub_explicit(&p->refs, 1, memory_order_acq_rel) != 1)
-        return;
+    if (!p || atomic_fetch_sub_explicit(&p->refs, 1, memory_order_acq_rel) != 1) return;
     for (uint32_t i = 0; i < p->column_count; i++)
         buffer_column_free(&p->columns[i]);
     free(p->columns);
@@ -176,26 +139,21 @@ static size_t buffer_values_bytes(uint8_t type, size_t rows)
 /* Room for rows rows in column c (of type); new room is zeroed. */
 static int buffer_column_reserve(buffer_column *c, uint8_t type, size_t rows)
 {
-    if (c->cap >= rows)
-        return 0;
+    if (c->cap >= rows) return 0;
     size_t cap = c->cap * 2;
-    if (cap < rows)
-        cap = rows;
-    if (cap < BUFFER_MIN_ROWS)
-        cap = BUFFER_MIN_ROWS;
+    if (cap < rows) cap = rows;
+    if (cap < BUFFER_MIN_ROWS) cap = BUFFER_MIN_ROWS;
     size_t old_v = c->values ? buffer_values_bytes(type, c->cap) : 0;
     size_t new_v = buffer_values_bytes(type, cap);
     void *v = buffer_realloc(c->values, new_v);
-    if (!v)
-        return INGOT_E_NOMEM;
+    if (!v) return INGOT_E_NOMEM;
     memset((char *)v + old_v, 0, new_v - old_v);
     c->values = v;
     if (type != COLUMN_TIME) {
         size_t old_b = c->validity ? (c->cap + 7) / 8 : 0;
         size_t new_b = (cap + 7) / 8;
         uint8_t *b = buffer_realloc(c->validity, new_b);
-        if (!b)
-            return INGOT_E_NOMEM; /* values grew, cap did not: harmless, retried next time */
+        if (!b) return INGOT_E_NOMEM; /* values grew, cap did not: harmless, retried next time */
         memset(b + old_b, 0, new_b - old_b);
         c->validity = b;
     }
@@ -205,20 +163,14 @@ static int buffer_column_reserve(buffer_column *c, uint8_t type, size_t rows)
 
 static int buffer_grow_bytes(char **buf, size_t *cap, size_t need)
 {
-    if (need > UINT32_MAX)
-        return INGOT_E_TOO_LARGE; /* offsets are u32 */
-    if (*cap >= need && *buf)
-        return 0;
+    if (need > UINT32_MAX) return INGOT_E_TOO_LARGE; /* offsets are u32 */
+    if (*cap >= need && *buf) return 0;
     size_t n = *cap * 2;
-    if (n < need)
-        n = need;
-    if (n < 1024)
-        n = 1024;
-    if (n > UINT32_MAX)
-        n = UINT32_MAX;
+    if (n < need) n = need;
+    if (n < 1024) n = 1024;
+    if (n > UINT32_MAX) n = UINT32_MAX;
     char *b = buffer_realloc(*buf, n);
-    if (!b)
-        return INGOT_E_NOMEM;
+    if (!b) return INGOT_E_NOMEM;
     *buf = b;
     *cap = n;
     return 0;
@@ -226,13 +178,11 @@ static int buffer_grow_bytes(char **buf, size_t *cap, size_t need)
 
 static uint32_t buffer_dict_find(const buffer_dict *d, const char *s, size_t len, uint32_t hash)
 {
-    if (!d->slot_cap)
-        return BUFFER_ID_UNKNOWN;
+    if (!d->slot_cap) return BUFFER_ID_UNKNOWN;
     uint32_t mask = d->slot_cap - 1;
     for (uint32_t i = hash & mask;; i = (i + 1) & mask) {
         uint32_t v = d->slots[i];
-        if (!v)
-            return BUFFER_ID_UNKNOWN;
+        if (!v) return BUFFER_ID_UNKNOWN;
         const buffer_dict_entry *e = &d->entries[v - 1];
         if (e->hash == hash && e->len == len && memcmp(d->bytes + e->offset, s, len) == 0)
             return v - 1;
@@ -242,33 +192,26 @@ static uint32_t buffer_dict_find(const buffer_dict *d, const char *s, size_t len
 /* Room for extra more entries holding extra_bytes more bytes. */
 static int buffer_dict_reserve(buffer_dict *d, size_t extra, size_t extra_bytes)
 {
-    if (!extra)
-        return 0;
+    if (!extra) return 0;
     size_t want = (size_t)d->count + extra;
-    if (want >= UINT32_MAX / 2)
-        return INGOT_E_TOO_LARGE;
+    if (want >= UINT32_MAX / 2) return INGOT_E_TOO_LARGE;
     if (want > d->cap) {
         size_t cap = (size_t)d->cap * 2;
-        if (cap < want)
-            cap = want;
-        if (cap < 16)
-            cap = 16;
+        if (cap < want) cap = want;
+        if (cap < 16) cap = 16;
         buffer_dict_entry *e = buffer_realloc(d->entries, cap * sizeof *e);
-        if (!e)
-            return INGOT_E_NOMEM;
+        if (!e) return INGOT_E_NOMEM;
         d->entries = e;
         d->cap = (uint32_t)cap;
     }
     int rc = buffer_grow_bytes(&d->bytes, &d->bytes_cap, d->len + extra_bytes);
-    if (rc)
-        return rc;
+    if (rc) return rc;
     if (want * 4 > (size_t)d->slot_cap * 3) { /* keep the load factor at most 3/4 */
         size_t sc = d->slot_cap ? d->slot_cap : 16;
         while (want * 4 > sc * 3)
             sc *= 2;
         uint32_t *slots = buffer_realloc(NULL, sc * sizeof *slots);
-        if (!slots)
-            return INGOT_E_NOMEM;
+        if (!slots) return INGOT_E_NOMEM;
         memset(slots, 0, sc * sizeof *slots);
         uint32_t mask = (uint32_t)sc - 1;
         for (uint32_t id = 0; id < d->count; id++) {
@@ -308,11 +251,9 @@ static size_t buffer_partition_data_bytes(const buffer_partition *p)
     size_t rows = p->row_count, total = p->run_count * sizeof(buffer_run);
     for (uint32_t i = 0; i < p->column_count; i++) {
         const buffer_column *c = &p->columns[i];
-        if (!c->type)
-            continue;
+        if (!c->type) continue;
         total += buffer_values_bytes(c->type, rows);
-        if (c->type != COLUMN_TIME)
-            total += (rows + 7) / 8;
+        if (c->type != COLUMN_TIME) total += (rows + 7) / 8;
         total += c->str_len + c->dict.len + (size_t)c->dict.count * sizeof(buffer_dict_entry);
     }
     return total;
@@ -332,7 +273,7 @@ static const char *buffer_str_bytes(buffer_append_scratch *s, lp_str str, size_t
         *len = str.len;
         return str.ptr;
     }
-    *len = buffer_unescape(str, s->unescape);
+    *len = lp_str_unescape(str, s->unescape);
     return s->unescape;
 }
 
@@ -351,8 +292,7 @@ int buffer_partition_reserve(buffer_append_group *g, const dml_op *op, buffer_ap
     uint32_t max_col = 0;
     size_t max_escaped = 0;
 
-    if (ncols > SCHEMA_MAX_COLUMNS || ncols == 0)
-        return INGOT_E_INVALID;
+    if (ncols > SCHEMA_MAX_COLUMNS || ncols == 0) return INGOT_E_INVALID;
     memset(str_need, 0, ncols * sizeof str_need[0]);
     memset(dict_new, 0, ncols * sizeof dict_new[0]);
     memset(dict_bytes, 0, ncols * sizeof dict_bytes[0]);
@@ -365,28 +305,23 @@ int buffer_partition_reserve(buffer_append_group *g, const dml_op *op, buffer_ap
             const lp_tag *tg = &b->tags[ln->first_tag + j];
             if (tg->column == 0 || tg->column >= ncols || t->columns[tg->column].type != COLUMN_TAG)
                 return INGOT_E_INVALID;
-            if (tg->value.escaped && tg->value.len > max_escaped)
-                max_escaped = tg->value.len;
+            if (tg->value.escaped && tg->value.len > max_escaped) max_escaped = tg->value.len;
             used[tg->column] = true;
-            if (tg->column > max_col)
-                max_col = tg->column;
+            if (tg->column > max_col) max_col = tg->column;
         }
         for (uint32_t j = 0; j < ln->field_count; j++) {
             const lp_field *f = &b->fields[ln->first_field + j];
             if (f->column == 0 || f->column >= ncols || t->columns[f->column].type != f->type ||
                 f->type < COLUMN_I64 || f->type > COLUMN_STRING)
                 return INGOT_E_INVALID;
-            if (f->type == COLUMN_STRING)
-                str_need[f->column] += f->value.str.len;
+            if (f->type == COLUMN_STRING) str_need[f->column] += f->value.str.len;
             used[f->column] = true;
-            if (f->column > max_col)
-                max_col = f->column;
+            if (f->column > max_col) max_col = f->column;
         }
     }
     if (max_escaped > s->unescape_cap) {
         char *u = buffer_realloc(s->unescape, max_escaped);
-        if (!u)
-            return INGOT_E_NOMEM;
+        if (!u) return INGOT_E_NOMEM;
         s->unescape = u;
         s->unescape_cap = max_escaped;
     }
@@ -394,8 +329,7 @@ int buffer_partition_reserve(buffer_append_group *g, const dml_op *op, buffer_ap
     /* columns array */
     if (max_col + 1 > p->column_count) {
         buffer_column *cols = buffer_realloc(p->columns, (max_col + 1) * sizeof *cols);
-        if (!cols)
-            return INGOT_E_NOMEM;
+        if (!cols) return INGOT_E_NOMEM;
         memset(cols + p->column_count, 0, (max_col + 1 - p->column_count) * sizeof *cols);
         p->columns = cols;
         p->column_count = max_col + 1;
@@ -409,8 +343,8 @@ int buffer_partition_reserve(buffer_append_group *g, const dml_op *op, buffer_ap
             const lp_tag *tg = &b->tags[ti];
             size_t len;
             const char *str = buffer_str_bytes(s, tg->value, &len);
-            uint32_t id = buffer_dict_find(&p->columns[tg->column].dict, str,
-                                           len, buffer_hash_bytes(str, len));
+            uint32_t id = buffer_dict_find(&p->columns[tg->column].dict, str, len,
+                                           buffer_hash_bytes(str, len));
             s->tag_ids[ti] = id;
             if (id == BUFFER_ID_UNKNOWN) {
                 dict_new[tg->column]++;
@@ -422,34 +356,27 @@ int buffer_partition_reserve(buffer_append_group *g, const dml_op *op, buffer_ap
     /* room */
     size_t rows = p->row_count + g->line_count;
     int rc = buffer_column_reserve(&p->columns[0], COLUMN_TIME, rows);
-    if (rc)
-        return rc;
+    if (rc) return rc;
     for (uint32_t i = 1; i < p->column_count; i++) {
         buffer_column *c = &p->columns[i];
         uint8_t type = t->columns[i].type;
-        if (!c->type && !(i < ncols && used[i]))
-            continue;
+        if (!c->type && !(i < ncols && used[i])) continue;
         rc = buffer_column_reserve(c, type, rows);
-        if (rc)
-            return rc;
-        if (i >= ncols)
-            continue;
+        if (rc) return rc;
+        if (i >= ncols) continue;
         if (type == COLUMN_STRING && str_need[i]) {
             rc = buffer_grow_bytes(&c->str_bytes, &c->str_cap, c->str_len + str_need[i]);
-            if (rc)
-                return rc;
+            if (rc) return rc;
         }
         if (type == COLUMN_TAG && dict_new[i]) {
             rc = buffer_dict_reserve(&c->dict, dict_new[i], dict_bytes[i]);
-            if (rc)
-                return rc;
+            if (rc) return rc;
         }
     }
     if (p->run_count + 1 > p->run_cap) {
         size_t cap = p->run_cap ? p->run_cap * 2 : 16;
         buffer_run *r = buffer_realloc(p->runs, cap * sizeof *r);
-        if (!r)
-            return INGOT_E_NOMEM;
+        if (!r) return INGOT_E_NOMEM;
         p->runs = r;
         p->run_cap = cap;
     }
@@ -498,8 +425,7 @@ void buffer_partition_append(buffer_append_group *g, const dml_op *op, buffer_ap
                 const char *str = buffer_str_bytes(s, tg->value, &len);
                 uint32_t h = buffer_hash_bytes(str, len);
                 id = buffer_dict_find(&c->dict, str, len, h);
-                if (id == BUFFER_ID_UNKNOWN)
-                    id = buffer_dict_insert(&c->dict, str, len, h);
+                if (id == BUFFER_ID_UNKNOWN) id = buffer_dict_insert(&c->dict, str, len, h);
             }
             ((uint32_t *)c->values)[r] = id;
             buffer_set_bit(c->validity, r);
@@ -518,14 +444,13 @@ void buffer_partition_append(buffer_append_group *g, const dml_op *op, buffer_ap
                 ((double *)c->values)[r] = f->value.f64;
                 break;
             case LP_FIELD_BOOL:
-                if (f->value.boolean)
-                    buffer_set_bit(c->values, r);
+                if (f->value.boolean) buffer_set_bit(c->values, r);
                 break;
             case LP_FIELD_STRING: {
                 buffer_string_fill(c, r);
                 lp_str v = f->value.str;
                 if (v.escaped)
-                    c->str_len += buffer_unescape(v, c->str_bytes + c->str_len);
+                    c->str_len += lp_str_unescape(v, c->str_bytes + c->str_len);
                 else if (v.len) {
                     memcpy(c->str_bytes + c->str_len, v.ptr, v.len);
                     c->str_len += v.len;
@@ -546,8 +471,7 @@ void buffer_partition_append(buffer_append_group *g, const dml_op *op, buffer_ap
         buffer_column *c = &cols[i];
         if (!c->type && c->values && c->cap >= rows && i < ncols)
             c->type = t->columns[i].type; /* reserved for this append: now present */
-        if (c->type == COLUMN_STRING)
-            buffer_string_fill(c, rows);
+        if (c->type == COLUMN_STRING) buffer_string_fill(c, rows);
     }
     p->runs[p->run_count].first_row = base;
     p->runs[p->run_count].sequence = op->sequence;
@@ -562,8 +486,7 @@ void buffer_partition_append(buffer_append_group *g, const dml_op *op, buffer_ap
 
 void buffer_frozen_free(buffer_frozen *f)
 {
-    if (!f->columns && !f->seq)
-        return;
+    if (!f->columns && !f->seq) return;
     for (uint32_t i = 0; i < f->column_count; i++)
         buffer_column_free(&f->columns[i]);
     free(f->columns);
@@ -580,27 +503,23 @@ static int buffer_column_copy(buffer_column *dst, const buffer_column *src, cons
     dst->cap = n;
     size_t vb = buffer_values_bytes(type, n);
     dst->values = calloc(1, vb ? vb : 1);
-    if (!dst->values)
-        return INGOT_E_NOMEM;
+    if (!dst->values) return INGOT_E_NOMEM;
     if (type != COLUMN_TIME) {
         dst->validity = calloc(1, (n + 7) / 8 + 1);
-        if (!dst->validity)
-            return INGOT_E_NOMEM;
+        if (!dst->validity) return INGOT_E_NOMEM;
         if (!sel) {
             memcpy(dst->validity, src->validity, (n + 7) / 8);
             if (n & 7) /* clear bits past n (none are set in src anyway) */
                 dst->validity[n / 8] &= (uint8_t)((1u << (n & 7)) - 1);
         } else {
             for (size_t i = 0; i < n; i++)
-                if (buffer_bit(src->validity, sel[i]))
-                    buffer_set_bit(dst->validity, i);
+                if (buffer_bit(src->validity, sel[i])) buffer_set_bit(dst->validity, i);
         }
     }
     switch (type) {
     case COLUMN_BOOL:
         for (size_t i = 0; i < n; i++)
-            if (buffer_bit(src->values, sel ? sel[i] : i))
-                buffer_set_bit(dst->values, i);
+            if (buffer_bit(src->values, sel ? sel[i] : i)) buffer_set_bit(dst->values, i);
         break;
     case COLUMN_STRING: {
         const uint32_t *so = src->values;
@@ -611,17 +530,16 @@ static int buffer_column_copy(buffer_column *dst, const buffer_column *src, cons
             bytes += so[r + 1] - so[r];
         }
         dst->str_bytes = malloc(bytes ? bytes : 1);
-        if (!dst->str_bytes)
-            return INGOT_E_NOMEM;
+        if (!dst->str_bytes) return INGOT_E_NOMEM;
         if (!sel) {
             memcpy(o, so, (n + 1) * sizeof *o);
-            memcpy(dst->str_bytes, src->str_bytes, bytes);
+            if (bytes) memcpy(dst->str_bytes, src->str_bytes, bytes);
         } else {
             size_t at = 0;
             for (size_t i = 0; i < n; i++) {
                 size_t r = sel[i];
                 size_t len = so[r + 1] - so[r];
-                memcpy(dst->str_bytes + at, src->str_bytes + so[r], len);
+                if (len) memcpy(dst->str_bytes + at, src->str_bytes + so[r], len);
                 at += len;
                 o[i + 1] = (uint32_t)at;
             }
@@ -642,8 +560,7 @@ static int buffer_column_copy(buffer_column *dst, const buffer_column *src, cons
         buffer_dict *dd = &dst->dict;
         dd->entries = malloc((sd->count ? sd->count : 1) * sizeof *dd->entries);
         dd->bytes = malloc(sd->len ? sd->len : 1);
-        if (!dd->entries || !dd->bytes)
-            return INGOT_E_NOMEM;
+        if (!dd->entries || !dd->bytes) return INGOT_E_NOMEM;
         memcpy(dd->entries, sd->entries, sd->count * sizeof *dd->entries);
         memcpy(dd->bytes, sd->bytes, sd->len);
         dd->count = dd->cap = sd->count;
@@ -679,18 +596,15 @@ int buffer_partition_freeze(buffer_partition *p, const bool *want, size_t want_c
         n += time[r] >= min_time_ns && time[r] < max_time_ns;
     if (n != rows) {
         sel = malloc((n ? n : 1) * sizeof *sel);
-        if (!sel)
-            goto fail;
+        if (!sel) goto fail;
         size_t k = 0;
         for (size_t r = 0; r < rows; r++)
-            if (time[r] >= min_time_ns && time[r] < max_time_ns)
-                sel[k++] = (uint32_t)r;
+            if (time[r] >= min_time_ns && time[r] < max_time_ns) sel[k++] = (uint32_t)r;
     }
     out->row_count = n;
     out->seq = malloc((n ? n : 1) * sizeof *out->seq);
     out->columns = calloc(p->column_count ? p->column_count : 1, sizeof *out->columns);
-    if (!out->seq || !out->columns)
-        goto fail;
+    if (!out->seq || !out->columns) goto fail;
     out->column_count = p->column_count;
     size_t run = 0;
     for (size_t i = 0; i < n; i++) {
@@ -701,13 +615,10 @@ int buffer_partition_freeze(buffer_partition *p, const bool *want, size_t want_c
     }
     for (uint32_t i = 0; i < p->column_count && n; i++) {
         const buffer_column *c = &p->columns[i];
-        if (!c->type)
-            continue;
-        if (i != 0 && c->type != COLUMN_TAG && !(i < want_count && want[i]))
-            continue;
+        if (!c->type) continue;
+        if (i != 0 && c->type != COLUMN_TAG && !(i < want_count && want[i])) continue;
         rc = buffer_column_copy(&out->columns[i], c, sel, n);
-        if (rc)
-            goto fail;
+        if (rc) goto fail;
     }
     pthread_mutex_unlock(&p->mu);
     free(sel);

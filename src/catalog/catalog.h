@@ -18,6 +18,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* List callbacks: name is valid only during the call. */
 typedef void (*catalog_table_cb)(void *arg, int64_t table_id, const char *name);
 typedef void (*catalog_column_cb)(void *arg, int64_t column_id, const char *name, int column_type);
 
@@ -35,7 +36,7 @@ typedef struct catalog {
     int (*list_columns)(void *self, int64_t table_id, catalog_column_cb cb, void *arg);
     /*
      * Create column name of the given type in table_id, or find it. If it exists with another
-     * type: INGOT_E_SCHEMA and *existing_type_out holds the stored type.
+     * type: INGOT_E_SCHEMA, *existing_type_out holds the stored type and *id_out its id.
      */
     int (*column_upsert)(void *self, int64_t table_id, const char *name, int column_type,
                          int64_t *id_out, int *existing_type_out);

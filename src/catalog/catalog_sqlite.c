@@ -28,8 +28,8 @@
  * Durability and recovery: WAL journal mode with synchronous=FULL, so a call that returned 0 has
  * its rows on disk; a crash mid-call leaves the last committed state (SQLite's own recovery). Every
  * statement runs in autocommit mode, so there is never an open transaction between calls.
- * Database failures are logged with sqlite3_errmsg and returned as INGOT_E_CATALOG; the handle stays
- * usable (statements are reset on every path).
+ * Database failures are logged with sqlite3_errmsg and returned as INGOT_E_CATALOG; the handle
+ * stays usable (statements are reset on every path).
  *
  * Callbacks of list_tables/list_columns run after the rows are read and the mutex is released, so
  * a callback may call into the catalog again.
@@ -37,8 +37,8 @@
 #include "catalog/catalog.h"
 
 #include <pthread.h>
-#include <stdbool.h>
 #include <sqlite3.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -113,9 +113,9 @@ static const char schema_sql[] =
     "CREATE INDEX IF NOT EXISTS parquet_file_partition ON parquet_file(partition_id);";
 
 typedef struct catalog_sqlite {
-    pthread_mutex_t lock;           /* guards db and every stmts[] entry */
-    sqlite3 *db;                    /* lock */
-    sqlite3_stmt *stmts[ST_COUNT];  /* lock; prepared at open, reset after each use */
+    pthread_mutex_t lock;          /* guards db and every stmts[] entry */
+    sqlite3 *db;                   /* lock */
+    sqlite3_stmt *stmts[ST_COUNT]; /* lock; prepared at open, reset after each use */
 } catalog_sqlite;
 
 /* One row read by a list call, handed to the callback after the lock is released. */
@@ -302,7 +302,8 @@ out:
 
 static void free_rows(list_row *rows, size_t n)
 {
-    for (size_t i = 0; i < n; i++) free(rows[i].name);
+    for (size_t i = 0; i < n; i++)
+        free(rows[i].name);
     free(rows);
 }
 
@@ -366,7 +367,8 @@ static int cat_list_tables(void *self, int64_t ns_id, catalog_table_cb cb, void 
     size_t n;
     int ret = read_rows(self, ST_TABLE_LIST, ns_id, false, &rows, &n);
     if (ret) return ret;
-    for (size_t i = 0; i < n; i++) cb(arg, rows[i].id, rows[i].name);
+    for (size_t i = 0; i < n; i++)
+        cb(arg, rows[i].id, rows[i].name);
     free_rows(rows, n);
     return 0;
 }
@@ -377,7 +379,8 @@ static int cat_list_columns(void *self, int64_t table_id, catalog_column_cb cb, 
     size_t n;
     int ret = read_rows(self, ST_COL_LIST, table_id, true, &rows, &n);
     if (ret) return ret;
-    for (size_t i = 0; i < n; i++) cb(arg, rows[i].id, rows[i].name, rows[i].column_type);
+    for (size_t i = 0; i < n; i++)
+        cb(arg, rows[i].id, rows[i].name, rows[i].column_type);
     free_rows(rows, n);
     return 0;
 }
@@ -386,7 +389,8 @@ static void cat_close(void *self)
 {
     catalog_sqlite *c = self;
     if (!c) return;
-    for (int i = 0; i < ST_COUNT; i++) sqlite3_finalize(c->stmts[i]);
+    for (int i = 0; i < ST_COUNT; i++)
+        sqlite3_finalize(c->stmts[i]);
     if (c->db) sqlite3_close(c->db);
     pthread_mutex_destroy(&c->lock);
     free(c);
@@ -428,8 +432,9 @@ static int ensure_schema(sqlite3 *db, const char *path, char *err, size_t errlen
         goto fail;
     }
     if (version > CATALOG_SQLITE_SCHEMA_VERSION || version < 0) {
-        snprintf(err, errlen, "catalog %s: schema version %d is not supported (this build knows %d)",
-                 path, version, CATALOG_SQLITE_SCHEMA_VERSION);
+        snprintf(err, errlen,
+                 "catalog %s: schema version %d is not supported (this build knows %d)", path,
+                 version, CATALOG_SQLITE_SCHEMA_VERSION);
         ret = INGOT_E_CATALOG;
         goto fail;
     }
@@ -458,8 +463,8 @@ int catalog_sqlite_open(const char *path, catalog *out, char *err, size_t errlen
         snprintf(err, errlen, "catalog %s: cannot create mutex", path);
         return INGOT_E_NOMEM;
     }
-    int rc = sqlite3_open_v2(path, &c->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
-                                               SQLITE_OPEN_NOMUTEX, NULL);
+    int rc = sqlite3_open_v2(
+        path, &c->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
     if (rc != SQLITE_OK) {
         snprintf(err, errlen, "catalog %s: cannot open: %s", path,
                  c->db ? sqlite3_errmsg(c->db) : sqlite3_errstr(rc));

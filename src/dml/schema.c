@@ -106,7 +106,8 @@ static int map_insert(name_map *m, const char *name, uint32_t len, uint32_t hash
         for (size_t i = 0; i < m->cap; i++) {
             if (!m->slots[i].name) continue;
             size_t j = m->slots[i].hash & (ncap - 1);
-            while (ns[j].name) j = (j + 1) & (ncap - 1);
+            while (ns[j].name)
+                j = (j + 1) & (ncap - 1);
             ns[j] = m->slots[i];
         }
         free(m->slots);
@@ -114,7 +115,8 @@ static int map_insert(name_map *m, const char *name, uint32_t len, uint32_t hash
         m->cap = ncap;
     }
     size_t j = hash & (m->cap - 1);
-    while (m->slots[j].name) j = (j + 1) & (m->cap - 1);
+    while (m->slots[j].name)
+        j = (j + 1) & (m->cap - 1);
     m->slots[j] = (map_slot){.name = name, .len = len, .hash = hash, .value = value};
     m->count++;
     return 0;
@@ -131,25 +133,26 @@ struct table_entry {
 };
 
 struct schema_namespace {
-    schema_cache *cache;          /* immutable */
+    schema_cache *cache;                       /* immutable */
     char name[SCHEMA_MAX_NAMESPACE_BYTES + 1]; /* immutable */
-    int64_t catalog_id;           /* immutable */
-    pthread_mutex_t create_lock;  /* serialises table creation (taken before lock) */
-    pthread_rwlock_t lock;        /* guards tables */
-    name_map tables;              /* lock: name -> struct table_entry * */
+    int64_t catalog_id;                        /* immutable */
+    pthread_mutex_t create_lock;               /* serialises table creation (taken before lock) */
+    pthread_rwlock_t lock;                     /* guards tables */
+    name_map tables;                           /* lock: name -> struct table_entry * */
 };
 
 struct schema_cache {
-    catalog *cat;           /* borrowed, immutable */
-    pthread_rwlock_t lock;  /* guards namespaces */
-    name_map namespaces;    /* lock: name -> schema_namespace * */
+    catalog *cat;          /* borrowed, immutable */
+    pthread_rwlock_t lock; /* guards namespaces */
+    name_map namespaces;   /* lock: name -> schema_namespace * */
 };
 
 static void table_entry_free(struct table_entry *e)
 {
     if (!e) return;
     uint32_t n = atomic_load_explicit(&e->t.column_count, memory_order_relaxed);
-    for (uint32_t i = 0; i < n; i++) free((char *)e->t.columns[i].name);
+    for (uint32_t i = 0; i < n; i++)
+        free((char *)e->t.columns[i].name);
     free((char *)e->t.name);
     pthread_mutex_destroy(&e->create_lock);
     free(e);
@@ -204,8 +207,8 @@ static int table_publish_column(struct table_entry *e, const char *name, size_t 
 static int column_find_hashed(const schema_table *table, const char *name, size_t len, uint32_t h)
 {
     const struct table_entry *e = (const struct table_entry *)table;
-    uint32_t count = atomic_load_explicit((_Atomic uint32_t *)&table->column_count,
-                                          memory_order_acquire);
+    uint32_t count =
+        atomic_load_explicit((_Atomic uint32_t *)&table->column_count, memory_order_acquire);
     for (uint32_t s = h & (COL_HASH_SLOTS - 1);; s = (s + 1) & (COL_HASH_SLOTS - 1)) {
         uint16_t v = atomic_load_explicit((_Atomic uint16_t *)&e->slots[s], memory_order_acquire);
         if (v == 0) return -1;
@@ -259,7 +262,8 @@ static void collect_column_cb(void *arg, int64_t id, const char *name, int type)
 
 static void column_list_free(column_list *l)
 {
-    for (size_t i = 0; i < l->n; i++) free(l->v[i].name);
+    for (size_t i = 0; i < l->n; i++)
+        free(l->v[i].name);
     free(l->v);
 }
 
@@ -284,8 +288,8 @@ static int table_entry_build(schema_namespace *ns, int64_t id, const char *name,
     for (size_t i = 0; i < cols.n; i++) {
         if (strcmp(cols.v[i].name, "time") != 0) continue;
         if (cols.v[i].type != COLUMN_TIME) {
-            log_error("schema: column \"time\" of table \"%s\" has type %s in the catalog", e->t.name,
-                      column_type_name(cols.v[i].type));
+            log_error("schema: column \"time\" of table \"%s\" has type %s in the catalog",
+                      e->t.name, column_type_name(cols.v[i].type));
             ret = INGOT_E_CATALOG;
             goto catalog_fail;
         }
@@ -301,12 +305,14 @@ static int table_entry_build(schema_namespace *ns, int64_t id, const char *name,
     if (ret < 0) goto fail;
     for (size_t i = 0; i < cols.n; i++) {
         size_t nl = strlen(cols.v[i].name);
-        if (strcmp(cols.v[i].name, "time") == 0 || schema_column_find(&e->t, cols.v[i].name, nl) >= 0)
+        if (strcmp(cols.v[i].name, "time") == 0 ||
+            schema_column_find(&e->t, cols.v[i].name, nl) >= 0)
             continue;
         ret = table_publish_column(e, cols.v[i].name, nl, cols.v[i].type, cols.v[i].id);
         if (ret == INGOT_E_LIMIT) {
-            log_warn("schema: table \"%s\" has more than %d columns in the catalog; ignoring the rest",
-                     e->t.name, SCHEMA_MAX_COLUMNS);
+            log_warn(
+                "schema: table \"%s\" has more than %d columns in the catalog; ignoring the rest",
+                e->t.name, SCHEMA_MAX_COLUMNS);
             break;
         }
         if (ret < 0) goto fail;
@@ -315,8 +321,8 @@ static int table_entry_build(schema_namespace *ns, int64_t id, const char *name,
     *out = e;
     return 0;
 catalog_fail:
-    snprintf(err, errlen, "catalog error while loading table \"%.*s\": %s", (int)(len > 64 ? 64 : len),
-             name, ingot_strerror(ret));
+    snprintf(err, errlen, "catalog error while loading table \"%.*s\": %s",
+             (int)(len > 64 ? 64 : len), name, ingot_strerror(ret));
     column_list_free(&cols);
     table_entry_free(e);
     return ret;
@@ -435,8 +441,8 @@ static int namespace_load(schema_cache *cache, const char *name, size_t len, int
     if (tl.nomem) goto fail;
     for (size_t i = 0; i < tl.n; i++) {
         struct table_entry *e = NULL;
-        ret = table_entry_build(ns, tl.v[i].id, tl.v[i].name, strlen(tl.v[i].name), &e, err,
-                                errlen);
+        ret =
+            table_entry_build(ns, tl.v[i].id, tl.v[i].name, strlen(tl.v[i].name), &e, err, errlen);
         if (ret) goto fail;
         if (map_find(&ns->tables, e->t.name, e->t.name_len, e->name_hash)) {
             table_entry_free(e); /* cannot happen with a UNIQUE catalog; be safe */
@@ -448,13 +454,15 @@ static int namespace_load(schema_cache *cache, const char *name, size_t len, int
             goto fail;
         }
     }
-    for (size_t i = 0; i < tl.n; i++) free(tl.v[i].name);
+    for (size_t i = 0; i < tl.n; i++)
+        free(tl.v[i].name);
     free(tl.v);
     *out = ns;
     return 0;
 fail:
     if (ret == INGOT_E_NOMEM) snprintf(err, errlen, "out of memory loading namespace");
-    for (size_t i = 0; i < tl.n; i++) free(tl.v[i].name);
+    for (size_t i = 0; i < tl.n; i++)
+        free(tl.v[i].name);
     free(tl.v);
     namespace_free(ns);
     return ret;
@@ -591,8 +599,8 @@ typedef struct req_table {
 typedef struct line_new {
     uint32_t name_off, len, hash; /* name in check_ctx.scratch */
     uint8_t type;
-    uint16_t *dst;   /* the lp_tag/lp_field column to mark */
-    int32_t dup_of;  /* index of an earlier line_new with the same name, or -1 */
+    uint16_t *dst;  /* the lp_tag/lp_field column to mark */
+    int32_t dup_of; /* index of an earlier line_new with the same name, or -1 */
 } line_new;
 
 typedef struct check_ctx {
@@ -603,8 +611,8 @@ typedef struct check_ctx {
     size_t n_tables, cap_tables;
     uint32_t *tmap; /* request table index + 1 by name hash */
     size_t tmap_cap;
-    size_t ns_table_count;   /* tables in ns when the check started */
-    size_t new_tables_used;  /* request tables to be created that good lines use */
+    size_t ns_table_count;  /* tables in ns when the check started */
+    size_t new_tables_used; /* request tables to be created that good lines use */
     line_new *lnew;
     size_t n_lnew, cap_lnew;
     char *scratch;
@@ -622,7 +630,8 @@ static const char *show_name(char *buf, size_t cap, const char *name, size_t len
     size_t n = len;
     if (n > 64) {
         n = 64;
-        while (n > 0 && ((unsigned char)name[n] & 0xC0) == 0x80) n--;
+        while (n > 0 && ((unsigned char)name[n] & 0xC0) == 0x80)
+            n--;
     }
     snprintf(buf, cap, "%.*s%s", (int)n, name, n < len ? "..." : "");
     return buf;
@@ -666,7 +675,8 @@ static int merge_errors(check_ctx *c)
     lp_batch *b = c->b;
     b->bad_line_count += c->n_bad;
     size_t total = b->error_count + c->n_errs;
-    size_t limit = b->error_count > SCHEMA_MAX_LINE_ERRORS ? b->error_count : SCHEMA_MAX_LINE_ERRORS;
+    size_t limit =
+        b->error_count > SCHEMA_MAX_LINE_ERRORS ? b->error_count : SCHEMA_MAX_LINE_ERRORS;
     size_t keep = total < limit ? total : limit;
     int ret = 0;
     if (c->n_errs == 0) goto out;
@@ -754,7 +764,6 @@ static const char *name_problem(const char *s, size_t len)
         }
         if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
             return "is not valid UTF-8";
-        if (cp >= 0x80 && cp < 0xA0) return "contains a control character";
         i += n;
     }
     return NULL;
@@ -764,7 +773,8 @@ static int scratch_add(check_ctx *c, const char *s, size_t len, uint32_t *off_ou
 {
     if (c->scratch_len + len > c->scratch_cap) {
         size_t ncap = c->scratch_cap ? c->scratch_cap * 2 : 1024;
-        while (ncap < c->scratch_len + len) ncap *= 2;
+        while (ncap < c->scratch_len + len)
+            ncap *= 2;
         char *n = realloc(c->scratch, ncap);
         if (!n) return INGOT_E_NOMEM;
         c->scratch = n;
@@ -785,7 +795,8 @@ static int tmap_insert(check_ctx *c, uint32_t hash, uint32_t idx)
         for (size_t i = 0; i < c->tmap_cap; i++) {
             if (!c->tmap[i]) continue;
             size_t j = c->tables[c->tmap[i] - 1].hash & (ncap - 1);
-            while (nm[j]) j = (j + 1) & (ncap - 1);
+            while (nm[j])
+                j = (j + 1) & (ncap - 1);
             nm[j] = c->tmap[i];
         }
         free(c->tmap);
@@ -793,7 +804,8 @@ static int tmap_insert(check_ctx *c, uint32_t hash, uint32_t idx)
         c->tmap_cap = ncap;
     }
     size_t j = hash & (c->tmap_cap - 1);
-    while (c->tmap[j]) j = (j + 1) & (c->tmap_cap - 1);
+    while (c->tmap[j])
+        j = (j + 1) & (c->tmap_cap - 1);
     c->tmap[j] = idx + 1;
     return 0;
 }
@@ -847,7 +859,8 @@ static int req_table_get(check_ctx *c, const lp_line *line)
 static int pending_find(const req_table *t, const char *name, size_t len, uint32_t h)
 {
     if (!t->col_slots) return -1;
-    for (uint32_t s = h & (COL_HASH_SLOTS - 1); t->col_slots[s]; s = (s + 1) & (COL_HASH_SLOTS - 1)) {
+    for (uint32_t s = h & (COL_HASH_SLOTS - 1); t->col_slots[s];
+         s = (s + 1) & (COL_HASH_SLOTS - 1)) {
         const pending_col *p = &t->cols[t->col_slots[s] - 1];
         if (p->hash == h && p->len == len && memcmp(p->name, name, len) == 0)
             return t->col_slots[s] - 1;
@@ -875,7 +888,8 @@ static int pending_add(req_table *t, const char *name, size_t len, uint32_t h, u
     uint32_t idx = t->col_count++;
     t->cols[idx] = (pending_col){.name = copy, .len = (uint32_t)len, .hash = h, .type = type};
     uint32_t s = h & (COL_HASH_SLOTS - 1);
-    while (t->col_slots[s]) s = (s + 1) & (COL_HASH_SLOTS - 1);
+    while (t->col_slots[s])
+        s = (s + 1) & (COL_HASH_SLOTS - 1);
     t->col_slots[s] = (uint16_t)(idx + 1);
     return (int)idx;
 }
@@ -922,7 +936,8 @@ static int resolve_key(check_ctx *c, const lp_line *line, req_table *t, lp_str k
             int stored = t->entry->t.columns[idx].type;
             if (stored != type) {
                 char shown_t[80];
-                add_error(c, line, key.ptr, "column \"%s\" of table \"%s\" has type %s; the write sends %s",
+                add_error(c, line, key.ptr,
+                          "column \"%s\" of table \"%s\" has type %s; the write sends %s",
                           show_name(shown, sizeof shown, name, len),
                           show_name(shown_t, sizeof shown_t, t->name, t->len),
                           column_type_name(stored), sent_type_name(type));
@@ -962,8 +977,8 @@ static int resolve_key(check_ctx *c, const lp_line *line, req_table *t, lp_str k
     }
     if (dup_of < 0 && existing + t->col_count + distinct + 1 > SCHEMA_MAX_COLUMNS) {
         char shown_t[80];
-        add_error(c, line, key.ptr, "column limit of %d reached in table \"%s\"", SCHEMA_MAX_COLUMNS,
-                  show_name(shown_t, sizeof shown_t, t->name, t->len));
+        add_error(c, line, key.ptr, "column limit of %d reached in table \"%s\"",
+                  SCHEMA_MAX_COLUMNS, show_name(shown_t, sizeof shown_t, t->name, t->len));
         return 1;
     }
     if (c->n_lnew == c->cap_lnew) {
@@ -974,8 +989,8 @@ static int resolve_key(check_ctx *c, const lp_line *line, req_table *t, lp_str k
         c->cap_lnew = ncap;
     }
     line_new *ln = &c->lnew[c->n_lnew];
-    *ln = (line_new){.len = (uint32_t)len, .hash = h, .type = (uint8_t)type, .dst = dst,
-                     .dup_of = dup_of};
+    *ln = (line_new){
+        .len = (uint32_t)len, .hash = h, .type = (uint8_t)type, .dst = dst, .dup_of = dup_of};
     if (scratch_add(c, name, len, &ln->name_off) != 0) return INGOT_E_NOMEM;
     c->n_lnew++;
     return 0;
@@ -1157,8 +1172,8 @@ static int finish_key(check_ctx *c, const lp_line *line, req_table *t, lp_str ke
                   column_type_name(p->existing_type), sent_type_name(sent));
         return 1;
     default:
-        add_error(c, line, key.ptr, "column limit of %d reached in table \"%s\"", SCHEMA_MAX_COLUMNS,
-                  show_name(shown_t, sizeof shown_t, t->name, t->len));
+        add_error(c, line, key.ptr, "column limit of %d reached in table \"%s\"",
+                  SCHEMA_MAX_COLUMNS, show_name(shown_t, sizeof shown_t, t->name, t->len));
         return 1;
     }
 }
@@ -1199,7 +1214,8 @@ static void ctx_free(check_ctx *c)
 {
     for (size_t i = 0; i < c->n_tables; i++) {
         req_table *t = &c->tables[i];
-        for (uint32_t k = 0; k < t->col_count; k++) free(t->cols[k].name);
+        for (uint32_t k = 0; k < t->col_count; k++)
+            free(t->cols[k].name);
         free(t->cols);
         free(t->col_slots);
         free(t->name);

@@ -49,6 +49,11 @@
  * nothing is cleared between lines); lines with more than LP_KEY_TABLE_MAX keys fall back to
  * linear comparison.
  *
+ * lp_parse() appends to the batch it is given (first_tag/first_field are absolute indexes), so a
+ * reset batch receives exactly one body. Its only allocations are the batch arrays and one
+ * parser state (about 8 KiB) per call; the one exception is a float literal of 256 bytes or more
+ * that ends the body without a terminator, which strtod needs NUL-terminated and so is copied.
+ *
  * Failure recovery. A bad line is rolled back (its tags and fields are dropped) and recorded;
  * parsing resumes at the next line. The only hard failure is out of memory, after which the batch
  * holds the lines parsed so far and is still safe to reset or free.
@@ -164,12 +169,36 @@ static inline int lp_is_digit(char c)
     return (unsigned)((unsigned char)c - '0') < 10u;
 }
 
+/*
+ * If p[0..8) are eight decimal digits, stores their value and returns 1. Little-endian SWAR:
+ * byte i holds digit i; each step merges neighbours (1+1 -> 2 digits, 2+2 -> 4, 4+4 -> 8).
+ */
+static inline int lp_eight_digits(const char *p, uint64_t *out)
+{
+    uint64_t v;
+    memcpy(&v, p, 8);
+    /* Every high nibble 3, and no low nibble above 9 (adding 6 would carry into the high one). */
+    if (((v & 0xF0F0F0F0F0F0F0F0ull) | (((v + 0x0606060606060606ull) & 0xF0F0F0F0F0F0F0F0ull) >> 4)) !=
+        0x3333333333333333ull)
+        return 0;
+    v -= 0x3030303030303030ull;
+    v = (v * 10 + (v >> 8)) & 0x00FF00FF00FF00FFull;   /* 4 lanes of 2 digits */
+    v = (v * 100 + (v >> 16)) & 0x0000FFFF0000FFFFull; /* 2 lanes of 4 digits */
+    v = (v * 10000 + (v >> 32)) & 0xFFFFFFFFull;        /* 8 digits */
+    *out = v;
+    return 1;
+}
+
 /* Decimal digits at p into *value (exact, or *overflow set beyond UINT64_MAX); returns the end. */
 static inline const char *lp_scan_u64(const char *p, const char *end, uint64_t *value,
                                       int *overflow)
 {
     const char *s = p;
-    uint64_t v = 0;
+    uint64_t v = 0, eight;
+    while (end - p >= 8 && lp_eight_digits(p, &eight)) {
+        v = v * 100000000u + eight;
+        p += 8;
+    }
     while (p < end && lp_is_digit(*p)) {
         v = v * 10 + (uint64_t)(*p - '0');
         p++;
@@ -312,21 +341,27 @@ static inline lp_str lp_key_of(const lp_batch *b, const lp_line *ln, uint32_t re
     return b->tags[ln->first_tag + ref].key;
 }
 
+/* lp_key_lookup() for lines with more keys than the table tracks: compare with every key. */
+static __attribute__((noinline)) uint32_t lp_key_lookup_linear(const lp_batch *b,
+                                                               const lp_line *ln, lp_str key)
+{
+    for (uint32_t i = 0; i < ln->tag_count; i++)
+        if (lp_str_eq(b->tags[ln->first_tag + i].key, key)) return i;
+    for (uint32_t i = 0; i < ln->field_count; i++)
+        if (lp_str_eq(b->fields[ln->first_field + i].key, key)) return LP_KEY_IS_FIELD | i;
+    return LP_KEY_NONE;
+}
+
 /*
  * Looks key up among the tags and fields of the line being built (ln's counts say how many are
  * there). Returns the ref of the equal key, or LP_KEY_NONE after registering key as new_ref.
  */
-static uint32_t lp_key_lookup(lp_parser *ps, const lp_line *ln, lp_str key, uint32_t new_ref)
+static inline __attribute__((always_inline)) uint32_t
+lp_key_lookup(lp_parser *ps, const lp_line *ln, lp_str key, uint32_t new_ref)
 {
     const lp_batch *b = ps->batch;
-    uint32_t nkeys = ln->tag_count + ln->field_count;
-    if (nkeys >= LP_KEY_TABLE_MAX) {
-        for (uint32_t i = 0; i < ln->tag_count; i++)
-            if (lp_str_eq(b->tags[ln->first_tag + i].key, key)) return i;
-        for (uint32_t i = 0; i < ln->field_count; i++)
-            if (lp_str_eq(b->fields[ln->first_field + i].key, key)) return LP_KEY_IS_FIELD | i;
-        return LP_KEY_NONE;
-    }
+    if (ln->tag_count + ln->field_count >= LP_KEY_TABLE_MAX)
+        return lp_key_lookup_linear(b, ln, key);
     uint32_t h = lp_key_hash(ps, key.ptr, key.len) & (LP_KEY_SLOTS - 1);
     for (;;) {
         lp_key_slot *s = &ps->keys[h];
@@ -550,10 +585,14 @@ static int lp_parse_line(lp_parser *ps, const char *p, const char **eol)
     const char *end = ps->end;
     const char *q;
     int rc;
-    lp_line ln;
-    memset(&ln, 0, sizeof ln);
-    ln.first_tag = (uint32_t)b->tag_count;
-    ln.first_field = (uint32_t)b->field_count;
+    /* The line is built in place in the next free slot and committed by line_count++. */
+    if (b->line_count == b->line_cap &&
+        lp_grow((void **)&b->lines, &b->line_cap, b->line_count + 1, sizeof *b->lines, 64))
+        return INGOT_E_NOMEM;
+    lp_line *const ln = &b->lines[b->line_count];
+    memset(ln, 0, sizeof *ln);
+    ln->first_tag = (uint32_t)b->tag_count;
+    ln->first_field = (uint32_t)b->field_count;
     ps->gen++;
 
     /* Measurement. */
@@ -579,7 +618,7 @@ static int lp_parse_line(lp_parser *ps, const char *p, const char **eol)
         rc = lp_bad(ps, q, "missing measurement");
         goto fail;
     }
-    ln.measurement = lp_mkstr(m0, q, esc);
+    ln->measurement = lp_mkstr(m0, q, esc);
     if (q == end || *q == '\n') {
         rc = lp_bad(ps, q, "missing field set");
         goto fail;
@@ -618,7 +657,7 @@ static int lp_parse_line(lp_parser *ps, const char *p, const char **eol)
             rc = lp_bad(ps, k0, "invalid tag key \"time\"");
             goto fail;
         }
-        if (lp_key_lookup(ps, &ln, key, ln.tag_count) != LP_KEY_NONE) {
+        if (lp_key_lookup(ps, ln, key, ln->tag_count) != LP_KEY_NONE) {
             rc = lp_bad_key(ps, k0, "duplicate tag \"%.*s\"", key);
             goto fail;
         }
@@ -630,7 +669,7 @@ static int lp_parse_line(lp_parser *ps, const char *p, const char **eol)
         t->key = key;
         t->value = lp_mkstr(v0, q, esc);
         t->column = LP_COLUMN_UNRESOLVED;
-        ln.tag_count++;
+        ln->tag_count++;
     }
 
     /* Field set: q is at the space after the series key. */
@@ -651,9 +690,14 @@ static int lp_parse_line(lp_parser *ps, const char *p, const char **eol)
             rc = lp_bad(ps, q, "invalid field format");
             goto fail;
         }
-        lp_field f;
-        f.key = lp_mkstr(k0, q, esc);
-        f.column = LP_COLUMN_UNRESOLVED;
+        /* The field is parsed in place in the next free slot; dropped again if not kept. */
+        lp_field *f = lp_push_field(b);
+        if (!f) {
+            rc = INGOT_E_NOMEM;
+            goto fail;
+        }
+        f->key = lp_mkstr(k0, q, esc);
+        f->column = LP_COLUMN_UNRESOLVED;
         const char *v = q + 1;
         const char *after;
         if (v == end || *v == ',' || *v == ' ' || lp_is_eol(ps, v)) {
@@ -680,15 +724,15 @@ static int lp_parse_line(lp_parser *ps, const char *p, const char **eol)
                     continue;
                 }
                 if (*r == '"') {
-                    f.type = LP_FIELD_STRING;
-                    f.value.str = lp_mkstr(v + 1, r, esc);
+                    f->type = LP_FIELD_STRING;
+                    f->value.str = lp_mkstr(v + 1, r, esc);
                     after = r + 1;
                     break;
                 }
                 s = r + 1;
             }
         } else if (c == '-' || c == '.' || lp_is_digit(c)) {
-            after = lp_parse_number(ps, v, &f);
+            after = lp_parse_number(ps, v, f);
             if (!after) {
                 rc = ps->err_at ? LP_LINE_BAD : INGOT_E_NOMEM;
                 goto fail;
@@ -700,37 +744,32 @@ static int lp_parse_line(lp_parser *ps, const char *p, const char **eol)
                 rc = lp_bad(ps, v, "invalid field value");
                 goto fail;
             }
-            f.type = LP_FIELD_BOOL;
-            f.value.boolean = bv;
+            f->type = LP_FIELD_BOOL;
+            f->value.boolean = bv;
             after = v + n;
         }
         if (!(after == end || *after == ',' || *after == ' ' || lp_is_eol(ps, after))) {
             rc = lp_bad(ps, v, "invalid field value");
             goto fail;
         }
-        if (lp_is_time_key(f.key)) {
+        if (lp_is_time_key(f->key)) {
             rc = lp_bad(ps, k0, "invalid field key \"time\"");
             goto fail;
         }
-        uint32_t ref = lp_key_lookup(ps, &ln, f.key, LP_KEY_IS_FIELD | ln.field_count);
+        uint32_t ref = lp_key_lookup(ps, ln, f->key, LP_KEY_IS_FIELD | ln->field_count);
         if (ref == LP_KEY_NONE) {
-            lp_field *slot = lp_push_field(b);
-            if (!slot) {
-                rc = INGOT_E_NOMEM;
-                goto fail;
-            }
-            *slot = f;
-            ln.field_count++;
+            ln->field_count++;
         } else if (!(ref & LP_KEY_IS_FIELD)) {
-            rc = lp_bad_key(ps, k0, "field \"%.*s\" is also a tag", f.key);
+            rc = lp_bad_key(ps, k0, "field \"%.*s\" is also a tag", f->key);
             goto fail;
         } else {
-            lp_field *prev = &b->fields[ln.first_field + (ref & ~LP_KEY_IS_FIELD)];
-            if (prev->type != f.type) {
-                rc = lp_bad_key(ps, k0, "field \"%.*s\" has two types", f.key);
+            lp_field *prev = &b->fields[ln->first_field + (ref & ~LP_KEY_IS_FIELD)];
+            if (prev->type != f->type) {
+                rc = lp_bad_key(ps, k0, "field \"%.*s\" has two types", f->key);
                 goto fail;
             }
-            prev->value = f.value; /* the last value written wins */
+            prev->value = f->value; /* the last value written wins */
+            b->field_count--;       /* f was the last slot */
         }
         if (after != end && *after == ',') {
             p = after + 1;
@@ -745,7 +784,7 @@ static int lp_parse_line(lp_parser *ps, const char *p, const char **eol)
         p = lp_skip_blanks(ps, p); /* p was at the space after the field set */
     }
     if (lp_is_eol(ps, p)) {
-        ln.time_ns = ps->opts->default_time_ns;
+        ln->time_ns = ps->opts->default_time_ns;
     } else {
         const char *t0 = p;
         int neg = 0;
@@ -785,24 +824,18 @@ static int lp_parse_line(lp_parser *ps, const char *p, const char **eol)
             break;
         default: mult = 1; break;
         }
-        if (__builtin_mul_overflow(t, mult, &ln.time_ns)) {
+        if (__builtin_mul_overflow(t, mult, &ln->time_ns)) {
             rc = lp_bad(ps, t0, "timestamp out of range");
             goto fail;
         }
     }
     *eol = p;
-
-    if (b->line_count == b->line_cap &&
-        lp_grow((void **)&b->lines, &b->line_cap, b->line_count + 1, sizeof *b->lines, 64)) {
-        rc = INGOT_E_NOMEM;
-        goto fail;
-    }
-    b->lines[b->line_count++] = ln;
+    b->line_count++;
     return LP_LINE_GOOD;
 
 fail:
-    b->tag_count = ln.first_tag;
-    b->field_count = ln.first_field;
+    b->tag_count = ln->first_tag;
+    b->field_count = ln->first_field;
     return rc;
 }
 

@@ -125,7 +125,8 @@ typedef struct lp_options {
  * Parse body[0..len) into batch (which must be zeroed or reset with lp_batch_reset). Good lines
  * land in batch->lines; bad lines in batch->errors and do not appear in lines. The body must stay
  * valid and unchanged while the batch is used.
- * Returns 0 (even when some lines are bad: check batch->bad_line_count) or INGOT_E_NOMEM.
+ * Returns 0 (even when some lines are bad: check batch->bad_line_count), INGOT_E_NOMEM, or
+ * INGOT_E_TOO_LARGE for a body of 4 GiB or more (lengths and line numbers are 32-bit).
  */
 int lp_parse(const char *body, size_t len, const lp_options *opts, lp_batch *batch);
 

@@ -45,8 +45,7 @@ static void query_column_free(query_column *c)
 
 void query_batch_free(query_batch *batch)
 {
-    if (!batch)
-        return;
+    if (!batch) return;
     if (batch->columns)
         for (size_t i = 0; i < batch->column_count; i++)
             query_column_free(&batch->columns[i]);

@@ -33,10 +33,10 @@ static uint32_t crc32c_sw_raw(uint32_t crc, const uint8_t *p, size_t len)
         len--;
     }
     while (len >= 8) {
-        uint32_t lo = (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
-                      (uint32_t)p[3] << 24;
-        uint32_t hi = (uint32_t)p[4] | (uint32_t)p[5] << 8 | (uint32_t)p[6] << 16 |
-                      (uint32_t)p[7] << 24;
+        uint32_t lo =
+            (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+        uint32_t hi =
+            (uint32_t)p[4] | (uint32_t)p[5] << 8 | (uint32_t)p[6] << 16 | (uint32_t)p[7] << 24;
         lo ^= crc;
         crc = crc32c_table[7][lo & 0xff] ^ crc32c_table[6][(lo >> 8) & 0xff] ^
               crc32c_table[5][(lo >> 16) & 0xff] ^ crc32c_table[4][lo >> 24] ^
@@ -45,13 +45,14 @@ static uint32_t crc32c_sw_raw(uint32_t crc, const uint8_t *p, size_t len)
         p += 8;
         len -= 8;
     }
-    while (len--) crc = crc32c_table[0][(crc ^ *p++) & 0xff] ^ (crc >> 8);
+    while (len--)
+        crc = crc32c_table[0][(crc ^ *p++) & 0xff] ^ (crc >> 8);
     return crc;
 }
 
 #if defined(__x86_64__)
 __attribute__((target("sse4.2"))) static uint32_t crc32c_hw_raw(uint32_t crc, const uint8_t *p,
-                                                                 size_t len)
+                                                                size_t len)
 {
     while (len && ((uintptr_t)p & 7)) {
         crc = _mm_crc32_u8(crc, *p++);
@@ -66,7 +67,8 @@ __attribute__((target("sse4.2"))) static uint32_t crc32c_hw_raw(uint32_t crc, co
         len -= 8;
     }
     crc = (uint32_t)c;
-    while (len--) crc = _mm_crc32_u8(crc, *p++);
+    while (len--)
+        crc = _mm_crc32_u8(crc, *p++);
     return crc;
 }
 #endif
@@ -75,7 +77,8 @@ static void crc32c_init(void)
 {
     for (uint32_t i = 0; i < 256; i++) {
         uint32_t c = i;
-        for (int k = 0; k < 8; k++) c = (c & 1) ? (c >> 1) ^ CRC32C_POLY : c >> 1;
+        for (int k = 0; k < 8; k++)
+            c = (c & 1) ? (c >> 1) ^ CRC32C_POLY : c >> 1;
         crc32c_table[0][i] = c;
     }
     for (uint32_t i = 0; i < 256; i++)

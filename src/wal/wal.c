@@ -70,8 +70,8 @@ const uint64_t wal_fsync_bucket_us[WAL_FSYNC_BUCKETS] = {
 
 /* One queued entry; lives on the appender's stack (see "Record lifetime" above). */
 typedef struct wal_record {
-    struct wal_record *next;   /* mu while queued; the writer's once taken */
-    const struct iovec *iov;   /* the caller's payload pieces */
+    struct wal_record *next; /* mu while queued; the writer's once taken */
+    const struct iovec *iov; /* the caller's payload pieces */
     int iovcnt;
     uint8_t frame[WAL_ENTRY_HEADER_BYTES];
     uint64_t payload_bytes;
@@ -88,26 +88,26 @@ struct wal {
     pthread_cond_t written_cv; /* mu: WAL_WAIT_WRITTEN appenders wait here */
     pthread_cond_t done_cv;    /* mu: WAL_WAIT_SYNCED appenders and wal_rotate() wait here */
 
-    wal_record *queue_head; /* mu */
-    wal_record *queue_tail; /* mu */
-    uint64_t last_ticket;   /* mu: the ticket last handed out */
-    uint64_t written_ticket; /* mu: every ticket <= this was written (write(2) returned) */
-    uint64_t synced_ticket;  /* mu: every ticket <= this is durable */
-    uint64_t done_ticket;    /* mu: the writer is finished with every record <= this */
-    int failed_cause;        /* mu: 0, or the first I/O error (-errno); sticky */
-    bool closing;            /* mu */
+    wal_record *queue_head;    /* mu */
+    wal_record *queue_tail;    /* mu */
+    uint64_t last_ticket;      /* mu: the ticket last handed out */
+    uint64_t written_ticket;   /* mu: every ticket <= this was written (write(2) returned) */
+    uint64_t synced_ticket;    /* mu: every ticket <= this is durable */
+    uint64_t done_ticket;      /* mu: the writer is finished with every record <= this */
+    int failed_cause;          /* mu: 0, or the first I/O error (-errno); sticky */
+    bool closing;              /* mu */
     uint64_t rotate_requested; /* mu */
     uint64_t rotate_served;    /* mu */
     enum wal_test_fault fault; /* mu: test seam, taken by the writer with the next batch */
     int fault_errno;           /* mu */
     wal_stats stats;           /* mu */
 
-    int fd;                  /* writer: the open segment */
-    uint64_t segment_id;     /* writer */
-    uint64_t segment_size;   /* writer: bytes in the open segment, header included */
-    uint64_t segment_entries; /* writer */
-    uint64_t segment_seq_min; /* writer: sequence range of the open segment's entries */
-    uint64_t segment_seq_max; /* writer */
+    int fd;                       /* writer: the open segment */
+    uint64_t segment_id;          /* writer */
+    uint64_t segment_size;        /* writer: bytes in the open segment, header included */
+    uint64_t segment_entries;     /* writer */
+    uint64_t segment_seq_min;     /* writer: sequence range of the open segment's entries */
+    uint64_t segment_seq_max;     /* writer */
     struct iovec iovbuf[IOV_MAX]; /* writer: one writev's worth */
 };
 
@@ -340,8 +340,8 @@ static void wal_writer_batch(wal *w)
         }
         if (rc != 0)
             log_error("wal: segment %llu: %s failed: %s; the WAL refuses all further writes",
-                      (unsigned long long)w->segment_id,
-                      wrote ? "fdatasync" : "write", ingot_strerror(rc));
+                      (unsigned long long)w->segment_id, wrote ? "fdatasync" : "write",
+                      ingot_strerror(rc));
     }
 
     pthread_mutex_lock(&w->mu);
@@ -356,7 +356,8 @@ static void wal_writer_batch(wal *w)
         w->stats.fsync_count++;
         w->stats.fsync_sum_us += sync_us;
         int b = 0;
-        while (b < WAL_FSYNC_BUCKETS - 1 && sync_us > wal_fsync_bucket_us[b]) b++;
+        while (b < WAL_FSYNC_BUCKETS - 1 && sync_us > wal_fsync_bucket_us[b])
+            b++;
         w->stats.fsync_buckets[b]++;
     }
     w->done_ticket = last_ticket;
@@ -466,7 +467,8 @@ int wal_append(wal *w, uint64_t sequence, const struct iovec *iov, int iovcnt, e
     }
     if (len == 0) return INGOT_E_INVALID;
     uint32_t crc = 0;
-    for (int i = 0; i < iovcnt; i++) crc = crc32c_update(crc, iov[i].iov_base, iov[i].iov_len);
+    for (int i = 0; i < iovcnt; i++)
+        crc = crc32c_update(crc, iov[i].iov_base, iov[i].iov_len);
     wal_record r = {.iov = iov, .iovcnt = iovcnt, .payload_bytes = len, .sequence = sequence};
     wal_put_u32(r.frame, (uint32_t)len);
     wal_put_u32(r.frame + 4, crc);
@@ -493,7 +495,8 @@ int wal_append(wal *w, uint64_t sequence, const struct iovec *iov, int iovcnt, e
             pthread_cond_wait(&w->written_cv, &w->mu);
         rc = w->written_ticket >= r.ticket ? 0 : INGOT_E_WAL_FAILED;
     } else {
-        while (w->done_ticket < r.ticket) pthread_cond_wait(&w->done_cv, &w->mu);
+        while (w->done_ticket < r.ticket)
+            pthread_cond_wait(&w->done_cv, &w->mu);
         rc = w->synced_ticket >= r.ticket ? 0 : INGOT_E_WAL_FAILED;
     }
 out:
@@ -523,7 +526,8 @@ int wal_rotate(wal *w)
     } else {
         uint64_t mine = ++w->rotate_requested;
         pthread_cond_signal(&w->work_cv);
-        while (w->rotate_served < mine) pthread_cond_wait(&w->done_cv, &w->mu);
+        while (w->rotate_served < mine)
+            pthread_cond_wait(&w->done_cv, &w->mu);
         if (w->failed_cause != 0) rc = INGOT_E_WAL_FAILED;
     }
     pthread_mutex_unlock(&w->mu);

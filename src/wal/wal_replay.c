@@ -76,7 +76,7 @@ typedef struct wal_scan {
     uint64_t entries;  /* entries handed to on_entry */
     uint64_t good_end; /* end of the last good entry (or of the header) */
     enum wal_scan_verdict verdict;
-    bool headerless;   /* torn, and no valid header: the whole file goes */
+    bool headerless; /* torn, and no valid header: the whole file goes */
     uint64_t bad_offset;
     char reason[160];
     int callback_rc; /* nonzero: on_entry stopped the scan */
@@ -152,8 +152,8 @@ static void wal_scan_bytes(wal_scan *s, const uint8_t *p, uint64_t size)
         uint64_t left = size - off;
         if (left < WAL_ENTRY_HEADER_BYTES) {
             wal_scan_damage(s, true, off,
-                            "entry header cut short by end of file (%" PRIu64 " of %d bytes)",
-                            left, WAL_ENTRY_HEADER_BYTES);
+                            "entry header cut short by end of file (%" PRIu64 " of %d bytes)", left,
+                            WAL_ENTRY_HEADER_BYTES);
             return;
         }
         uint64_t len = wal_get_u32(p + off);
@@ -354,8 +354,8 @@ typedef struct wal_replay_ctx {
     const wal_replay_callbacks *cb;
 } wal_replay_ctx;
 
-static int wal_replay_entry(void *arg, uint64_t segment_id, uint64_t offset,
-                            const uint8_t *payload, size_t len)
+static int wal_replay_entry(void *arg, uint64_t segment_id, uint64_t offset, const uint8_t *payload,
+                            size_t len)
 {
     (void)offset;
     wal_replay_ctx *ctx = arg;
@@ -409,8 +409,8 @@ int wal_replay(const char *dir, bool skip_corrupt, const wal_replay_callbacks *c
                 snprintf(err, errlen, "%s", why);
                 goto fail;
             }
-            log_warn("wal: skipping corrupt segment %s (offset %" PRIu64
-                     ": %s; %" PRIu64 " entries before it were replayed): moved to %s",
+            log_warn("wal: skipping corrupt segment %s (offset %" PRIu64 ": %s; %" PRIu64
+                     " entries before it were replayed): moved to %s",
                      path, s.bad_offset, s.reason, s.entries, dst);
             stats->corrupt_skipped++;
             if (errlen) err[0] = '\0';
@@ -425,12 +425,12 @@ int wal_replay(const char *dir, bool skip_corrupt, const wal_replay_callbacks *c
                              ingot_strerror(rc));
                     goto fail;
                 }
-                log_warn("wal: %s: torn segment (%s), %" PRIu64 " bytes: deleted", path,
-                         s.reason, torn);
+                log_warn("wal: %s: torn segment (%s), %" PRIu64 " bytes: deleted", path, s.reason,
+                         torn);
             } else {
                 if ((rc = wal_truncate_file(path, s.good_end)) != 0) {
-                    snprintf(err, errlen, "%s: cannot truncate torn tail at offset %" PRIu64
-                             ": %s", path, s.good_end, ingot_strerror(rc));
+                    snprintf(err, errlen, "%s: cannot truncate torn tail at offset %" PRIu64 ": %s",
+                             path, s.good_end, ingot_strerror(rc));
                     goto fail;
                 }
                 log_warn("wal: %s: torn tail at offset %" PRIu64 " (%s): truncated %" PRIu64
@@ -521,8 +521,8 @@ int wal_inspect(const char *dir, FILE *out)
                      s.reason);
             damaged++;
         } else if (s.verdict == WAL_SCAN_TORN) {
-            snprintf(verdict, sizeof verdict, "torn tail at offset %" PRIu64 " (%" PRIu64
-                     " bytes)", s.good_end, s.file_bytes - s.good_end);
+            snprintf(verdict, sizeof verdict, "torn tail at offset %" PRIu64 " (%" PRIu64 " bytes)",
+                     s.good_end, s.file_bytes - s.good_end);
         } else {
             snprintf(verdict, sizeof verdict, "ok");
         }

@@ -20,8 +20,8 @@
 #include "wal/wal.h"
 
 struct wal_sink {
-    wal_appender appender; /* immutable after wal_sink_new */
-    dml_sink inner;        /* immutable after wal_sink_new */
+    wal_appender appender;          /* immutable after wal_sink_new */
+    dml_sink inner;                 /* immutable after wal_sink_new */
     _Atomic uint64_t next_sequence; /* atomic: the next number apply() hands out */
 };
 

@@ -239,8 +239,8 @@ static void test_sort_and_dictionary(void)
     free(got);
     /* dictionary: only the values used, sorted */
     query_exec qe = buffer_tree_as_query_exec(tree);
-    query_request req = {.namespace_name = "db", .table_name = "m", .min_time_ns = 6,
-                         .max_time_ns = 10};
+    query_request req = {
+        .namespace_name = "db", .table_name = "m", .min_time_ns = 6, .max_time_ns = 10};
     query_stream *s;
     CHECK_EQ_INT(qe.query(qe.self, &req, &s, NULL, 0), 0);
     query_batch *b;
@@ -302,7 +302,9 @@ static void test_snapshot(void)
     tb_op_free(&o);
 
     query_exec qe = buffer_tree_as_query_exec(tree);
-    query_request req = {.namespace_name = "db", .table_name = "m", .min_time_ns = INT64_MIN,
+    query_request req = {.namespace_name = "db",
+                         .table_name = "m",
+                         .min_time_ns = INT64_MIN,
                          .max_time_ns = INT64_MAX};
     query_stream *s;
     CHECK_EQ_INT(qe.query(qe.self, &req, &s, NULL, 0), 0);
@@ -331,6 +333,7 @@ static void test_snapshot(void)
     tb_render_batch(&txt, b);
     query_batch_free(b);
     CHECK_EQ_INT(query_stream_next(s, &b), 0);
+    query_stream_close(s);
     CHECK_EQ_STR(txt.s, "1970-01-01 rows=2: v,time\n1|1\n4|2\n"
                         "1970-01-02 rows=2: v,time\n2|86400000000001\n6|86400000000002\n");
     free(txt.s);
@@ -427,8 +430,7 @@ static void make_big_op(tb_op *o, schema_table *t, schema_table *t2, uint64_t se
         tb_tag(o, "region", i % 2 ? "eu" : "us");
         tb_i64(o, "n", i);
         tb_string(o, "msg", "some text that needs room");
-        if (i % 5 == 0)
-            tb_bool(o, "flag", true);
+        if (i % 5 == 0) tb_bool(o, "flag", true);
     }
 }
 
@@ -455,8 +457,7 @@ static void test_rollback_on_nomem(void)
         atomic_store(&buffer_fail_alloc_countdown, n);
         rc = tb_apply(tree, &big);
         atomic_store(&buffer_fail_alloc_countdown, 0);
-        if (rc == 0)
-            break;
+        if (rc == 0) break;
         failures++;
         CHECK_EQ_INT(rc, INGOT_E_NOMEM);
         CHECK_EQ_INT(buffer_tree_rows(tree), rows);

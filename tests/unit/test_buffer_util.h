@@ -17,7 +17,7 @@
 
 #define NS_PER_DAY (86400LL * 1000000000LL)
 
-static schema_table *tb_table(const char *name)
+static inline schema_table *tb_table(const char *name)
 {
     schema_table *t = calloc(1, sizeof *t);
     t->name = name;
@@ -30,12 +30,11 @@ static schema_table *tb_table(const char *name)
 }
 
 /* Index of column name, created with type if absent. */
-static uint16_t tb_col(schema_table *t, const char *name, uint8_t type)
+static inline uint16_t tb_col(schema_table *t, const char *name, uint8_t type)
 {
     uint32_t n = atomic_load(&t->column_count);
     for (uint32_t i = 0; i < n; i++)
-        if (strcmp(t->columns[i].name, name) == 0)
-            return (uint16_t)i;
+        if (strcmp(t->columns[i].name, name) == 0) return (uint16_t)i;
     t->columns[n].name = name;
     t->columns[n].name_len = (uint32_t)strlen(name);
     t->columns[n].type = type;
@@ -50,7 +49,7 @@ typedef struct tb_op {
     dml_op op;
 } tb_op;
 
-static void tb_op_init(tb_op *o, const char *ns, uint64_t seq)
+static inline void tb_op_init(tb_op *o, const char *ns, uint64_t seq)
 {
     memset(o, 0, sizeof *o);
     o->tables.tables = o->slots;
@@ -61,27 +60,26 @@ static void tb_op_init(tb_op *o, const char *ns, uint64_t seq)
     o->op.tables = &o->tables;
 }
 
-static void tb_op_free(tb_op *o)
+static inline void tb_op_free(tb_op *o)
 {
     free(o->b.lines);
     free(o->b.tags);
     free(o->b.fields);
 }
 
-static lp_str tb_str(const char *s, uint32_t escaped)
+static inline lp_str tb_str(const char *s, uint32_t escaped)
 {
     lp_str r = {.ptr = s, .len = (uint32_t)strlen(s), .escaped = escaped};
     return r;
 }
 
 /* Start a line of table t at time_ns. */
-static void tb_line(tb_op *o, schema_table *t, int64_t time_ns)
+static inline void tb_line(tb_op *o, schema_table *t, int64_t time_ns)
 {
     uint32_t slot = 0;
     while (slot < o->tables.count && o->slots[slot] != t)
         slot++;
-    if (slot == o->tables.count)
-        o->slots[o->tables.count++] = t;
+    if (slot == o->tables.count) o->slots[o->tables.count++] = t;
     if (o->b.line_count == o->b.line_cap) {
         o->b.line_cap = o->b.line_cap ? o->b.line_cap * 2 : 16;
         o->b.lines = realloc(o->b.lines, o->b.line_cap * sizeof *o->b.lines);
@@ -97,14 +95,14 @@ static void tb_line(tb_op *o, schema_table *t, int64_t time_ns)
     o->op.row_count = o->b.line_count;
 }
 
-static lp_line *tb_cur(tb_op *o, schema_table **t)
+static inline lp_line *tb_cur(tb_op *o, schema_table **t)
 {
     lp_line *ln = &o->b.lines[o->b.line_count - 1];
     *t = o->slots[ln->table_slot];
     return ln;
 }
 
-static void tb_tag_esc(tb_op *o, const char *key, const char *value, uint32_t escaped)
+static inline void tb_tag_esc(tb_op *o, const char *key, const char *value, uint32_t escaped)
 {
     schema_table *t;
     lp_line *ln = tb_cur(o, &t);
@@ -119,12 +117,12 @@ static void tb_tag_esc(tb_op *o, const char *key, const char *value, uint32_t es
     ln->tag_count++;
 }
 
-static void tb_tag(tb_op *o, const char *key, const char *value)
+static inline void tb_tag(tb_op *o, const char *key, const char *value)
 {
     tb_tag_esc(o, key, value, 0);
 }
 
-static lp_field *tb_field(tb_op *o, const char *key, uint8_t type)
+static inline lp_field *tb_field(tb_op *o, const char *key, uint8_t type)
 {
     schema_table *t;
     lp_line *ln = tb_cur(o, &t);
@@ -141,32 +139,32 @@ static lp_field *tb_field(tb_op *o, const char *key, uint8_t type)
     return f;
 }
 
-static void tb_i64(tb_op *o, const char *key, int64_t v)
+static inline void tb_i64(tb_op *o, const char *key, int64_t v)
 {
     tb_field(o, key, LP_FIELD_I64)->value.i64 = v;
 }
-static void tb_u64(tb_op *o, const char *key, uint64_t v)
+static inline void tb_u64(tb_op *o, const char *key, uint64_t v)
 {
     tb_field(o, key, LP_FIELD_U64)->value.u64 = v;
 }
-static void tb_f64(tb_op *o, const char *key, double v)
+static inline void tb_f64(tb_op *o, const char *key, double v)
 {
     tb_field(o, key, LP_FIELD_F64)->value.f64 = v;
 }
-static void tb_bool(tb_op *o, const char *key, bool v)
+static inline void tb_bool(tb_op *o, const char *key, bool v)
 {
     tb_field(o, key, LP_FIELD_BOOL)->value.boolean = v;
 }
-static void tb_string_esc(tb_op *o, const char *key, const char *v, uint32_t escaped)
+static inline void tb_string_esc(tb_op *o, const char *key, const char *v, uint32_t escaped)
 {
     tb_field(o, key, LP_FIELD_STRING)->value.str = tb_str(v, escaped);
 }
-static void tb_string(tb_op *o, const char *key, const char *v)
+static inline void tb_string(tb_op *o, const char *key, const char *v)
 {
     tb_string_esc(o, key, v, 0);
 }
 
-static int tb_apply(buffer_tree *tree, tb_op *o)
+static inline int tb_apply(buffer_tree *tree, tb_op *o)
 {
     dml_sink sink = buffer_tree_as_sink(tree);
     return dml_sink_apply(&sink, &o->op);
@@ -179,8 +177,9 @@ typedef struct tb_text {
     size_t len, cap;
 } tb_text;
 
-static void tb_printf(tb_text *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void tb_printf(tb_text *t, const char *fmt, ...)
+static inline void tb_printf(tb_text *t, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static inline void tb_printf(tb_text *t, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -196,12 +195,12 @@ static void tb_printf(tb_text *t, const char *fmt, ...)
     t->len += (size_t)n;
 }
 
-static int tb_bit(const uint8_t *b, size_t i)
+static inline int tb_bit(const uint8_t *b, size_t i)
 {
     return (b[i >> 3] >> (i & 7)) & 1;
 }
 
-static void tb_cell(tb_text *t, const query_column *c, size_t r)
+static inline void tb_cell(tb_text *t, const query_column *c, size_t r)
 {
     if (c->validity && !tb_bit(c->validity, r)) {
         tb_printf(t, "null");
@@ -242,7 +241,7 @@ static void tb_cell(tb_text *t, const query_column *c, size_t r)
 }
 
 /* A batch as "key rows=N: col,col\nv|v\n..." */
-static void tb_render_batch(tb_text *t, const query_batch *b)
+static inline void tb_render_batch(tb_text *t, const query_batch *b)
 {
     tb_printf(t, "%s rows=%zu:", b->partition_key, b->row_count);
     for (size_t c = 0; c < b->column_count; c++)
@@ -250,8 +249,7 @@ static void tb_render_batch(tb_text *t, const query_batch *b)
     tb_printf(t, "\n");
     for (size_t r = 0; r < b->row_count; r++) {
         for (size_t c = 0; c < b->column_count; c++) {
-            if (c)
-                tb_printf(t, "|");
+            if (c) tb_printf(t, "|");
             tb_cell(t, &b->columns[c], r);
         }
         tb_printf(t, "\n");
@@ -259,12 +257,16 @@ static void tb_render_batch(tb_text *t, const query_batch *b)
 }
 
 /* The whole answer of a query as text (caller frees), or "ERR <code>: <message>". */
-static char *tb_query(buffer_tree *tree, const char *ns, const char *table, const char *const *cols,
-                      size_t ncols, int64_t min_ns, int64_t max_ns)
+static inline char *tb_query(buffer_tree *tree, const char *ns, const char *table,
+                             const char *const *cols, size_t ncols, int64_t min_ns, int64_t max_ns)
 {
     query_exec qe = buffer_tree_as_query_exec(tree);
-    query_request req = {.namespace_name = ns, .table_name = table, .columns = cols,
-                         .column_count = ncols, .min_time_ns = min_ns, .max_time_ns = max_ns};
+    query_request req = {.namespace_name = ns,
+                         .table_name = table,
+                         .columns = cols,
+                         .column_count = ncols,
+                         .min_time_ns = min_ns,
+                         .max_time_ns = max_ns};
     query_stream *s;
     char err[256] = "";
     tb_text t = {0};
@@ -279,13 +281,12 @@ static char *tb_query(buffer_tree *tree, const char *ns, const char *table, cons
         tb_render_batch(&t, b);
         query_batch_free(b);
     }
-    if (rc < 0)
-        tb_printf(&t, "ERR %d\n", rc);
+    if (rc < 0) tb_printf(&t, "ERR %d\n", rc);
     query_stream_close(s);
     return t.s;
 }
 
-static char *tb_query_all(buffer_tree *tree, const char *ns, const char *table)
+static inline char *tb_query_all(buffer_tree *tree, const char *ns, const char *table)
 {
     return tb_query(tree, ns, table, NULL, 0, INT64_MIN, INT64_MAX);
 }

@@ -120,7 +120,8 @@ static void test_get_or_create_idempotent(void)
     CHECK_EQ_INT(count_rows(path, "SELECT count(*) FROM namespace"), 2);
     CHECK_EQ_INT(count_rows(path, "SELECT count(*) FROM table_name"), 2);
     CHECK_EQ_INT(count_rows(path, "SELECT count(*) FROM column_name"), 1);
-    CHECK(count_rows(path, "SELECT min(created_at) FROM namespace") > 0);
+    CHECK_EQ_INT(count_rows(path, "SELECT min(created_at) > 1600000000000000000 FROM namespace"),
+                 1);
     cat.close(cat.self);
 }
 
@@ -144,7 +145,8 @@ static void test_column_conflict(void)
     CHECK_EQ_INT(et, COLUMN_I64);
     CHECK_EQ_INT(cat.column_upsert(cat.self, t, "y", 0, &id2, &et), INGOT_E_INVALID);
     CHECK_EQ_INT(cat.column_upsert(cat.self, t, "y", 8, &id2, &et), INGOT_E_INVALID);
-    CHECK_EQ_INT(count_rows(path, "SELECT column_type FROM column_name WHERE name='x'"), COLUMN_I64);
+    CHECK_EQ_INT(count_rows(path, "SELECT column_type FROM column_name WHERE name='x'"),
+                 COLUMN_I64);
     CHECK_EQ_INT(count_rows(path, "SELECT count(*) FROM column_name"), 1);
     cat.close(cat.self);
 }

@@ -7,6 +7,7 @@
 #include "test.h"
 #include "util/error.h"
 
+#include <errno.h>
 #include <math.h>
 
 static lp_batch batch;
@@ -253,6 +254,19 @@ static void test_floats(void)
         f = one_field(body);
         if (f) CHECK(f->value.f64 == cases[i].value);
     }
+    /* Long mantissas go to strtod, also when the token ends the body (copied, then). */
+    char longbody[700];
+    memcpy(longbody, "m v=", 4);
+    memset(longbody + 4, '1', 600);
+    memcpy(longbody + 604, ".5e-590", 8);
+    const lp_field *lf = one_field(longbody);
+    if (lf) CHECK(fabs(lf->value.f64 - 1111111111.1111111) < 1e-6);
+    memcpy(longbody + 611, " 9", 3);
+    lf = one_field(longbody);
+    if (lf) {
+        CHECK(fabs(lf->value.f64 - 1111111111.1111111) < 1e-6);
+        CHECK_EQ_INT(batch.lines[0].time_ns, 9);
+    }
     const lp_field *f = one_field("m v=-0");
     if (f) CHECK(f->value.f64 == 0.0 && signbit(f->value.f64));
     static const char *bad[] = {"1.2.3", "nan", "NaN", "inf", "-inf", "+1", "1e", "1e+",
@@ -289,6 +303,27 @@ static void test_integers(void)
     }
     f = one_field("m v=0u");
     if (f) CHECK(f->value.u64 == 0);
+    /* Random digit strings of every length against strtoull (covers the 8-digit fast path). */
+    uint64_t x = 88172645463325252ull;
+    for (int i = 0; i < 3000; i++) {
+        char digits[32], body[96];
+        int len = 1 + i % 22;
+        for (int k = 0; k < len; k++) {
+            x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+            digits[k] = (char)('0' + x % 10);
+        }
+        digits[len] = '\0';
+        snprintf(body, sizeof body, "m v=%su %s", digits, len <= 18 ? digits : "1");
+        errno = 0;
+        unsigned long long want = strtoull(digits, NULL, 10);
+        int over = errno == ERANGE;
+        CHECK_EQ_INT(parse(body), 0);
+        CHECK_EQ_INT(batch.line_count, over ? 0 : 1);
+        if (!over && batch.line_count == 1) {
+            CHECK(batch.fields[0].value.u64 == want);
+            if (len <= 18) CHECK(batch.lines[0].time_ns == (int64_t)want);
+        }
+    }
     expect_bad("m v=9223372036854775808i", "integer overflow", 5);
     expect_bad("m v=-9223372036854775809i", "integer overflow", 5);
     expect_bad("m v=99999999999999999999999i", "integer overflow", 5);

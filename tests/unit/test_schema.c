@@ -86,7 +86,9 @@ static void test_create_namespace_table_columns(void)
     CHECK(fx_open(&f, "create"));
     lp_batch b = {0};
     schema_op_tables t = {0};
-    CHECK_EQ_INT(check(&f, &b, "cpu,host=a usage=1.5,count=3i 10\nmem free=1u\ncpu,host=b usage=2", false, &t), 0);
+    CHECK_EQ_INT(check(&f, &b, "cpu,host=a usage=1.5,count=3i 10\nmem free=1u\ncpu,host=b usage=2",
+                       false, &t),
+                 0);
     CHECK_EQ_INT(b.bad_line_count, 0);
     CHECK_EQ_INT(b.line_count, 3);
     CHECK_EQ_INT(t.count, 2);
@@ -153,7 +155,8 @@ static void test_type_conflict_stored(void)
     CHECK_EQ_INT(b.line_count, 0);
     CHECK_EQ_INT(t.count, 0);
     CHECK_EQ_INT(b.error_count, 1);
-    CHECK_EQ_STR(b.errors[0].message, "column \"x\" of table \"cpu\" has type i64; the write sends f64");
+    CHECK_EQ_STR(b.errors[0].message,
+                 "column \"x\" of table \"cpu\" has type i64; the write sends f64");
     CHECK_EQ_INT(b.errors[0].line_number, 1);
     CHECK_EQ_INT(b.errors[0].column, 12);
     /* tag stored, sent as field */
@@ -165,7 +168,8 @@ static void test_type_conflict_stored(void)
     /* field stored, sent as tag */
     CHECK_EQ_INT(check(&f, &b, "cpu,x=1 y=1", false, &t), 0);
     CHECK_EQ_INT(b.error_count, 1);
-    CHECK_EQ_STR(b.errors[0].message, "column \"x\" of table \"cpu\" has type i64; the write sends tag");
+    CHECK_EQ_STR(b.errors[0].message,
+                 "column \"x\" of table \"cpu\" has type i64; the write sends tag");
     CHECK_EQ_INT(schema_column_find(schema_table_find(f.ns, "cpu", 3), "y", 1), -1);
     schema_op_tables_free(&t);
     lp_batch_free(&b);
@@ -226,7 +230,8 @@ static void test_phase1_no_side_effects(void)
     schema_table *cpu = schema_table_find(f.ns, "cpu", 3);
     uint32_t before = atomic_load(&cpu->column_count);
     /* new table, new tag, new field in good lines; one bad line refuses it all */
-    CHECK_EQ_INT(check(&f, &b, "disk,dev=sda used=1i\ncpu,host=a,region=eu w=1i\ncpu v=1i", false, &t), 0);
+    CHECK_EQ_INT(
+        check(&f, &b, "disk,dev=sda used=1i\ncpu,host=a,region=eu w=1i\ncpu v=1i", false, &t), 0);
     CHECK_EQ_INT(b.bad_line_count, 1);
     CHECK_EQ_INT(count_rows(f.path, "SELECT count(*) FROM table_name"), tables);
     CHECK_EQ_INT(count_rows(f.path, "SELECT count(*) FROM column_name"), cols);
@@ -256,14 +261,16 @@ static void test_errors_merge_and_cap(void)
     CHECK_EQ_INT(b.errors[0].line_number, 1);
     CHECK_EQ_INT(b.errors[1].line_number, 2);
     CHECK_EQ_INT(b.errors[2].line_number, 3);
-    CHECK_EQ_STR(b.errors[2].message, "column \"y\" of table \"c\" has type i64; the write sends u64");
+    CHECK_EQ_STR(b.errors[2].message,
+                 "column \"y\" of table \"c\" has type i64; the write sends u64");
     CHECK_EQ_INT(b.line_count, 1);
     CHECK_EQ_INT(b.lines[0].line_number, 4);
     /* 150 bad lines: 100 described, all counted */
     size_t cap = 150 * 16 + 16;
     char *body = malloc(cap);
     size_t n = 0;
-    for (int i = 0; i < 150; i++) n += (size_t)snprintf(body + n, cap - n, "c x=%d.5\n", i);
+    for (int i = 0; i < 150; i++)
+        n += (size_t)snprintf(body + n, cap - n, "c x=%d.5\n", i);
     n += (size_t)snprintf(body + n, cap - n, "c x=7i\n");
     CHECK_EQ_INT(check(&f, &b, body, true, &t), 0);
     CHECK_EQ_INT(b.bad_line_count, 150);
@@ -287,7 +294,8 @@ static void test_column_limit(void)
     char *body = malloc(cap);
     /* one line of 200 fields: 201 columns with time */
     size_t n = (size_t)snprintf(body, cap, "wide ");
-    for (int i = 0; i < 200; i++) n += (size_t)snprintf(body + n, cap - n, "%sf%d=1", i ? "," : "", i);
+    for (int i = 0; i < 200; i++)
+        n += (size_t)snprintf(body + n, cap - n, "%sf%d=1", i ? "," : "", i);
     CHECK_EQ_INT(check(&f, &b, body, false, &t), 0);
     CHECK_EQ_INT(b.bad_line_count, 1);
     CHECK_EQ_STR(b.errors[0].message, "column limit of 200 reached in table \"wide\"");
@@ -295,7 +303,8 @@ static void test_column_limit(void)
     CHECK(schema_table_find(f.ns, "wide", 4) == NULL);
     /* 199 fields over two lines of one request: exactly 200 columns */
     n = (size_t)snprintf(body, cap, "wide ");
-    for (int i = 0; i < 100; i++) n += (size_t)snprintf(body + n, cap - n, "%sf%d=1", i ? "," : "", i);
+    for (int i = 0; i < 100; i++)
+        n += (size_t)snprintf(body + n, cap - n, "%sf%d=1", i ? "," : "", i);
     n += (size_t)snprintf(body + n, cap - n, "\nwide ");
     for (int i = 100; i < 199; i++)
         n += (size_t)snprintf(body + n, cap - n, "%sf%d=1", i > 100 ? "," : "", i);
@@ -327,8 +336,9 @@ static void fill_tables(const char *path, int64_t ns_id, int count)
     sqlite3_stmt *st, *sc;
     CHECK(sqlite3_prepare_v2(db, "INSERT INTO table_name(namespace_id, name) VALUES(?1, ?2)", -1,
                              &st, NULL) == SQLITE_OK);
-    CHECK(sqlite3_prepare_v2(db, "INSERT INTO column_name(table_id, name, column_type) "
-                                 "VALUES(?1, 'time', 6)",
+    CHECK(sqlite3_prepare_v2(db,
+                             "INSERT INTO column_name(table_id, name, column_type) "
+                             "VALUES(?1, 'time', 6)",
                              -1, &sc, NULL) == SQLITE_OK);
     for (int i = 0; i < count; i++) {
         char name[32];
@@ -362,7 +372,13 @@ static void test_table_limit(void)
     CHECK(schema_table_find(f.ns, "t9998", 5) != NULL);
     lp_batch b = {0};
     schema_op_tables t = {0};
-    /* two new tables, room for one: the second line is refused */
+    /* two new tables, room for one: refused whole, phase 1 created nothing */
+    CHECK_EQ_INT(check(&f, &b, "new1 v=1\nnew2 v=1", false, &t), 0);
+    CHECK_EQ_INT(b.bad_line_count, 1);
+    CHECK_EQ_INT(b.errors[0].line_number, 2);
+    CHECK(schema_table_find(f.ns, "new1", 4) == NULL);
+    CHECK_EQ_INT(count_rows(f.path, "SELECT count(*) FROM table_name"), SCHEMA_MAX_TABLES - 1);
+    /* with partial_ok the second line is refused, the first goes in */
     CHECK_EQ_INT(check(&f, &b, "t5 v=1\nnew1 v=1\nnew1 v=2\nnew2 v=1", true, &t), 0);
     CHECK_EQ_INT(b.bad_line_count, 1);
     CHECK_EQ_INT(b.errors[0].line_number, 4);
@@ -455,7 +471,8 @@ static void test_catalog_conflict_becomes_line_error(void)
     CHECK_EQ_INT(f.cat.column_upsert(f.cat.self, cpu->catalog_id, "x", COLUMN_I64, &id, &et), 0);
     CHECK_EQ_INT(check(&f, &b, "cpu x=1.5,v=2\ncpu v=3", true, &t), 0);
     CHECK_EQ_INT(b.bad_line_count, 1);
-    CHECK_EQ_STR(b.errors[0].message, "column \"x\" of table \"cpu\" has type i64; the write sends f64");
+    CHECK_EQ_STR(b.errors[0].message,
+                 "column \"x\" of table \"cpu\" has type i64; the write sends f64");
     CHECK_EQ_INT(b.errors[0].column, 5);
     CHECK_EQ_INT(b.line_count, 1);
     CHECK_EQ_INT(b.lines[0].line_number, 2);
@@ -540,7 +557,8 @@ static void test_invalid_names(void)
     lp_batch b = {0};
     schema_op_tables t = {0};
     char body[2048];
-    CHECK_EQ_INT(check(&f, &b, "cp\x01u v=1\ncpu b\xff=1\ncpu,a\x7f=1 v=1\ncpu v\xc0\x80=1", true, &t), 0);
+    CHECK_EQ_INT(
+        check(&f, &b, "cp\x01u v=1\ncpu b\xff=1\ncpu,a\x7f=1 v=1\ncpu v\xc0\x80=1", true, &t), 0);
     CHECK_EQ_INT(b.bad_line_count, 4);
     CHECK_EQ_INT(b.error_count, 4);
     CHECK_EQ_STR(b.errors[0].message, "invalid table name: the name contains a control character");
@@ -564,14 +582,16 @@ static void test_invalid_names(void)
     CHECK(schema_table_find(f.ns, "\xc3\xa9t\xc3\xa9", 5) != NULL);
     /* an escaped key over 255 bytes after unescaping */
     size_t n = (size_t)snprintf(body, sizeof body, "cpu ");
-    for (int i = 0; i < 128; i++) n += (size_t)snprintf(body + n, sizeof body - n, "a\\ ");
+    for (int i = 0; i < 128; i++)
+        n += (size_t)snprintf(body + n, sizeof body - n, "a\\ ");
     snprintf(body + n, sizeof body - n, "=1");
     CHECK_EQ_INT(check(&f, &b, body, true, &t), 0);
     CHECK_EQ_INT(b.bad_line_count, 1);
     CHECK_EQ_STR(b.errors[0].message, "invalid column name: the name is longer than 255 bytes");
     /* the same 255-byte name escaped is fine (and short escaped measurement works) */
     n = (size_t)snprintf(body, sizeof body, "cpu ");
-    for (int i = 0; i < 127; i++) n += (size_t)snprintf(body + n, sizeof body - n, "a\\ ");
+    for (int i = 0; i < 127; i++)
+        n += (size_t)snprintf(body + n, sizeof body - n, "a\\ ");
     snprintf(body + n, sizeof body - n, "b=1");
     CHECK_EQ_INT(check(&f, &b, body, true, &t), 0);
     CHECK_EQ_INT(b.bad_line_count, 0);
@@ -592,8 +612,10 @@ static void test_time_reserved(void)
                     .line_number = 1,
                     .first_field = 0,
                     .field_count = 1};
-    lp_field field = {.key = {.ptr = text + 4, .len = 4}, .type = LP_FIELD_I64,
-                      .column = LP_COLUMN_UNRESOLVED, .value.i64 = 1};
+    lp_field field = {.key = {.ptr = text + 4, .len = 4},
+                      .type = LP_FIELD_I64,
+                      .column = LP_COLUMN_UNRESOLVED,
+                      .value.i64 = 1};
     lp_batch b = {0};
     b.lines = malloc(sizeof line);
     b.fields = malloc(sizeof field);
@@ -618,7 +640,8 @@ static void test_time_reserved(void)
     b.fields[0].key = (lp_str){.ptr = text + 4, .len = 4};
     CHECK_EQ_INT(schema_check(f.cache, f.ns, &b, true, &t, err, sizeof err), 0);
     CHECK_EQ_INT(b.bad_line_count, 1);
-    CHECK_EQ_STR(b.errors[0].message, "column \"time\" of table \"cpu\" has type time; the write sends i64");
+    CHECK_EQ_STR(b.errors[0].message,
+                 "column \"time\" of table \"cpu\" has type time; the write sends i64");
     schema_op_tables_free(&t);
     lp_batch_free(&b);
     fx_close(&f);
@@ -644,7 +667,8 @@ static void test_namespace_names(void)
     fixture f;
     CHECK(fx_open(&f, "nsnames"));
     schema_namespace *ns;
-    CHECK_EQ_INT(schema_namespace_get(f.cache, "../etc", true, &ns, err, sizeof err), INGOT_E_INVALID);
+    CHECK_EQ_INT(schema_namespace_get(f.cache, "../etc", true, &ns, err, sizeof err),
+                 INGOT_E_INVALID);
     CHECK_EQ_INT(schema_namespace_get(f.cache, "ok.name", true, &ns, err, sizeof err), 0);
     CHECK_EQ_STR(schema_namespace_name(ns), "ok.name");
     CHECK_EQ_INT(count_rows(f.path, "SELECT count(*) FROM namespace"), 2);
@@ -674,7 +698,8 @@ static void *worker_main(void *arg)
         /* overlapping fields: f(round+id) .. f(round+id+5); tags h(id%2); a contested x */
         size_t n = (size_t)snprintf(body, sizeof body, "tab%d,h%d=a ", round % 3, w->id % 2);
         for (int k = 0; k < 6; k++)
-            n += (size_t)snprintf(body + n, sizeof body - n, "%sf%d=%di", k ? "," : "", round + w->id + k, k);
+            n += (size_t)snprintf(body + n, sizeof body - n, "%sf%d=%di", k ? "," : "",
+                                  round + w->id + k, k);
         n += (size_t)snprintf(body + n, sizeof body - n, "\ntab%d x=%s\n", round % 3,
                               w->id % 2 ? "1.5" : "1i");
         parse(&b, body);

@@ -88,7 +88,8 @@ static void seg_entry(seg_buf *b, const void *payload, size_t len)
 static size_t seg_text(char *buf, int n)
 {
     int len = snprintf(buf, 64, "e%d", n);
-    while (len < 10 + n % 17) buf[len++] = (char)('a' + n % 26);
+    while (len < 10 + n % 17)
+        buf[len++] = (char)('a' + n % 26);
     return (size_t)len;
 }
 
@@ -180,18 +181,20 @@ static void test_crc32c_vectors(void)
     CHECK_EQ_INT(crc32c(zeros, 32), 0x8A9136AAu); /* RFC 3720 B.4 */
     CHECK_EQ_INT(crc32c(ones, 32), 0x62A8AB43u);
     uint8_t inc[32];
-    for (int i = 0; i < 32; i++) inc[i] = (uint8_t)i;
+    for (int i = 0; i < 32; i++)
+        inc[i] = (uint8_t)i;
     CHECK_EQ_INT(crc32c(inc, 32), 0x46DD794Eu);
     /* incremental == one shot, hardware == portable, any alignment and length */
     uint8_t buf[1100];
-    for (int i = 0; i < 1100; i++) buf[i] = (uint8_t)(i * 131 + 7);
+    for (int i = 0; i < 1100; i++)
+        buf[i] = (uint8_t)(i * 131 + 7);
     for (int off = 0; off < 9; off++) {
         for (int len = 0; len < 1090; len += 37) {
             uint32_t whole = crc32c(buf + off, (size_t)len);
             CHECK_EQ_INT(whole, crc32c_update_portable(0, buf + off, (size_t)len));
             int cut = len / 3;
-            uint32_t part = crc32c_update(crc32c(buf + off, (size_t)cut), buf + off + cut,
-                                          (size_t)(len - cut));
+            uint32_t part =
+                crc32c_update(crc32c(buf + off, (size_t)cut), buf + off + cut, (size_t)(len - cut));
             CHECK_EQ_INT(whole, part);
         }
     }
@@ -299,7 +302,8 @@ static void test_framing_round_trip(void)
     CHECK_EQ_INT(st.segment_id, 5);
     CHECK(st.fsync_count >= 1 && st.batches == st.fsync_count);
     uint64_t bucket_sum = 0;
-    for (int i = 0; i < WAL_FSYNC_BUCKETS; i++) bucket_sum += st.fsync_buckets[i];
+    for (int i = 0; i < WAL_FSYNC_BUCKETS; i++)
+        bucket_sum += st.fsync_buckets[i];
     CHECK(bucket_sum == st.fsync_count);
     CHECK(!st.failed);
     wal_close(w);
@@ -377,8 +381,10 @@ static void test_rotation_many_entries(void)
     wal_replay_stats rs;
     CHECK_EQ_INT(replay_into(dir, false, &c, &rs, err, sizeof err), 0);
     CHECK_EQ_INT(c.count, 600);
-    for (int i = 0; i < 600; i++) CHECK(entry_is(&c, i, i));
-    for (int i = 1; i < 600; i++) CHECK(c.seg_of[i] >= c.seg_of[i - 1]);
+    for (int i = 0; i < 600; i++)
+        CHECK(entry_is(&c, i, i));
+    for (int i = 1; i < 600; i++)
+        CHECK(c.seg_of[i] >= c.seg_of[i - 1]);
     CHECK_EQ_INT(rs.segments, last);
     CHECK_EQ_INT(rs.max_segment_id, last);
     CHECK_EQ_INT(c.segment_ends, last);
@@ -425,8 +431,10 @@ static void test_group_commit_concurrent(void)
         args[t] = (gc_arg){.w = w, .thread = t};
         pthread_create(&th[t], NULL, gc_thread, &args[t]);
     }
-    for (int t = 0; t < GC_THREADS; t++) pthread_join(th[t], NULL);
-    for (int t = 0; t < GC_THREADS; t++) CHECK_EQ_INT(args[t].failures, 0);
+    for (int t = 0; t < GC_THREADS; t++)
+        pthread_join(th[t], NULL);
+    for (int t = 0; t < GC_THREADS; t++)
+        CHECK_EQ_INT(args[t].failures, 0);
     wal_stats st;
     wal_get_stats(w, &st);
     wal_close(w);
@@ -456,7 +464,8 @@ static void test_group_commit_concurrent(void)
     }
     CHECK(in_order);
     for (int t = 0; t < GC_THREADS; t++)
-        for (int k = 0; k < GC_PER_THREAD; k++) CHECK(seen[t][k] == 1);
+        for (int k = 0; k < GC_PER_THREAD; k++)
+            CHECK(seen[t][k] == 1);
 out:
     rm_rf(dir);
     free(dir);
@@ -497,7 +506,8 @@ static void test_sticky_failure(void)
         CHECK_EQ_INT(replay_into(dir, false, &c, NULL, err, sizeof err), 0);
         CHECK(c.count >= 1);
         CHECK_EQ_STR(c.entries[0], "good");
-        for (int i = 1; i < c.count; i++) CHECK(strcmp(c.entries[i], "later") != 0);
+        for (int i = 1; i < c.count; i++)
+            CHECK(strcmp(c.entries[i], "later") != 0);
         CHECK_EQ_INT(c.count, kind == WAL_TEST_FAULT_WRITE ? 1 : 2);
         rm_rf(dir);
         free(dir);
@@ -643,7 +653,8 @@ static void check_torn_tail(enum tail_kind kind)
     wal_replay_stats rs;
     CHECK_EQ_INT(replay_into(dir, false, &c, &rs, err, sizeof err), 0);
     CHECK_EQ_INT(c.count, 5);
-    for (int i = 0; i < 5; i++) CHECK(entry_is(&c, i, i));
+    for (int i = 0; i < 5; i++)
+        CHECK(entry_is(&c, i, i));
     CHECK_EQ_INT(rs.torn_tails, 1);
     CHECK_EQ_INT(rs.torn_bytes, total - good);
     CHECK_EQ_INT(file_size(seg_path(dir, 2)), good); /* really truncated */
@@ -680,7 +691,8 @@ static void test_torn_tails(void)
     check_torn_tail(TAIL_HUGE_LEN);
 }
 
-/* A last segment without a (valid) header is deleted; a header-only one is a clean empty segment. */
+/* A last segment without a (valid) header is deleted; a header-only one is a clean empty segment.
+ */
 static void test_headerless_last_segment(void)
 {
     for (int kind = 0; kind < 4; kind++) {
@@ -814,7 +826,8 @@ static void dmg_huge_len(seg_buf *b)
     wal_put_u32(f, 0xfffffff0u);
     b->len = entry_offset(20, 2);
     seg_raw(b, f, 8);
-    for (size_t i = 0; i < (1u << 20) / 64; i++) seg_raw(b, f + 8, 56); /* data after it */
+    for (size_t i = 0; i < (1u << 20) / 64; i++)
+        seg_raw(b, f + 8, 56); /* data after it */
 }
 static void dmg_zero_header(seg_buf *b)
 {
@@ -903,8 +916,11 @@ static void test_inspect_sequences(void)
     CHECK_EQ_INT(wal_open(dir, 1 << 20, 3, &w, err, sizeof err), 0);
     if (!w) goto out;
     for (uint64_t s = 100; s < 105; s++) {
-        dml_op op = {.sequence = s, .namespace_name = "ns", .namespace_len = 2,
-                     .lp_text = "m f=1", .lp_len = 5};
+        dml_op op = {.sequence = s,
+                     .namespace_name = "ns",
+                     .namespace_len = 2,
+                     .lp_text = "m f=1",
+                     .lp_len = 5};
         uint8_t h[DML_PAYLOAD_HEADER_BYTES];
         struct iovec iov[3];
         dml_op_encode(&op, h, iov);
@@ -980,8 +996,12 @@ static void test_wal_sink(void)
     CHECK(s != NULL);
     if (!s) return;
     dml_sink sink = wal_sink_as_dml(s);
-    dml_op op = {.namespace_name = "db", .namespace_len = 2, .lp_text = "m v=1 5", .lp_len = 7,
-                 .precision = LP_PRECISION_S, .default_time_ns = 99};
+    dml_op op = {.namespace_name = "db",
+                 .namespace_len = 2,
+                 .lp_text = "m v=1 5",
+                 .lp_len = 7,
+                 .precision = LP_PRECISION_S,
+                 .default_time_ns = 99};
     CHECK_EQ_INT(dml_sink_apply(&sink, &op), 0);
     CHECK_EQ_INT(op.sequence, 77);
     CHECK_EQ_INT(fw.calls, 1);
@@ -1032,8 +1052,11 @@ static void test_wal_sink_real_wal(void)
     for (int i = 0; i < 10; i++) {
         char text[32];
         int n = snprintf(text, sizeof text, "m v=%d", i);
-        dml_op op = {.namespace_name = "dbx", .namespace_len = 3, .lp_text = text,
-                     .lp_len = (size_t)n, .default_time_ns = i};
+        dml_op op = {.namespace_name = "dbx",
+                     .namespace_len = 3,
+                     .lp_text = text,
+                     .lp_len = (size_t)n,
+                     .default_time_ns = i};
         CHECK_EQ_INT(dml_sink_apply(&sink, &op), 0);
     }
     CHECK_EQ_INT(fi.calls, 10);
