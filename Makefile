@@ -10,7 +10,7 @@ SAN ?=
 CC ?= cc
 OPT ?= -O2
 
-PKGS := libmicrohttpd sqlite3 zlib
+PKGS := libmicrohttpd sqlite3 zlib libzstd libpq libcurl libcrypto
 CFLAGS_COMMON := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
 	-Wno-missing-field-initializers -g -pthread -msse4.2 -mpclmul -Isrc -Iinclude \
 	$(shell pkg-config --cflags $(PKGS))

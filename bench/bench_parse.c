@@ -12,6 +12,8 @@
  */
 #include "lp/lp.h"
 
+#include "bench_util.h"
+
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,18 +22,6 @@
 
 #define BENCH_RUNS 5
 #define BENCH_RUN_SECONDS 0.5
-
-typedef struct bench_body {
-    char *data;
-    size_t len;
-} bench_body;
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
 
 static int load_file(const char *path, bench_body *out)
 {
@@ -64,76 +54,6 @@ fail:
     return -1;
 }
 
-static uint64_t rng_state = 0x9E3779B97F4A7C15ull;
-
-static uint64_t rng_next(void)
-{
-    uint64_t x = rng_state;
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    rng_state = x;
-    return x;
-}
-
-/* TSBS devops cpu-only lines: hosts x rows, ordered by time then host. */
-static int synth_bodies(bench_body **out, size_t *count)
-{
-    static const char *regions[] = {"us-east-1", "us-west-1", "us-west-2", "eu-west-1",
-                                    "eu-central-1", "ap-southeast-1", "ap-southeast-2",
-                                    "ap-northeast-1", "sa-east-1"};
-    static const char *oses[] = {"Ubuntu16.10", "Ubuntu16.04LTS", "Ubuntu15.10"};
-    static const char *arches[] = {"x64", "x86"};
-    static const char *teams[] = {"SF", "NYC", "LON", "CHI"};
-    static const char *envs[] = {"production", "staging", "test"};
-    static const char *fields[] = {"usage_user",   "usage_system", "usage_idle",  "usage_nice",
-                                   "usage_iowait", "usage_irq",    "usage_softirq",
-                                   "usage_steal",  "usage_guest",  "usage_guest_nice"};
-    const size_t hosts = 1000, batches = 40, lines_per_batch = 5000;
-    bench_body *bodies = calloc(batches, sizeof *bodies);
-    if (!bodies) return -1;
-    int values[1000][10];
-    for (size_t h = 0; h < hosts; h++)
-        for (int f = 0; f < 10; f++) values[h][f] = (int)(rng_next() % 101);
-    size_t row = 0;
-    for (size_t b = 0; b < batches; b++) {
-        size_t cap = lines_per_batch * 512, len = 0;
-        char *buf = malloc(cap);
-        if (!buf) return -1;
-        for (size_t i = 0; i < lines_per_batch; i++, row++) {
-            size_t h = row % hosts;
-            uint64_t t = 1767225600000000000ull + (uint64_t)(row / hosts) * 10000000000ull;
-            const char *region = regions[h % 9];
-            len += (size_t)snprintf(buf + len, cap - len,
-                                    "cpu,hostname=host_%zu,region=%s,datacenter=%s%c,rack=%zu,"
-                                    "os=%s,arch=%s,team=%s,service=%zu,service_version=%zu,"
-                                    "service_environment=%s",
-                                    h, region, region, (char)('a' + h % 3), h % 100,
-                                    oses[h % 3], arches[h % 2], teams[h % 4], h % 20, h % 2,
-                                    envs[h % 3]);
-            for (int f = 0; f < 10; f++) {
-                int v = values[h][f] + (int)(rng_next() % 11) - 5;
-                v = v < 0 ? 0 : v > 100 ? 100 : v;
-                values[h][f] = v;
-                len += (size_t)snprintf(buf + len, cap - len, "%c%s=%di", f ? ',' : ' ',
-                                        fields[f], v);
-            }
-            len += (size_t)snprintf(buf + len, cap - len, " %llu\n", (unsigned long long)t);
-        }
-        bodies[b].data = buf;
-        bodies[b].len = len;
-    }
-    *out = bodies;
-    *count = batches;
-    return 0;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
 int main(int argc, char **argv)
 {
     bench_body *bodies = NULL;
@@ -145,7 +65,7 @@ int main(int argc, char **argv)
             if (load_file(argv[i], &bodies[nbodies]) != 0) return 1;
             nbodies++;
         }
-    } else if (synth_bodies(&bodies, &nbodies) != 0) {
+    } else if (bench_tsbs_bodies(40, 1, &bodies, &nbodies) != 0) {
         fprintf(stderr, "out of memory\n");
         return 1;
     }
@@ -158,7 +78,7 @@ int main(int argc, char **argv)
 
     /* Warm-up round: also counts lines and checks that the data parses. */
     size_t total_lines = 0, total_bad = 0;
-    double t0 = now_s();
+    double t0 = bench_now_s();
     for (size_t i = 0; i < nbodies; i++) {
         lp_batch_reset(&batch);
         if (lp_parse(bodies[i].data, bodies[i].len, &opts, &batch) != 0) {
@@ -171,13 +91,13 @@ int main(int argc, char **argv)
             fprintf(stderr, "body %zu line %u col %u: %s\n", i, batch.errors[0].line_number,
                     batch.errors[0].column, batch.errors[0].message);
     }
-    double warm = now_s() - t0;
+    double warm = bench_now_s() - t0;
     int rounds = (int)(BENCH_RUN_SECONDS / (warm > 1e-6 ? warm : 1e-6)) + 1;
 
     double mbs[BENCH_RUNS], lps[BENCH_RUNS];
     uint64_t sink = 0;
     for (int r = 0; r < BENCH_RUNS; r++) {
-        double start = now_s();
+        double start = bench_now_s();
         for (int k = 0; k < rounds; k++) {
             for (size_t i = 0; i < nbodies; i++) {
                 lp_batch_reset(&batch);
@@ -185,12 +105,12 @@ int main(int argc, char **argv)
                 sink += batch.field_count + batch.line_count;
             }
         }
-        double el = now_s() - start;
+        double el = bench_now_s() - start;
         mbs[r] = (double)total_bytes * rounds / el / 1e6;
         lps[r] = (double)total_lines * rounds / el;
     }
-    qsort(mbs, BENCH_RUNS, sizeof mbs[0], cmp_double);
-    qsort(lps, BENCH_RUNS, sizeof lps[0], cmp_double);
+    qsort(mbs, BENCH_RUNS, sizeof mbs[0], bench_cmp_double);
+    qsort(lps, BENCH_RUNS, sizeof lps[0], bench_cmp_double);
     printf("bench_parse: %zu bodies, %zu bytes, %zu lines (%zu bad), %.1f bytes/line, %s data\n",
            nbodies, total_bytes, total_lines, total_bad,
            total_lines ? (double)total_bytes / (double)total_lines : 0.0,

@@ -40,9 +40,9 @@ static void *bench_thread(void *p)
 {
     bench_arg *a = p;
     struct iovec iov = {(void *)a->payload, a->size};
-    uint64_t seq = 0;
     while (now_s() < a->deadline) {
-        if (wal_append(a->w, seq++, &iov, 1, WAL_WAIT_SYNCED) != 0) {
+        uint64_t seq;
+        if (wal_append(a->w, &iov, 1, WAL_WAIT_SYNCED, &seq) != 0) {
             a->errors++;
             break;
         }
@@ -70,7 +70,7 @@ static int bench_run(const char *base, size_t size, int threads, double seconds,
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     if (system(cmd) != 0) return -1;
     wal *w = NULL;
-    if (wal_open(dir, 128u << 20, 1, &w, err, sizeof err) != 0) {
+    if (wal_open(dir, 128u << 20, 1, 1, NULL, NULL, &w, err, sizeof err) != 0) {
         fprintf(stderr, "wal_open: %s\n", err);
         return -1;
     }

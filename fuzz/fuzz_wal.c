@@ -8,7 +8,9 @@
  *   mode bit 2: replay with skip_corrupt
  * Each run: inspect (must change nothing), replay (decoding every payload), then a second
  * replay, which must find no torn tail and, unless a segment was moved aside, the same entries:
- * a truncation that leaves a still-torn file is a bug. Then the temp dir is removed.
+ * a truncation that leaves a still-torn file is a bug. Every replay must hand over strictly
+ * increasing sequences, and its stats must agree with what it handed over (first and max
+ * sequence, entry count). Then the temp dir is removed.
  * The temp dirs go under $TMPDIR (default /tmp; TMPDIR=/dev/shm runs several times faster).
  */
 #include <dirent.h>
@@ -24,9 +26,20 @@
 #include "wal/wal.h"
 #include "wal/wal_internal.h"
 
-static int fuzz_on_entry(void *arg, uint64_t segment_id, const uint8_t *payload, size_t len)
+typedef struct fuzz_seen {
+    uint64_t entries;
+    uint64_t first_sequence;
+    uint64_t last_sequence;
+} fuzz_seen;
+
+static int fuzz_on_entry(void *arg, uint64_t segment_id, uint64_t sequence, const uint8_t *payload,
+                         size_t len)
 {
     (void)segment_id;
+    fuzz_seen *seen = arg;
+    if (sequence <= seen->last_sequence) __builtin_trap(); /* replay must check the order */
+    if (seen->entries == 0) seen->first_sequence = sequence;
+    seen->last_sequence = sequence;
     dml_decoded d;
     char err[160];
     if (dml_op_decode(payload, len, &d, err, sizeof err) == 0) {
@@ -36,7 +49,7 @@ static int fuzz_on_entry(void *arg, uint64_t segment_id, const uint8_t *payload,
         if (d.lp_len) sink ^= (uint8_t)d.lp_text[d.lp_len - 1];
         (void)sink;
     }
-    (*(uint64_t *)arg)++;
+    seen->entries++;
     return 0;
 }
 
@@ -110,7 +123,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (stat(path, &st) != 0 || (uint64_t)st.st_size != ((mode & 1) ? 32 : 0) + size)
         __builtin_trap(); /* inspect changed the file */
 
-    uint64_t n1 = 0, n2 = 0;
+    fuzz_seen n1 = {0}, n2 = {0};
     wal_replay_callbacks cb = {.on_entry = fuzz_on_entry, .arg = &n1};
     wal_replay_stats s1, s2;
     char err[512];
@@ -119,8 +132,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         cb.arg = &n2;
         if (wal_replay(dir, false, &cb, &s2, err, sizeof err) != 0) __builtin_trap();
         if (s2.torn_tails != 0) __builtin_trap();
-        if (s1.corrupt_skipped == 0 && n1 != n2) __builtin_trap();
-        if (n1 != s1.entries) __builtin_trap();
+        if (s1.corrupt_skipped == 0 &&
+            (n1.entries != n2.entries || n1.last_sequence != n2.last_sequence))
+            __builtin_trap();
+        if (n1.entries != s1.entries || n2.entries != s2.entries) __builtin_trap();
+        if (n1.first_sequence != s1.first_sequence || n1.last_sequence != s1.max_sequence)
+            __builtin_trap();
     } else if (rc != INGOT_E_CORRUPT || strstr(err, "offset") == NULL) {
         __builtin_trap();
     }

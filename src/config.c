@@ -16,7 +16,7 @@
 #include <string.h>
 #include <strings.h>
 
-enum flag_kind { FLAG_STRING, FLAG_U64, FLAG_BOOL };
+enum flag_kind { FLAG_STRING, FLAG_U64, FLAG_BOOL, FLAG_SECONDS };
 
 typedef struct flag_def {
     const char *name;
@@ -35,10 +35,27 @@ static const flag_def flags[] = {
      "gRPC listen address host:port (reserved: the gRPC front end is not built yet)"},
     {"wal-dir", FLAG_STRING, OFF(wal_dir), NULL, "write-ahead log directory (default <data-dir>/wal)"},
     {"wal-segment-bytes", FLAG_U64, OFF(wal_segment_bytes), "128M", "rotate a WAL segment past this size"},
+    {"wal-rotation-period", FLAG_SECONDS, OFF(wal_rotation_period_s), "300",
+     "rotate the WAL segment this often (seconds, or with s/m/h), then persist"},
     {"wal-skip-corrupt", FLAG_BOOL, OFF(wal_skip_corrupt), "false",
      "at start-up, move a damaged WAL segment to <wal-dir>/corrupt/ and go on instead of stopping"},
     {"catalog", FLAG_STRING, OFF(catalog), NULL,
-     "catalog: a SQLite file path (default <data-dir>/catalog.sqlite)"},
+     "catalog: a SQLite file path (default <data-dir>/catalog.sqlite) or postgres://user@host:port/db"},
+    {"object-store", FLAG_STRING, OFF(object_store), "file",
+     "where Parquet files go: file (<data-dir>/objects) or s3"},
+    {"s3-endpoint", FLAG_STRING, OFF(s3_endpoint), NULL,
+     "S3 endpoint URL (keys from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY)"},
+    {"s3-bucket", FLAG_STRING, OFF(s3_bucket), NULL, "S3 bucket"},
+    {"s3-region", FLAG_STRING, OFF(s3_region), "us-east-1", "S3 region"},
+    {"persist-workers", FLAG_U64, OFF(persist_workers), "5", "persist worker threads"},
+    {"persist-queue-depth", FLAG_U64, OFF(persist_queue_depth), "250",
+     "persist jobs queued or running at once; beyond it writes get 503 until it drains"},
+    {"persist-hot-partition-bytes", FLAG_U64, OFF(persist_hot_partition_bytes), "20000000",
+     "persist a partition as soon as its buffer holds this many bytes"},
+    {"compaction-threads", FLAG_U64, OFF(compaction_threads), "2",
+     "threads sorting and de-duplicating snapshots for persistence"},
+    {"disk-full-percent", FLAG_U64, OFF(disk_full_percent), "90",
+     "refuse writes (503) and persist everything while the WAL volume is this full"},
     {"max-request-bytes", FLAG_U64, OFF(max_request_bytes), "10485760",
      "largest request body, after gzip inflation (413 beyond)"},
     {"concurrent-query-limit", FLAG_U64, OFF(concurrent_query_limit), "20",
@@ -68,6 +85,22 @@ static int parse_u64(const char *s, uint64_t *out)
     return 0;
 }
 
+static int parse_seconds(const char *s, uint64_t *out)
+{
+    char *end;
+    errno = 0;
+    if (!isdigit((unsigned char)*s)) return -1;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno) return -1;
+    uint64_t mul = 1;
+    if (*end == 's') end++;
+    else if (*end == 'm') mul = 60, end++;
+    else if (*end == 'h') mul = 3600, end++;
+    if (*end != '\0' || v > UINT64_MAX / mul) return -1;
+    *out = (uint64_t)v * mul;
+    return 0;
+}
+
 static int parse_bool(const char *s, bool *out)
 {
     if (!strcasecmp(s, "1") || !strcasecmp(s, "true") || !strcasecmp(s, "yes")) *out = true;
@@ -91,6 +124,12 @@ static int set_flag(ingot_config *cfg, const flag_def *f, const char *value, cha
     case FLAG_U64:
         if (parse_u64(value, (uint64_t *)slot) != 0) {
             snprintf(err, errlen, "--%s: not a non-negative integer: '%s'", f->name, value);
+            return -1;
+        }
+        return 0;
+    case FLAG_SECONDS:
+        if (parse_seconds(value, (uint64_t *)slot) != 0) {
+            snprintf(err, errlen, "--%s: not a duration (300, 300s, 5m, 1h): '%s'", f->name, value);
             return -1;
         }
         return 0;
@@ -202,6 +241,20 @@ int config_parse(ingot_config *cfg, int argc, char **argv, FILE *out, char *err,
     }
     if (cfg->wal_segment_bytes < 4096) {
         snprintf(err, errlen, "--wal-segment-bytes: at least 4096");
+        return -1;
+    }
+    if (strcmp(cfg->object_store, "file") != 0 && strcmp(cfg->object_store, "s3") != 0) {
+        snprintf(err, errlen, "--object-store: file or s3, not '%s'", cfg->object_store);
+        return -1;
+    }
+    if (!strcmp(cfg->object_store, "s3") && (!cfg->s3_endpoint || !cfg->s3_bucket)) {
+        snprintf(err, errlen, "--object-store s3 needs --s3-endpoint and --s3-bucket");
+        return -1;
+    }
+    if (cfg->persist_workers == 0 || cfg->persist_queue_depth == 0 || cfg->compaction_threads == 0 ||
+        cfg->wal_rotation_period_s == 0 || cfg->disk_full_percent == 0 || cfg->disk_full_percent > 100) {
+        snprintf(err, errlen, "--persist-workers, --persist-queue-depth, --compaction-threads and "
+                              "--wal-rotation-period must be positive; --disk-full-percent 1..100");
         return -1;
     }
     if (cfg->concurrent_query_limit == 0 || cfg->max_request_bytes == 0) {

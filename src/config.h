@@ -18,8 +18,18 @@ typedef struct ingot_config {
     char *grpc_bind;             /* --grpc-bind host:port (the gRPC front end is a later issue) */
     char *wal_dir;               /* --wal-dir, default <data-dir>/wal */
     uint64_t wal_segment_bytes;  /* --wal-segment-bytes */
+    uint64_t wal_rotation_period_s; /* --wal-rotation-period (seconds) */
+    uint64_t persist_workers;    /* --persist-workers */
+    uint64_t persist_queue_depth; /* --persist-queue-depth */
+    uint64_t persist_hot_partition_bytes; /* --persist-hot-partition-bytes */
+    uint64_t compaction_threads; /* --compaction-threads */
+    uint64_t disk_full_percent;  /* --disk-full-percent */
+    char *object_store;          /* --object-store file|s3 */
+    char *s3_endpoint;           /* --s3-endpoint */
+    char *s3_bucket;             /* --s3-bucket */
+    char *s3_region;             /* --s3-region */
     bool wal_skip_corrupt;       /* --wal-skip-corrupt */
-    char *catalog;               /* --catalog: SQLite path, default <data-dir>/catalog.sqlite */
+    char *catalog;               /* --catalog: SQLite path or postgres:// URL */
     uint64_t max_request_bytes;  /* --max-request-bytes */
     uint64_t concurrent_query_limit; /* --concurrent-query-limit */
     uint64_t http_max_connections;   /* --http-max-connections */

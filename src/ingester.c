@@ -1,24 +1,33 @@
 /*
- * ingester.c: wiring and life cycle (ARCHITECTURE §9).
+ * ingester.c: wiring and life cycle (ARCHITECTURE §9), the write path, queries, metrics.
  *
- * Start: open the catalog -> schema cache -> buffer -> replay every WAL segment into the buffer
- * (straight into the buffer sink, never through the WalSink, so nothing is logged twice) -> open a
- * fresh segment past the highest id seen -> WalSink over the buffer sink, its sequence counter
- * seeded past the highest replayed sequence number. Only then do the front ends start.
+ * Start: open the catalog -> the object store -> schema cache -> buffer -> persister (its
+ * workers run from here on) -> replay every WAL segment: apply, persist, delete, segment by
+ * segment (ingester_replay.c; replay feeds the buffer sink directly, never the WalSink, so
+ * nothing is logged twice, and skips ops the catalog says are persisted) -> open a fresh segment
+ * past the highest id seen, its sequence numbers past every one replayed or persisted -> WalSink
+ * over the buffer sink -> rotation, deletion and disk-full thread (ingester_lifecycle.c). Only
+ * then do the front ends start.
  *
- * Write: parse -> namespace (created on the first good write) -> schema check (creates new tables
- * and columns in the catalog) -> WalSink (commit, then buffer) -> acknowledge. Everything that can
- * fail for reasons of the data happens before the WAL commit.
+ * Write: refused while stopping (503 "shutting down"), while the persist queue is full or the
+ * WAL volume is full (503 + Retry-After); else parse -> namespace (created on the first good
+ * write) -> schema check (creates new tables and columns in the catalog) -> WalSink (commit,
+ * then buffer) -> acknowledge. Everything that can fail for reasons of the data happens before
+ * the WAL commit.
  *
  * Stop: ingester_stop_writes() sets `stopping` and waits until no write is in flight; a write
  * increments `writes_in_flight` BEFORE it looks at `stopping` (both sequentially consistent), so
  * once the count drains to zero with the flag set, no write can still reach the WAL. Then
- * ingester_close() closes the WAL (its writer syncs everything queued) and frees the rest.
+ * ingester_drain() persists until the buffer is empty (queries are still answered), rotates and
+ * deletes every segment; ingester_close() closes the WAL and removes its last, empty segment.
  *
- * Lock order (whole process): schema cache locks (namespace map, then a namespace's table map,
- * then a table's column mutex) are never held while calling into the WAL or the buffer; the WAL's
- * queue mutex is a leaf; the buffer takes its map locks, then partition mutexes in ascending
- * partition id. No component calls back into another while holding its own lock.
+ * Lock order (whole process): the ingester's life_mu and seg_mu are never held while calling
+ * another component, except that seg_mu is a leaf taken inside the WAL's segment-closed callback;
+ * schema cache locks (namespace map, a namespace's table map, a table's column mutex) are never
+ * held while calling into the WAL or the buffer; the WAL's queue mutex and the WalSink's watermark
+ * mutex are leaves; the buffer takes its map locks, then partition mutexes in ascending partition
+ * id, and reads the watermark (WalSink mutex) under a partition mutex; the persister's locks are
+ * leaves and it calls the buffer, store and catalog without holding them.
  */
 #include "ingester.h"
 
@@ -31,45 +40,14 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "buffer/buffer.h"
-#include "catalog/catalog.h"
-#include "dml/schema.h"
+#include "ingester_internal.h"
 #include "util/log.h"
-#include "wal/wal.h"
-
-struct ingester {
-    const ingot_config *cfg;
-    catalog cat;
-    bool cat_open;
-    schema_cache *schema;
-    buffer_tree *buffer;
-    wal *log;
-    wal_sink *sink;
-    dml_sink write_sink; /* the WalSink's dml_sink view */
-    atomic_bool stopping;
-    atomic_long writes_in_flight;
-    atomic_long queries_open;
-    /* counters (atomic) */
-    atomic_uint_fast64_t lines_written;
-    atomic_uint_fast64_t bytes_written;
-    atomic_uint_fast64_t lines_rejected;
-    atomic_uint_fast64_t queries_rejected;
-    wal_replay_stats replay; /* written once before the front ends start */
-    double replay_seconds;
-};
 
 static int64_t now_ns(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-static double monotonic_seconds(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
 static int mkdir_p(const char *path)
@@ -88,98 +66,24 @@ static int mkdir_p(const char *path)
     return 0;
 }
 
-/* --- replay ------------------------------------------------------------------------------- */
-
-typedef struct replay_ctx {
-    ingester *ing;
-    dml_sink buffer_sink;
-    uint64_t max_sequence;
-    uint64_t ops;
-    lp_batch batch; /* reused across entries */
-    char err[512];
-} replay_ctx;
-
-static int replay_entry(void *arg, uint64_t segment_id, const uint8_t *payload, size_t len)
-{
-    replay_ctx *rc = arg;
-    dml_decoded d;
-    int rv = dml_op_decode(payload, len, &d, rc->err, sizeof rc->err);
-    if (rv != 0) {
-        log_error("wal replay: segment %" PRIu64 ": %s", segment_id, rc->err);
-        return rv;
-    }
-    char ns_name[SCHEMA_MAX_NAMESPACE_BYTES + 1];
-    if (d.namespace_len > SCHEMA_MAX_NAMESPACE_BYTES) {
-        snprintf(rc->err, sizeof rc->err, "segment %" PRIu64 ": namespace name too long", segment_id);
-        return INGOT_E_CORRUPT;
-    }
-    memcpy(ns_name, d.namespace_name, d.namespace_len);
-    ns_name[d.namespace_len] = '\0';
-    schema_namespace *ns;
-    rv = schema_namespace_get(rc->ing->schema, ns_name, true, &ns, rc->err, sizeof rc->err);
-    if (rv != 0) return rv;
-    lp_batch_reset(&rc->batch);
-    lp_options opts = {.precision = d.precision, .default_time_ns = d.default_time_ns, .max_errors = 1};
-    if ((rv = lp_parse(d.lp_text, d.lp_len, &opts, &rc->batch)) != 0) return rv;
-    schema_op_tables tables = {0};
-    rv = schema_check(rc->ing->schema, ns, &rc->batch, false, &tables, rc->err, sizeof rc->err);
-    if (rv == 0 && rc->batch.bad_line_count > 0) {
-        const lp_error *e = &rc->batch.errors[0];
-        snprintf(rc->err, sizeof rc->err,
-                 "segment %" PRIu64 ", sequence %" PRIu64 ": logged write no longer validates "
-                 "(line %u, column %u: %s); was the catalog replaced?",
-                 segment_id, d.sequence, e->line_number, e->column, e->message);
-        rv = INGOT_E_CORRUPT;
-    }
-    if (rv == 0) {
-        dml_op op = {.sequence = d.sequence,
-                     .ns = ns,
-                     .namespace_name = d.namespace_name,
-                     .namespace_len = d.namespace_len,
-                     .batch = &rc->batch,
-                     .tables = &tables,
-                     .lp_text = d.lp_text,
-                     .lp_len = d.lp_len,
-                     .precision = d.precision,
-                     .default_time_ns = d.default_time_ns,
-                     .row_count = rc->batch.line_count};
-        rv = dml_sink_apply(&rc->buffer_sink, &op);
-        if (rv != 0)
-            snprintf(rc->err, sizeof rc->err, "segment %" PRIu64 ": applying sequence %" PRIu64 ": %s",
-                     segment_id, d.sequence, ingot_strerror(rv));
-    }
-    schema_op_tables_free(&tables);
-    if (rv != 0) return rv;
-    if (d.sequence > rc->max_sequence) rc->max_sequence = d.sequence;
-    rc->ops++;
-    return 0;
-}
-
-static int replay_wal(ingester *ing, uint64_t *next_sequence, char *err, size_t errlen)
-{
-    replay_ctx rc = {.ing = ing, .buffer_sink = buffer_tree_as_sink(ing->buffer)};
-    wal_replay_callbacks cb = {.on_entry = replay_entry, .on_segment_end = NULL, .arg = &rc};
-    double t0 = monotonic_seconds();
-    int rv = wal_replay(ing->cfg->wal_dir, ing->cfg->wal_skip_corrupt, &cb, &ing->replay, err, errlen);
-    lp_batch_free(&rc.batch);
-    if (rv != 0) {
-        if (rc.err[0] && !err[0]) snprintf(err, errlen, "wal replay: %s", rc.err);
-        else if (rc.err[0]) {
-            size_t n = strlen(err);
-            snprintf(err + n, errlen - n, ": %s", rc.err);
-        }
-        return rv;
-    }
-    ing->replay_seconds = monotonic_seconds() - t0;
-    *next_sequence = rc.max_sequence + 1;
-    log_info("wal replay: %" PRIu64 " segments, %" PRIu64 " ops, %zu rows, %" PRIu64
-             " torn tails truncated (%" PRIu64 " bytes), %" PRIu64 " corrupt segments set aside, %.3f s",
-             ing->replay.segments, rc.ops, buffer_tree_rows(ing->buffer), ing->replay.torn_tails,
-             ing->replay.torn_bytes, ing->replay.corrupt_skipped, ing->replay_seconds);
-    return 0;
-}
-
 /* --- open / close ------------------------------------------------------------------------- */
+
+static void on_hot_partition(void *arg, buffer_snapshot *snap)
+{
+    ingester *ing = arg;
+    persister_enqueue_async(ing->persist, snap);
+}
+
+static int open_store(ingester *ing, char *err, size_t errlen)
+{
+    const ingot_config *cfg = ing->cfg;
+    if (!strcmp(cfg->object_store, "s3"))
+        return object_store_s3_open(cfg->s3_endpoint, cfg->s3_bucket, cfg->s3_region, &ing->store,
+                                    err, errlen);
+    char root[4096];
+    snprintf(root, sizeof root, "%s/objects", cfg->data_dir);
+    return object_store_file_open(root, &ing->store, err, errlen);
+}
 
 int ingester_open(const ingot_config *cfg, ingester **out, char *err, size_t errlen)
 {
@@ -187,24 +91,43 @@ int ingester_open(const ingot_config *cfg, ingester **out, char *err, size_t err
     ingester *ing = calloc(1, sizeof *ing);
     if (!ing) return INGOT_E_NOMEM;
     ing->cfg = cfg;
+    ingester_lifecycle_init(ing);
     if ((rv = mkdir_p(cfg->data_dir)) != 0) {
         snprintf(err, errlen, "cannot create data dir %s: %s", cfg->data_dir, ingot_strerror(rv));
         goto fail;
     }
-    if ((rv = catalog_sqlite_open(cfg->catalog, &ing->cat, err, errlen)) != 0) goto fail;
+    if ((rv = catalog_open(cfg->catalog, &ing->cat, err, errlen)) != 0) goto fail;
     ing->cat_open = true;
+    if ((rv = open_store(ing, err, errlen)) != 0) goto fail;
+    ing->store_open = true;
     rv = INGOT_E_NOMEM;
     if (!(ing->schema = schema_cache_new(&ing->cat))) goto fail;
     if (!(ing->buffer = buffer_tree_new())) goto fail;
+    persister_options po = {.workers = (unsigned)cfg->persist_workers,
+                            .queue_depth = (unsigned)cfg->persist_queue_depth,
+                            .compaction_threads = (unsigned)cfg->compaction_threads,
+                            .cat = &ing->cat,
+                            .store = &ing->store,
+                            .on_persisted = ingester_on_persisted,
+                            .arg = ing};
+    if (!(ing->persist = persister_new(&po))) goto fail;
+    buffer_tree_set_watermark_source(ing->buffer, ingester_watermark, ing);
+    buffer_tree_set_hot_partition(ing->buffer, cfg->persist_hot_partition_bytes, on_hot_partition, ing);
+
     uint64_t next_sequence = 1;
-    if ((rv = replay_wal(ing, &next_sequence, err, errlen)) != 0) goto fail;
-    rv = wal_open(cfg->wal_dir, cfg->wal_segment_bytes, ing->replay.max_segment_id + 1, &ing->log,
-                  err, errlen);
+    if ((rv = ingester_replay(ing, &next_sequence, err, errlen)) != 0) goto fail;
+    rv = wal_open(cfg->wal_dir, cfg->wal_segment_bytes, ing->replay.max_segment_id + 1,
+                  next_sequence, ingester_on_segment_closed, ing, &ing->log, err, errlen);
     if (rv != 0) goto fail;
     rv = INGOT_E_NOMEM;
-    ing->sink = wal_sink_new(wal_as_appender(ing->log), buffer_tree_as_sink(ing->buffer), next_sequence);
+    ing->sink = wal_sink_new(wal_as_appender(ing->log), buffer_tree_as_sink(ing->buffer),
+                             next_sequence - 1);
     if (!ing->sink) goto fail;
     ing->write_sink = wal_sink_as_dml(ing->sink);
+    if ((rv = ingester_lifecycle_start(ing)) != 0) {
+        snprintf(err, errlen, "cannot start the rotation thread: %s", ingot_strerror(rv));
+        goto fail;
+    }
     *out = ing;
     return 0;
 fail:
@@ -215,11 +138,27 @@ fail:
 void ingester_close(ingester *ing)
 {
     if (!ing) return;
-    if (ing->log) wal_close(ing->log);
+    ingester_lifecycle_stop(ing);
+    if (ing->persist) persister_free(ing->persist); /* finishes queued jobs */
+    if (ing->log) {
+        wal_stats ws;
+        wal_get_stats(ing->log, &ws);
+        wal_close(ing->log);
+        /* after a complete drain the open segment holds nothing: the WAL ends empty */
+        if (atomic_load(&ing->drained)) wal_delete_segment(ing->cfg->wal_dir, ws.segment_id);
+    }
     wal_sink_free(ing->sink);
     buffer_tree_free(ing->buffer);
     schema_cache_free(ing->schema);
+    if (ing->store_open) ing->store.close(ing->store.self);
     if (ing->cat_open) ing->cat.close(ing->cat.self);
+    for (closed_segment *c = ing->closed, *next; c; c = next) {
+        next = c->next;
+        free(c);
+    }
+    pthread_mutex_destroy(&ing->seg_mu);
+    pthread_cond_destroy(&ing->life_cond);
+    pthread_mutex_destroy(&ing->life_mu);
     free(ing);
 }
 
@@ -307,10 +246,20 @@ int ingester_write(ingester *ing, const ingester_write_request *req, ingester_wr
     if (atomic_load(&ing->stopping)) {
         snprintf(res->message, sizeof res->message, "ingot is shutting down");
         rv = INGOT_E_SHUTTING_DOWN;
+    } else if (persister_saturated(ing->persist)) {
+        snprintf(res->message, sizeof res->message,
+                 "ingester overloaded: persisting a backlog (the persist queue is full); retry later");
+        rv = INGOT_E_BUSY;
+    } else if (atomic_load(&ing->disk_full)) {
+        snprintf(res->message, sizeof res->message,
+                 "the WAL volume is at least %u%% full: writes are paused while everything is "
+                 "persisted; retry later", (unsigned)ing->cfg->disk_full_percent);
+        rv = INGOT_E_BUSY;
     } else {
         rv = write_counted(ing, req, res);
     }
     atomic_fetch_sub(&ing->writes_in_flight, 1);
+    if (rv == INGOT_E_BUSY) atomic_fetch_add(&ing->writes_refused_busy, 1);
     if (rv == 0) {
         atomic_fetch_add(&ing->lines_written, res->lines_written);
         atomic_fetch_add(&ing->bytes_written, req->body_len);
@@ -482,4 +431,35 @@ void ingester_metrics(ingester *ing, strbuf *out)
                   "ingot_wal_replay_corrupt_segments %" PRIu64 "\n",
                   ing->replay.segments, ing->replay.entries, ing->replay.torn_tails,
                   ing->replay.corrupt_skipped);
+    pthread_mutex_lock(&ing->seg_mu);
+    size_t closed = 0;
+    for (closed_segment *c = ing->closed; c; c = c->next) closed++;
+    pthread_mutex_unlock(&ing->seg_mu);
+    strbuf_printf(out,
+                  "# HELP ingot_wal_replay_skipped_ops Replayed ops (or their rows of a partition) "
+                  "skipped as already persisted.\n"
+                  "# TYPE ingot_wal_replay_skipped_ops gauge\n"
+                  "ingot_wal_replay_skipped_ops %" PRIu64 "\n"
+                  "# HELP ingot_wal_closed_segments Closed WAL segments not yet deleted.\n"
+                  "# TYPE ingot_wal_closed_segments gauge\n"
+                  "ingot_wal_closed_segments %zu\n"
+                  "# HELP ingot_wal_segments_deleted_total WAL segments deleted once persisted.\n"
+                  "# TYPE ingot_wal_segments_deleted_total counter\n"
+                  "ingot_wal_segments_deleted_total %" PRIuFAST64 "\n"
+                  "# HELP ingot_wal_applied_watermark Every op up to this sequence number is applied.\n"
+                  "# TYPE ingot_wal_applied_watermark gauge\n"
+                  "ingot_wal_applied_watermark %" PRIu64 "\n"
+                  "# HELP ingot_disk_full 1 while the WAL volume is too full to take writes.\n"
+                  "# TYPE ingot_disk_full gauge\n"
+                  "ingot_disk_full %d\n"
+                  "# HELP ingot_disk_full_events_total Times the WAL volume became too full.\n"
+                  "# TYPE ingot_disk_full_events_total counter\n"
+                  "ingot_disk_full_events_total %" PRIuFAST64 "\n"
+                  "# HELP ingot_write_refused_busy_total Writes refused with 503 (persist backlog or disk full).\n"
+                  "# TYPE ingot_write_refused_busy_total counter\n"
+                  "ingot_write_refused_busy_total %" PRIuFAST64 "\n",
+                  ing->replay_ops_skipped, closed, atomic_load(&ing->segments_deleted),
+                  ingester_watermark(ing), atomic_load(&ing->disk_full) ? 1 : 0,
+                  atomic_load(&ing->disk_full_events), atomic_load(&ing->writes_refused_busy));
+    persister_metrics(ing->persist, out);
 }

@@ -67,7 +67,15 @@ void ingester_stop_writes(ingester *ing);
 /* True while the ingester takes writes. */
 bool ingester_accepting_writes(ingester *ing);
 
-/* Close the WAL (every acknowledged write is synced), free everything. */
+/*
+ * The graceful stop's persist (after ingester_stop_writes): persist every partition, again until
+ * the buffer is empty, while queries keep being answered; then rotate the WAL and delete every
+ * segment. Returns 0, or the error that left data in the WAL (it is replayed at the next start).
+ */
+int ingester_drain(ingester *ing);
+
+/* Close the WAL (every acknowledged write is synced; after a drain it is left empty), free
+ * everything. */
 void ingester_close(ingester *ing);
 
 #endif

@@ -6,10 +6,11 @@
  *   ingot --help
  *
  * Signals: SIGTERM and SIGINT are blocked in every thread before any thread starts and taken
- * with sigwait() here. The first one starts the graceful stop: writes are refused (503), the
- * requests in flight finish, the HTTP server stops, the WAL is closed with everything synced,
- * exit 0. A second signal during the stop exits at once with status 1; every acknowledged write
- * is still in the WAL.
+ * with sigwait() here. The first one starts the graceful stop (ARCHITECTURE §9): writes are
+ * refused at once (503 "shutting down"), the writes in flight finish, everything buffered is
+ * persisted while queries are still answered, every WAL segment is deleted, then the HTTP server
+ * stops and the process exits 0 with an empty WAL. A second signal during the stop exits at once
+ * with status 1; every acknowledged write is still in the WAL and is replayed at the next start.
  */
 #include <pthread.h>
 #include <signal.h>
@@ -97,11 +98,15 @@ static int serve(int argc, char **argv)
     pthread_t watcher;
     if (pthread_create(&watcher, NULL, second_signal_watch, NULL) == 0) pthread_detach(watcher);
     ingester_stop_writes(ing);
+    int drv = ingester_drain(ing);
+    if (drv != 0)
+        log_error("stop: the final persist failed (%s); the WAL keeps the data for the next start",
+                  ingot_strerror(drv));
     http_server_stop(http, 10000);
     ingester_close(ing);
-    log_info("ingot stopped");
+    log_info("ingot stopped%s", drv == 0 ? " with an empty WAL" : "");
     config_free(&cfg);
-    return 0;
+    return drv == 0 ? 0 : 1;
 }
 
 int main(int argc, char **argv)

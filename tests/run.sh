@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # The whole test suite (the test command of README.md, run by `make test` and .ci/run):
-#   1. the release build: unit tests, then black-box tests against build/ingot
+#   1. the release build: unit tests (the PostgreSQL catalog and S3 store ones against a
+#      throwaway PostgreSQL cluster and s3rver on 127.0.0.1, started by tests/pg.sh and
+#      tests/s3.sh), the Parquet files of test_parquet read back by DuckDB, arrow-rs
+#      (parquet-wasm) and hyparquet (tests/readers), then black-box tests against build/ingot
 #   2. ASan+UBSan build: unit tests and black-box tests against build/asan/ingot
 #   3. TSan build: the unit tests (the WAL, buffer and schema ones are the concurrent ones)
 #   4. libFuzzer targets (clang): a short run of each over its committed seed corpus
@@ -22,13 +25,22 @@ tally() { # parse "N passed, N failed" lines from a log
     total_fail=$((total_fail + f))
 }
 
+# Unit tests that need a service run inside the script that provides it.
+service_for() {
+    case $(basename "$1") in
+    test_catalog_postgres) echo tests/pg.sh run ;;
+    test_s3_store) echo tests/s3.sh run ;;
+    esac
+}
+
 run_units() { # $1 = build dir
     local log=$1/unit.log
     : >"$log"
     for t in "$1"/tests/test_*; do
         [ -x "$t" ] || continue
         local one=$1/$(basename "$t").log
-        if ! "$t" >"$one" 2>&1; then
+        # shellcheck disable=SC2046
+        if ! $(service_for "$t") "$t" >"$one" 2>&1; then
             echo "FAILED: $t" >>"$one"
             # a crash prints no closing line: count the binary as one failure
             grep -q 'passed, [0-9]* failed' "$one" || echo "$(basename "$t"): 0 passed, 1 failed" >>"$one"
@@ -47,12 +59,27 @@ run_blackbox() { # $1 = ingot binary, $2 = log
     tally "$2"
 }
 
+# test_parquet's sample files, read back value for value by DuckDB, arrow-rs and hyparquet
+run_readers() {
+    local dir log=build/readers.log
+    dir=$(mktemp -d)
+    if INGOT_PARQUET_SAMPLES=$dir build/tests/test_parquet >"$log" 2>&1 &&
+        node tests/readers/verify_parquet.mjs "$dir" >>"$log" 2>&1; then :; else
+        grep -q 'verify_parquet: [0-9]* passed' "$log" || echo "verify_parquet: 0 passed, 1 failed" >>"$log"
+    fi
+    grep -E 'verify_parquet: [0-9]+ passed|FAIL|mismatch' "$log" | head -20
+    grep -E 'verify_parquet: [0-9]+ passed, [0-9]+ failed' "$log" >"$log.tally"
+    tally "$log.tally"
+    rm -rf "$dir"
+}
+
 for stage in $STAGES; do
     echo "=== stage: $stage"
     case $stage in
     release)
         make -j"$JOBS" all || { echo "release: 0 passed, 1 failed (build)"; total_fail=$((total_fail + 1)); continue; }
         run_units build
+        run_readers
         run_blackbox build/ingot build/blackbox.log
         ;;
     asan)

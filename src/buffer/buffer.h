@@ -42,6 +42,102 @@ size_t buffer_tree_bytes(buffer_tree *tree);
 /* Rows buffered in all partitions (atomic read). */
 size_t buffer_tree_rows(buffer_tree *tree);
 
+/* --- persistence: snapshots ------------------------------------------------------------------
+ *
+ * A snapshot is a partition's buffered rows frozen at one moment: taking it moves the rows out
+ * of the partition's buffer (new writes start a fresh buffer) into an immutable, reference-counted
+ * snapshot that stays attached to the partition, so queries keep seeing it (snapshots oldest
+ * first, then the buffer, de-duplicated together) until buffer_snapshot_persisted() detaches it,
+ * atomically under the partition mutex: a query sees the rows either in the buffer or gone (in
+ * Parquet), never half. A partition may have several snapshots.
+ */
+typedef struct buffer_snapshot buffer_snapshot;
+
+typedef struct buffer_snapshot_info {
+    const char *namespace_name;   /* valid while the snapshot is referenced */
+    const schema_table *table;
+    char partition_key[11];
+    uint64_t partition_id;        /* the buffer's partition id (process-local) */
+    size_t row_count;             /* rows before de-duplication */
+    size_t bytes;                 /* bytes the snapshot holds (the buffer's accounting) */
+    int64_t min_time_ns, max_time_ns;
+    uint64_t min_sequence, max_sequence;
+    const uint64_t *sequences;    /* the distinct op sequence numbers in it, ascending */
+    size_t sequence_count;
+    const uint32_t *tag_columns;  /* table column indexes of the tag columns it has rows for */
+    const uint32_t *tag_cardinality; /* distinct non-null values of each of those tag columns */
+    size_t tag_column_count;
+    /*
+     * The applied watermark read (from the source set with buffer_tree_set_watermark_source)
+     * under the partition mutex just before the rows moved into the snapshot: every op with a
+     * sequence number <= watermark that touched this partition is in this snapshot or an earlier
+     * one. Sequences in the snapshot above it are the "extras" (ops applied out of order).
+     */
+    uint64_t watermark;
+} buffer_snapshot_info;
+
+/*
+ * Where snapshots read the applied watermark (the WalSink's, or replay's position). Set before
+ * writes start; without a source the watermark is 0. source is called under a partition mutex:
+ * it must be quick and must not call into the buffer.
+ */
+void buffer_tree_set_watermark_source(buffer_tree *tree, uint64_t (*source)(void *arg), void *arg);
+
+/* Called with each new snapshot (one reference is the callee's: release or persist it). */
+typedef void (*buffer_snapshot_cb)(void *arg, buffer_snapshot *snap);
+
+/*
+ * Snapshot every partition whose buffer holds rows and hand each snapshot to cb (outside any
+ * partition lock). Returns how many were taken, or INGOT_E_NOMEM.
+ */
+int buffer_tree_snapshot_all(buffer_tree *tree, buffer_snapshot_cb cb, void *arg);
+
+/*
+ * Hot partitions: after an append leaves a partition's buffer at >= threshold_bytes, the sink
+ * snapshots it inside the same lock and, after unlocking, hands the snapshot to cb on the
+ * writer's thread; cb must not block (queue it). Set before writes start; 0 turns it off.
+ */
+void buffer_tree_set_hot_partition(buffer_tree *tree, size_t threshold_bytes, buffer_snapshot_cb cb,
+                                   void *arg);
+
+void buffer_snapshot_get_info(const buffer_snapshot *snap, buffer_snapshot_info *out);
+
+/*
+ * The snapshot's rows sorted by (key tags in the order given, then time) and de-duplicated
+ * (ARCHITECTURE §1: each field its last non-null value in sequence order), as one batch with
+ * every column the snapshot has (tags, fields, time). key lists table column indexes of tag
+ * columns; tag columns of the snapshot missing from key are appended to the key in ascending
+ * name order (they are part of the primary key). Caller frees with query_batch_free.
+ */
+int buffer_snapshot_sorted_batch(const buffer_snapshot *snap, const uint32_t *key, size_t key_count,
+                                 query_batch **out);
+
+/*
+ * Output columns of buffer_snapshot_sorted_batch: the key's tag columns in key order (appended
+ * ones included), then the field columns in name order, then `time` last; only columns with at
+ * least one non-null value in the snapshot. Returns 0, INGOT_E_INVALID (a key entry that is not
+ * a tag column of the table, or twice), INGOT_E_NOMEM, INGOT_E_TOO_LARGE.
+ */
+
+/*
+ * The snapshot's rows are in the object store and catalog: detach it from its partition (its
+ * rows and bytes leave the totals). Calling it again, or after buffer_tree_free, does nothing;
+ * the caller still releases its reference.
+ */
+void buffer_snapshot_persisted(buffer_snapshot *snap);
+
+/* References: a snapshot (its info and rows) stays valid while referenced, even after
+ * buffer_tree_free. */
+void buffer_snapshot_retain(buffer_snapshot *snap);
+void buffer_snapshot_release(buffer_snapshot *snap);
+
+/*
+ * The smallest op sequence number whose rows are still held (buffered or in a snapshot not yet
+ * persisted), or UINT64_MAX when the tree holds no row. A closed WAL segment whose ops all have
+ * smaller sequence numbers (and were all applied) holds nothing that is not persisted.
+ */
+uint64_t buffer_tree_min_sequence(buffer_tree *tree);
+
 /* "YYYY-MM-DD" (UTC) of the day holding time_ns, NUL-terminated; works for negative times. */
 void buffer_partition_key(int64_t time_ns, char out[11]);
 

@@ -17,7 +17,17 @@
  *   and an open-addressing index (power-of-two slots of id + 1, 0 = empty, linear probing).
  *   runs[]: (first_row, sequence) for every append, in row order; rows of one run came from one
  *   op. De-duplication orders rows by (sequence, row), so the answer after a replay equals the
- *   answer before the crash whatever order concurrent ops were applied in.
+ *   answer before the crash whatever order concurrent ops were applied in. The runs allocation
+ *   holds run_cap runs followed by run_cap u64s of spare room (buffer_run_seq_room): a snapshot
+ *   taking the runs writes its sorted sequence list there, so taking it needs no allocation
+ *   sized by the data.
+ *
+ * Snapshots (buffer_snapshot.c): taking one moves columns[], runs[] and the counters out of the
+ *   partition into an immutable buffer_snapshot (the buffer restarts empty, dictionaries too) and
+ *   appends it to snaps[] (oldest first). Readers copy, under the mutex, the live buffer and take
+ *   a reference on every attached snapshot, so the set they read is one consistent state; the
+ *   snapshot's rows are then read outside the lock (they never change). Detaching
+ *   (buffer_snapshot_persisted) removes it from snaps[] under the mutex.
  *
  * Invariants under the partition mutex, between appends: every string column's offsets are
  * complete up to row_count (str_filled == row_count); dictionaries hold each string once.
@@ -31,8 +41,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "buffer/buffer.h"
 #include "dml/dml.h"
 #include "dml/schema.h"
+#include "query/query.h"
 
 /* ---- test seam ---------------------------------------------------------------------------- */
 
@@ -98,27 +110,91 @@ typedef struct buffer_run {
     uint64_t sequence;
 } buffer_run;
 
+/* The tree's totals: rows and bytes held in buffers and in snapshots not yet persisted. */
+typedef struct buffer_totals {
+    _Atomic size_t bytes; /* atomic */
+    _Atomic size_t rows;  /* atomic */
+} buffer_totals;
+
 typedef struct buffer_partition {
-    uint64_t id;                 /* process-unique, immutable */
-    int64_t day;                 /* days since the epoch (UTC), immutable */
-    char key[11];                /* "YYYY-MM-DD", immutable */
-    const schema_table *table;   /* borrowed, immutable; outlives the tree */
-    _Atomic long refs;           /* atomic: the table's reference + one per query snapshot */
-    _Atomic size_t visible_rows; /* atomic mirror of row_count, stored after each append */
+    uint64_t id;                   /* process-unique, immutable */
+    int64_t day;                   /* days since the epoch (UTC), immutable */
+    char key[11];                  /* "YYYY-MM-DD", immutable */
+    const schema_table *table;     /* borrowed, immutable; outlives the tree */
+    const char *namespace_name;    /* borrowed from the tree's namespace, immutable */
+    buffer_totals *totals;         /* the tree's, immutable */
+    _Atomic long refs;             /* atomic: the table's + one per query + one per snapshot */
+    _Atomic size_t visible_rows;   /* atomic mirror of row_count + snap_rows (rows held) */
+    _Atomic uint64_t min_sequence; /* atomic mirror of the smallest sequence held (or MAX) */
 
     pthread_mutex_t mu;
-    size_t row_count;          /* mu */
-    uint32_t column_count;     /* mu: entries of columns[] */
-    buffer_column *columns;    /* mu */
-    buffer_run *runs;          /* mu */
-    size_t run_count, run_cap; /* mu */
-    size_t bytes;              /* mu: data bytes held (see partition_data_bytes) */
+    size_t row_count;            /* mu */
+    uint32_t column_count;       /* mu: entries of columns[] */
+    buffer_column *columns;      /* mu */
+    buffer_run *runs;            /* mu: run_cap runs, then run_cap u64s of room */
+    size_t run_count, run_cap;   /* mu */
+    size_t bytes;                /* mu: data bytes held (see partition_data_bytes) */
+    uint64_t buf_min_sequence;   /* mu: smallest sequence in the buffer (MAX when empty) */
+    uint64_t buf_max_sequence;   /* mu: largest (0 when empty) */
+    buffer_snapshot **snaps;     /* mu: attached snapshots, oldest first; each holds a ref */
+    size_t snap_count, snap_cap; /* mu */
+    size_t snap_rows;            /* mu: rows of the attached snapshots */
 } buffer_partition;
 
+/* The spare u64 room after the runs (run_cap entries). */
+static inline uint64_t *buffer_run_seq_room(buffer_run *runs, size_t run_cap)
+{
+    return (uint64_t *)(void *)(runs + run_cap);
+}
+
 /* A new empty partition holding one reference. NULL on OOM. */
-buffer_partition *buffer_partition_new(const schema_table *table, int64_t day);
+buffer_partition *buffer_partition_new(const schema_table *table, int64_t day,
+                                       const char *namespace_name, buffer_totals *totals);
 void buffer_partition_ref(buffer_partition *p);
 void buffer_partition_unref(buffer_partition *p); /* frees it at the last reference */
+void buffer_column_free(buffer_column *c);
+
+/* Under p->mu: store the atomic mirrors (visible_rows, min_sequence) from the state. */
+void buffer_partition_publish(buffer_partition *p);
+
+/* ---- snapshots (buffer_snapshot.c) ---------------------------------------------------------- */
+
+struct buffer_snapshot {
+    _Atomic long refs;      /* atomic */
+    buffer_partition *part; /* immutable; holds a partition reference */
+    bool attached;          /* part->mu: in part->snaps */
+    /* immutable once taken (moved out of the partition under part->mu): */
+    size_t row_count;
+    uint32_t column_count;
+    buffer_column *columns;
+    buffer_run *runs; /* run_cap runs, then the sorted distinct sequences */
+    size_t run_count, run_cap;
+    size_t bytes;
+    uint64_t min_sequence, max_sequence;
+    uint64_t watermark;
+    /* written by the taker after unlocking, before the snapshot is handed out; immutable then: */
+    uint64_t *sequences; /* in the runs allocation */
+    size_t sequence_count;
+    int64_t min_time_ns, max_time_ns;
+    uint32_t tag_count;
+    uint32_t tag_columns[SCHEMA_MAX_COLUMNS];
+    uint32_t tag_cardinality[SCHEMA_MAX_COLUMNS];
+    uint8_t has_values[(SCHEMA_MAX_COLUMNS + 7) / 8]; /* column i has a non-null value */
+    char namespace_name[];                            /* a copy */
+};
+
+/*
+ * Under p->mu: when p's buffer holds rows, move them into a new snapshot attached to p, with
+ * the watermark given, and return it holding one reference for the caller (*rc = 0); NULL with
+ * *rc = 0 when the buffer is empty, NULL with *rc = INGOT_E_NOMEM when the snapshot could not be
+ * allocated (nothing changed). O(1) apart from one small allocation. The caller must call
+ * buffer_snapshot_finish() after unlocking and before handing the snapshot to anyone.
+ */
+buffer_snapshot *buffer_snapshot_take_locked(buffer_partition *p, uint64_t watermark, int *rc);
+/* Compute the snapshot's info (sequence list, time range, tags): O(rows), no allocation. */
+void buffer_snapshot_finish(buffer_snapshot *snap);
+/* Detach every snapshot of p without touching the totals (the tree is being freed). */
+void buffer_partition_detach_all(buffer_partition *p);
 
 /* Day (floor) holding time_ns. */
 static inline int64_t buffer_day_of(int64_t time_ns)
@@ -187,10 +263,13 @@ int buffer_tree_snapshot(buffer_tree *tree, const char *namespace_name, const ch
 /* ---- frozen copies and de-duplication ------------------------------------------------------ */
 
 /*
- * A reader's private copy of some rows of a partition (buffer_partition_freeze). Columns use the
- * storage layout above with cap == row_count, indexed by table column like the partition's;
- * dictionaries are copied without their index (slots == NULL). seq[r] is row r's op sequence,
- * and rows keep their partition order, so (seq, row) is write order.
+ * A reader's private copy of some rows of a partition (buffer_partition_freeze): the attached
+ * snapshots' rows (oldest first), then the buffer's. Columns use the storage layout above with
+ * cap == row_count, indexed by table column like the partition's; dictionaries are copied
+ * without their index (slots == NULL) and, when several sources are merged, are the sources'
+ * dictionaries one after the other, so a string may appear under several ids (de-duplication
+ * compares strings through ranks, never ids). seq[r] is row r's op sequence, and rows keep their
+ * write order within each op, so (seq, row) is write order.
  */
 typedef struct buffer_frozen {
     const schema_table *table;
@@ -201,9 +280,11 @@ typedef struct buffer_frozen {
 } buffer_frozen;
 
 /*
- * Copy, under p->mu, the rows with min_time_ns <= time < max_time_ns, with the columns flagged
- * in want[0 .. want_count) (time and every tag column are always copied: they are the key).
- * INGOT_E_NOMEM on failure (out is then empty).
+ * Copy the rows held by p (attached snapshots and buffer) with min_time_ns <= time <
+ * max_time_ns, with the columns flagged in want[0 .. want_count) (time and every tag column are
+ * always copied: they are the key). Under p->mu only the buffer is copied and the snapshots are
+ * referenced; their rows are copied after unlocking. INGOT_E_NOMEM on failure (out is then
+ * empty).
  */
 int buffer_partition_freeze(buffer_partition *p, const bool *want, size_t want_count,
                             int64_t min_time_ns, int64_t max_time_ns, buffer_frozen *out);
@@ -225,14 +306,15 @@ static inline bool buffer_bit(const uint8_t *bits, size_t i)
  * latest row of the group where the column is not null, or UINT32_MAX when none is.
  * key must list every tag column present in f (type COLUMN_TAG), each once: together with time
  * they are the primary key; their order decides the sort only, not which rows collapse.
- * Sorting compares integers only (value ranks, then one ordinal per distinct tag tuple), so it
- * costs O(rows log rows) whatever the number of tags. INGOT_E_NOMEM on failure (out empty).
+ * Sorting works on integers only (value ranks, then one ordinal per distinct tag tuple) with
+ * radix / counting passes, so it costs O(rows) passes whatever the number of tags.
+ * INGOT_E_NOMEM on failure (out empty).
  */
 typedef struct buffer_dedup {
     size_t row_count;    /* output rows */
     uint32_t *order;     /* f->row_count entries */
     uint32_t *group_end; /* row_count entries */
-    uint32_t **rank;     /* per key column: dictionary id -> rank among sorted values (+1) */
+    uint32_t **rank;     /* per key column: dictionary id -> rank of its string (1 = least) */
     size_t key_count;
 } buffer_dedup;
 
@@ -241,6 +323,19 @@ int buffer_dedup_run(const buffer_frozen *f, const uint32_t *key, size_t key_cou
 uint32_t buffer_dedup_pick(const buffer_frozen *f, const buffer_dedup *d, uint32_t column,
                            size_t out_row);
 void buffer_dedup_free(buffer_dedup *d);
+
+/*
+ * Column col of f as out (whose name and type are set), one row per output row of d: the
+ * de-duplicated values (a tag column's dictionary holds only the values used, sorted). key and
+ * key_count are d's key (a present tag column must be in it). pick is scratch of d->row_count
+ * entries. INGOT_E_NOMEM / INGOT_E_TOO_LARGE / INGOT_E_INVALID; out is then freed by the
+ * batch's owner (query_batch_free).
+ */
+int buffer_batch_column(query_column *out, const buffer_frozen *f, const buffer_dedup *d,
+                        uint32_t col, const uint32_t *key, size_t key_count, uint32_t *pick);
+
+/* Sort the table column indexes cols[0 .. n) by column name. */
+void buffer_columns_sort_by_name(const schema_table *table, uint32_t *cols, size_t n);
 
 /* Tag column indexes of table (below column_count) in ascending name order. Caller frees. */
 int buffer_table_tags_by_name(const schema_table *table, uint32_t column_count, uint32_t **out,

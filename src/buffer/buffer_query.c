@@ -10,10 +10,16 @@
  * batch then run outside the lock, on that private copy. A write is therefore visible iff it was
  * applied before the pull.
  *
- * De-duplication (buffer_dedup_run, also meant for persist): the primary key is every tag
+ * De-duplication (buffer_dedup_run, also used by persist): the primary key is every tag
  * column of the table plus time; a null tag is a value of its own ("null", sorting first).
  * Rows are sorted by the key (the caller gives the tag order: by name here, by sort key for
- * persist), then by (sequence, row), i.e. write order. Each run of equal keys becomes one row
+ * persist), then by (sequence, row), i.e. write order. Sorting uses no comparison sort on rows:
+ * each tag value gets its rank in string order (equal strings share a rank, as a copy merged
+ * from several snapshots may hold a string under several ids); each distinct tuple of ranks (a
+ * series) is found once by hashing; the series are radix-sorted on their ranks packed into
+ * 64-bit words; rows are then ordered by stable radix passes, least significant first: sequence
+ * (only when the rows are not already in sequence order), time (bytes every row shares are
+ * skipped), series ordinal (one counting pass). Cost O(rows x passes), no per-row allocation. Each run of equal keys becomes one row
  * whose every field is the last non-null value in write order (buffer_dedup_pick), so a later
  * write never sets a field back to null, and the answer does not depend on the order in which
  * concurrent ops were applied, only on their sequence numbers.
@@ -47,6 +53,11 @@ static int buffer_col_name_cmp(const void *x, const void *y, void *arg)
 {
     const schema_table *t = arg;
     return buffer_name_cmp(&t->columns[*(const uint32_t *)x], &t->columns[*(const uint32_t *)y]);
+}
+
+void buffer_columns_sort_by_name(const schema_table *table, uint32_t *cols, size_t n)
+{
+    qsort_r(cols, n, sizeof *cols, buffer_col_name_cmp, (void *)table);
 }
 
 /* Tag columns (tags) or field columns (!tags) of table below column_count, by name. */
@@ -89,35 +100,62 @@ static int buffer_dict_id_cmp(const void *x, const void *y, void *arg)
  * each distinct tuple of ranks (a series) is found once through a hash table, the series are
  * sorted by their tuples, and each row's series ordinal then stands for all its tags.
  */
-typedef struct buffer_series {
-    const uint32_t *tuples; /* key_count ranks per series */
-    size_t key_count;
-} buffer_series;
-
-static int buffer_series_cmp(const void *x, const void *y, void *arg)
+/*
+ * Stable counting sort of idx[0 .. n) by keys[idx[i] * stride], every key below buckets; tmp
+ * and counts are scratch of n and buckets entries.
+ */
+static void buffer_count_sort(uint32_t *idx, uint32_t *tmp, size_t n, const uint32_t *keys,
+                              size_t stride, uint32_t *counts, size_t buckets)
 {
-    const buffer_series *s = arg;
-    const uint32_t *a = s->tuples + (size_t) * (const uint32_t *)x * s->key_count;
-    const uint32_t *b = s->tuples + (size_t) * (const uint32_t *)y * s->key_count;
-    for (size_t k = 0; k < s->key_count; k++)
-        if (a[k] != b[k]) return a[k] < b[k] ? -1 : 1;
-    return 0;
+    memset(counts, 0, buckets * sizeof *counts);
+    for (size_t i = 0; i < n; i++)
+        counts[keys[(size_t)idx[i] * stride]]++;
+    uint32_t sum = 0;
+    for (size_t b = 0; b < buckets; b++) {
+        uint32_t c = counts[b];
+        counts[b] = sum;
+        sum += c;
+    }
+    for (size_t i = 0; i < n; i++)
+        tmp[counts[keys[(size_t)idx[i] * stride]]++] = idx[i];
+    memcpy(idx, tmp, n * sizeof *idx);
 }
 
-typedef struct buffer_row_ctx {
-    const uint32_t *series; /* per row: series ordinal in key order */
-    const int64_t *time;
-    const uint64_t *seq;
-} buffer_row_ctx;
-
-static int buffer_row_cmp(const void *x, const void *y, void *arg)
+/*
+ * Stable LSD radix sort of idx[0 .. n), a permutation of 0 .. n), by keys[idx[i]] ^ flip
+ * (flip = 1 << 63 orders signed values), a byte at a time, skipping the bytes every key shares.
+ * tmp: n entries of scratch.
+ */
+static void buffer_radix_u64(uint32_t *idx, uint32_t *tmp, size_t n, const uint64_t *keys,
+                             uint64_t flip)
 {
-    const buffer_row_ctx *c = arg;
-    uint32_t a = *(const uint32_t *)x, b = *(const uint32_t *)y;
-    if (c->series[a] != c->series[b]) return c->series[a] < c->series[b] ? -1 : 1;
-    if (c->time[a] != c->time[b]) return c->time[a] < c->time[b] ? -1 : 1;
-    if (c->seq[a] != c->seq[b]) return c->seq[a] < c->seq[b] ? -1 : 1;
-    return a < b ? -1 : a > b;
+    uint32_t hist[8][256];
+    memset(hist, 0, sizeof hist);
+    for (size_t r = 0; r < n; r++) {
+        uint64_t v = keys[r] ^ flip;
+        for (int b = 0; b < 8; b++)
+            hist[b][(v >> (8 * b)) & 255]++;
+    }
+    uint32_t *src = idx, *dst = tmp;
+    for (int b = 0; b < 8; b++) {
+        uint32_t *h = hist[b], sum = 0;
+        bool trivial = false;
+        for (int d = 0; d < 256; d++) {
+            if (h[d] == n) trivial = true;
+            uint32_t c = h[d];
+            h[d] = sum;
+            sum += c;
+        }
+        if (trivial) continue;
+        for (size_t i = 0; i < n; i++) {
+            uint32_t r = src[i];
+            dst[h[((keys[r] ^ flip) >> (8 * b)) & 255]++] = r;
+        }
+        uint32_t *t = src;
+        src = dst;
+        dst = t;
+    }
+    if (src != idx) memcpy(idx, src, n * sizeof *idx);
 }
 
 void buffer_dedup_free(buffer_dedup *d)
@@ -131,15 +169,19 @@ void buffer_dedup_free(buffer_dedup *d)
     memset(d, 0, sizeof *d);
 }
 
-/* Per row of f, the ordinal of its series (tuple of key ranks) in key order, into series. */
+/*
+ * Per row of f, the ordinal of its series (tuple of key ranks) in key order, into series;
+ * *count_out: the number of series.
+ */
 static int buffer_series_ordinals(const buffer_frozen *f, const uint32_t *key, size_t key_count,
-                                  uint32_t *const *rank, uint32_t *series)
+                                  uint32_t *const *rank, uint32_t *series, size_t *count_out)
 {
     size_t n = f->row_count, count = 0, cap = 64, slot_cap = 128;
     uint32_t *tuples = malloc(cap * key_count * sizeof *tuples);
     uint32_t *slots = calloc(slot_cap, sizeof *slots); /* series + 1 */
     uint32_t *hashes = malloc(cap * sizeof *hashes);
     uint32_t *sorted = NULL, *ordinal = NULL;
+    uint64_t *words = NULL;
     uint32_t tuple[SCHEMA_MAX_COLUMNS];
     int rc = INGOT_E_NOMEM;
     if (!tuples || !slots || !hashes) goto done;
@@ -188,17 +230,42 @@ static int buffer_series_ordinals(const buffer_frozen *f, const uint32_t *key, s
             slot_cap = sc;
         }
     }
+    /*
+     * Sort the series by their tuples: the ranks are packed, in key order, into as few u64
+     * words as hold them (each rank in as many bits as its column's largest rank needs), and
+     * the words radix-sorted, the last first (stable passes make the order lexicographic).
+     */
     sorted = malloc((count ? count : 1) * sizeof *sorted);
-    ordinal = malloc((count ? count : 1) * sizeof *ordinal);
-    if (!sorted || !ordinal) goto done;
+    ordinal = malloc((count ? count : 1) * sizeof *ordinal); /* scratch, then the ordinals */
+    words = malloc((count ? count : 1) * sizeof *words);
+    if (!sorted || !ordinal || !words) goto done;
     for (size_t s = 0; s < count; s++)
         sorted[s] = (uint32_t)s;
-    buffer_series ctx = {.tuples = tuples, .key_count = key_count};
-    qsort_r(sorted, count, sizeof *sorted, buffer_series_cmp, &ctx);
+    unsigned bits[SCHEMA_MAX_COLUMNS];
+    for (size_t k = 0; k < key_count; k++) {
+        uint32_t max_rank = f->columns[key[k]].dict.count;
+        bits[k] = max_rank ? 32u - (unsigned)__builtin_clz(max_rank) : 0;
+    }
+    for (size_t end = key_count; end > 0;) {
+        size_t start = end;
+        unsigned used = 0;
+        while (start > 0 && used + bits[start - 1] <= 64)
+            used += bits[--start];
+        for (size_t s = 0; s < count; s++) {
+            const uint32_t *tp = tuples + s * key_count;
+            uint64_t v = 0;
+            for (size_t k = start; k < end; k++)
+                v = bits[k] ? (v << bits[k]) | tp[k] : v;
+            words[s] = v;
+        }
+        buffer_radix_u64(sorted, ordinal, count, words, 0);
+        end = start;
+    }
     for (size_t i = 0; i < count; i++)
         ordinal[sorted[i]] = (uint32_t)i;
     for (size_t r = 0; r < n; r++)
         series[r] = ordinal[series[r]];
+    *count_out = count;
     rc = 0;
 done:
     free(tuples);
@@ -206,6 +273,7 @@ done:
     free(hashes);
     free(sorted);
     free(ordinal);
+    free(words);
     return rc;
 }
 
@@ -213,7 +281,7 @@ int buffer_dedup_run(const buffer_frozen *f, const uint32_t *key, size_t key_cou
                      buffer_dedup *out)
 {
     size_t n = f->row_count;
-    uint32_t *ids = NULL, *series = NULL;
+    uint32_t *ids = NULL, *series = NULL, *tmp = NULL, *counts = NULL;
     memset(out, 0, sizeof *out);
     if (key_count > SCHEMA_MAX_COLUMNS) return INGOT_E_INVALID;
     out->key_count = key_count;
@@ -230,8 +298,11 @@ int buffer_dedup_run(const buffer_frozen *f, const uint32_t *key, size_t key_cou
         for (uint32_t i = 0; i < d->count; i++)
             ids[i] = i;
         qsort_r(ids, d->count, sizeof *ids, buffer_dict_id_cmp, (void *)d);
-        for (uint32_t i = 0; i < d->count; i++)
-            out->rank[k][ids[i]] = i + 1;
+        uint32_t rank = 0; /* equal strings (merged dictionaries) share a rank */
+        for (uint32_t i = 0; i < d->count; i++) {
+            if (i == 0 || buffer_dict_id_cmp(&ids[i - 1], &ids[i], (void *)d) != 0) rank++;
+            out->rank[k][ids[i]] = rank;
+        }
         free(ids);
         ids = NULL;
     }
@@ -239,24 +310,38 @@ int buffer_dedup_run(const buffer_frozen *f, const uint32_t *key, size_t key_cou
         free(series);
         return 0;
     }
-    if (key_count && buffer_series_ordinals(f, key, key_count, out->rank, series)) goto fail;
-    for (size_t r = 0; r < n; r++)
+    size_t series_count = 1;
+    if (key_count && buffer_series_ordinals(f, key, key_count, out->rank, series, &series_count))
+        goto fail;
+    /* rows by (series, time, sequence, row): stable radix passes, least significant first */
+    tmp = malloc(n * sizeof *tmp);
+    counts = malloc(series_count * sizeof *counts);
+    if (!tmp || !counts) goto fail;
+    const int64_t *time = f->columns[0].values;
+    bool seq_sorted = true;
+    for (size_t r = 0; r < n; r++) {
         out->order[r] = (uint32_t)r;
-    buffer_row_ctx c = {.series = series, .time = f->columns[0].values, .seq = f->seq};
-    qsort_r(out->order, n, sizeof *out->order, buffer_row_cmp, &c);
+        if (r && f->seq[r] < f->seq[r - 1]) seq_sorted = false;
+    }
+    if (!seq_sorted) buffer_radix_u64(out->order, tmp, n, f->seq, 0);
+    buffer_radix_u64(out->order, tmp, n, (const uint64_t *)(const void *)time, (uint64_t)1 << 63);
+    if (series_count > 1) buffer_count_sort(out->order, tmp, n, series, 1, counts, series_count);
     size_t groups = 0;
     for (size_t i = 1; i < n; i++) {
         uint32_t a = out->order[i - 1], b = out->order[i];
-        if (series[a] != series[b] || c.time[a] != c.time[b])
-            out->group_end[groups++] = (uint32_t)i;
+        if (series[a] != series[b] || time[a] != time[b]) out->group_end[groups++] = (uint32_t)i;
     }
     out->group_end[groups++] = (uint32_t)n;
     out->row_count = groups;
     free(series);
+    free(tmp);
+    free(counts);
     return 0;
 fail:
     free(ids);
     free(series);
+    free(tmp);
+    free(counts);
     buffer_dedup_free(out);
     return INGOT_E_NOMEM;
 }
@@ -367,9 +452,8 @@ done:
     return rc;
 }
 
-/* Column col of the table as out (name and type set), rows from d over f. */
-static int buffer_build_column(query_column *out, const buffer_frozen *f, const buffer_dedup *d,
-                               uint32_t col, const uint32_t *key, size_t key_count, uint32_t *pick)
+int buffer_batch_column(query_column *out, const buffer_frozen *f, const buffer_dedup *d,
+                        uint32_t col, const uint32_t *key, size_t key_count, uint32_t *pick)
 {
     size_t n = d->row_count;
     if (col >= f->column_count || f->columns[col].type == 0 || n == 0)
@@ -491,7 +575,7 @@ static int buffer_stream_next(query_stream *s, query_batch **out)
             rc = INGOT_E_NOMEM;
             goto fail;
         }
-        rc = buffer_build_column(qc, &f, &d, col, key, key_count, pick);
+        rc = buffer_batch_column(qc, &f, &d, col, key, key_count, pick);
         if (rc) goto fail;
     }
     st->next++;

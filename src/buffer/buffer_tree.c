@@ -17,11 +17,24 @@
  * with no row of the op visible; it may leave an empty partition and spare capacity behind,
  * which readers never see (queries skip partitions that never held a row).
  *
+ * Hot partitions: after the rows of an op are appended, and still under the same locks, every
+ * partition of the op whose live buffer reached the threshold is snapshotted
+ * (buffer_snapshot_take_locked: O(1), moves the arrays); after unlocking, each snapshot's info
+ * is computed and it is handed to the callback on the writer's thread. The op is thus either
+ * wholly in a snapshot or wholly in the buffer, per partition. A snapshot that cannot be
+ * allocated is simply not taken: the next append to that partition tries again.
+ * buffer_tree_snapshot_all() does the same for every partition with rows in its buffer, one
+ * partition lock at a time. The watermark source is called under the partition mutex (it must
+ * not call into the buffer).
+ *
  * Lock order: tree rwlock -> namespace rwlock -> table rwlock are never held together by this
  * file (each is released before the next is taken); partition mutexes are taken last, in
- * ascending partition id, with no map lock held.
+ * ascending partition id, with no map lock held; callbacks run with no lock held.
  *
- * Totals: tree->rows and tree->bytes are atomics, updated after each op.
+ * Totals: tree->totals (rows, bytes) are atomics, added to under the partition locks of each op
+ * (so a snapshot of those rows, persisted at once, never subtracts before they were added) and
+ * subtracted when a snapshot is persisted. buffer_tree_min_sequence() scans the partitions'
+ * atomic min_sequence mirrors.
  */
 #include "buffer/buffer.h"
 
@@ -44,6 +57,8 @@ typedef struct buffer_index {
 
 typedef struct buffer_table {
     const schema_table *schema; /* immutable, borrowed */
+    const char *ns_name;        /* immutable, the namespace's */
+    buffer_totals *totals;      /* immutable, the tree's */
     uint32_t ptr_hash;          /* immutable */
     uint32_t name_hash;         /* immutable */
     pthread_rwlock_t lock;
@@ -67,8 +82,13 @@ struct buffer_tree {
     buffer_namespace **nss;  /* lock */
     size_t ns_count, ns_cap; /* lock */
     buffer_index by_name;    /* lock */
-    _Atomic size_t bytes;    /* atomic */
-    _Atomic size_t rows;     /* atomic */
+    buffer_totals totals;    /* atomic */
+    /* set before writes start, read-only afterwards: */
+    uint64_t (*watermark)(void *arg);
+    void *watermark_arg;
+    size_t hot_bytes; /* 0: off */
+    buffer_snapshot_cb hot_cb;
+    void *hot_arg;
 };
 
 static uint32_t buffer_ptr_hash(const void *p)
@@ -127,8 +147,10 @@ static buffer_namespace *buffer_ns_lookup(buffer_tree *tree, const char *name, s
 
 static void buffer_table_free(buffer_table *t)
 {
-    for (size_t i = 0; i < t->part_count; i++)
+    for (size_t i = 0; i < t->part_count; i++) {
+        buffer_partition_detach_all(t->parts[i]); /* breaks the snapshot -> partition refs */
         buffer_partition_unref(t->parts[i]);
+    }
     free(t->parts);
     pthread_rwlock_destroy(&t->lock);
     free(t);
@@ -222,7 +244,8 @@ static buffer_table *buffer_table_by_name(buffer_namespace *ns, const char *name
     return NULL;
 }
 
-static int buffer_table_get(buffer_namespace *ns, const schema_table *st, buffer_table **out)
+static int buffer_table_get(buffer_tree *tree, buffer_namespace *ns, const schema_table *st,
+                            buffer_table **out)
 {
     uint32_t h = buffer_ptr_hash(st);
     pthread_rwlock_rdlock(&ns->lock);
@@ -249,6 +272,8 @@ static int buffer_table_get(buffer_namespace *ns, const schema_table *st, buffer
         goto fail;
     }
     t->schema = st;
+    t->ns_name = ns->name;
+    t->totals = &tree->totals;
     t->ptr_hash = h;
     t->name_hash = buffer_hash_bytes(st->name, st->name_len);
     /* both indexes grow before either is changed, so a failure leaves them consistent */
@@ -308,7 +333,7 @@ static int buffer_part_get(buffer_table *t, int64_t day, buffer_partition **out)
         t->parts = a;
         t->part_cap = cap;
     }
-    p = buffer_partition_new(t->schema, day);
+    p = buffer_partition_new(t->schema, day, t->ns_name, t->totals);
     if (!p) goto fail;
     memmove(t->parts + i + 1, t->parts + i, (t->part_count - i) * sizeof *t->parts);
     t->parts[i] = p;
@@ -332,8 +357,8 @@ buffer_tree *buffer_tree_new(void)
         free(tree);
         return NULL;
     }
-    atomic_init(&tree->bytes, 0);
-    atomic_init(&tree->rows, 0);
+    atomic_init(&tree->totals.bytes, 0);
+    atomic_init(&tree->totals.rows, 0);
     return tree;
 }
 
@@ -350,12 +375,12 @@ void buffer_tree_free(buffer_tree *tree)
 
 size_t buffer_tree_bytes(buffer_tree *tree)
 {
-    return atomic_load(&tree->bytes);
+    return atomic_load(&tree->totals.bytes);
 }
 
 size_t buffer_tree_rows(buffer_tree *tree)
 {
-    return atomic_load(&tree->rows);
+    return atomic_load(&tree->totals.rows);
 }
 
 void buffer_partition_key(int64_t time_ns, char out[11])
@@ -404,6 +429,132 @@ int buffer_tree_snapshot(buffer_tree *tree, const char *namespace_name, const ch
     *parts = a;
     *count = n;
     return 0;
+}
+
+/* ---- snapshots ------------------------------------------------------------------------------ */
+
+/* The applied watermark (0 without a source). */
+static uint64_t buffer_tree_watermark(buffer_tree *tree)
+{
+    return tree->watermark ? tree->watermark(tree->watermark_arg) : 0;
+}
+
+void buffer_tree_set_watermark_source(buffer_tree *tree, uint64_t (*source)(void *arg), void *arg)
+{
+    tree->watermark = source;
+    tree->watermark_arg = arg;
+}
+
+void buffer_tree_set_hot_partition(buffer_tree *tree, size_t threshold_bytes, buffer_snapshot_cb cb,
+                                   void *arg)
+{
+    tree->hot_bytes = cb ? threshold_bytes : 0;
+    tree->hot_cb = cb;
+    tree->hot_arg = arg;
+}
+
+/*
+ * Every partition of the tree, each holding a reference (the caller unrefs them and frees the
+ * array). Map locks are taken one at a time, never with a partition mutex. INGOT_E_NOMEM.
+ */
+static int buffer_tree_all_partitions(buffer_tree *tree, buffer_partition ***out, size_t *count)
+{
+    buffer_partition **a = NULL;
+    size_t n = 0, cap = 0;
+    pthread_rwlock_rdlock(&tree->lock);
+    size_t ns_count = tree->ns_count;
+    pthread_rwlock_unlock(&tree->lock);
+    for (size_t i = 0; i < ns_count; i++) {
+        pthread_rwlock_rdlock(&tree->lock);
+        buffer_namespace *ns = tree->nss[i]; /* entries are never removed or moved out */
+        pthread_rwlock_unlock(&tree->lock);
+        pthread_rwlock_rdlock(&ns->lock);
+        size_t table_count = ns->table_count;
+        pthread_rwlock_unlock(&ns->lock);
+        for (size_t j = 0; j < table_count; j++) {
+            pthread_rwlock_rdlock(&ns->lock);
+            buffer_table *t = ns->tables[j];
+            pthread_rwlock_unlock(&ns->lock);
+            pthread_rwlock_rdlock(&t->lock);
+            if (n + t->part_count > cap) {
+                size_t c = cap ? cap * 2 : 16;
+                while (c < n + t->part_count)
+                    c *= 2;
+                buffer_partition **g = realloc(a, c * sizeof *g);
+                if (!g) {
+                    pthread_rwlock_unlock(&t->lock);
+                    goto fail;
+                }
+                a = g;
+                cap = c;
+            }
+            for (size_t k = 0; k < t->part_count; k++) {
+                buffer_partition_ref(t->parts[k]);
+                a[n++] = t->parts[k];
+            }
+            pthread_rwlock_unlock(&t->lock);
+        }
+    }
+    *out = a;
+    *count = n;
+    return 0;
+fail:
+    for (size_t k = 0; k < n; k++)
+        buffer_partition_unref(a[k]);
+    free(a);
+    return INGOT_E_NOMEM;
+}
+
+int buffer_tree_snapshot_all(buffer_tree *tree, buffer_snapshot_cb cb, void *arg)
+{
+    buffer_partition **parts;
+    size_t count;
+    int rc = buffer_tree_all_partitions(tree, &parts, &count);
+    if (rc) return rc;
+    int taken = 0;
+    for (size_t i = 0; i < count; i++) {
+        buffer_partition *p = parts[i];
+        pthread_mutex_lock(&p->mu);
+        buffer_snapshot *snap = buffer_snapshot_take_locked(p, buffer_tree_watermark(tree), &rc);
+        pthread_mutex_unlock(&p->mu);
+        if (rc) break;
+        if (!snap) continue;
+        buffer_snapshot_finish(snap);
+        cb(arg, snap);
+        taken++;
+    }
+    for (size_t i = 0; i < count; i++)
+        buffer_partition_unref(parts[i]);
+    free(parts);
+    return rc ? rc : taken;
+}
+
+uint64_t buffer_tree_min_sequence(buffer_tree *tree)
+{
+    uint64_t m = UINT64_MAX;
+    pthread_rwlock_rdlock(&tree->lock);
+    size_t ns_count = tree->ns_count;
+    pthread_rwlock_unlock(&tree->lock);
+    for (size_t i = 0; i < ns_count; i++) {
+        pthread_rwlock_rdlock(&tree->lock);
+        buffer_namespace *ns = tree->nss[i];
+        pthread_rwlock_unlock(&tree->lock);
+        pthread_rwlock_rdlock(&ns->lock);
+        size_t table_count = ns->table_count;
+        pthread_rwlock_unlock(&ns->lock);
+        for (size_t j = 0; j < table_count; j++) {
+            pthread_rwlock_rdlock(&ns->lock);
+            buffer_table *t = ns->tables[j];
+            pthread_rwlock_unlock(&ns->lock);
+            pthread_rwlock_rdlock(&t->lock);
+            for (size_t k = 0; k < t->part_count; k++) {
+                uint64_t v = atomic_load_explicit(&t->parts[k]->min_sequence, memory_order_acquire);
+                if (v < m) m = v;
+            }
+            pthread_rwlock_unlock(&t->lock);
+        }
+    }
+    return m;
 }
 
 /* ---- the sink ------------------------------------------------------------------------------- */
@@ -474,7 +625,8 @@ static int buffer_tree_apply(void *self, dml_op *op)
     buffer_slot_cache *cache = NULL;
     uint32_t *line_group = NULL, *packed = NULL;
     buffer_namespace *ns;
-    size_t locked = 0;
+    buffer_snapshot **hot = NULL;
+    size_t locked = 0, hot_count = 0;
     int rc;
 
     if (!b || b->line_count == 0) return 0;
@@ -508,7 +660,7 @@ static int buffer_tree_apply(void *self, dml_op *op)
         int64_t day = buffer_day_of(ln->time_ns);
         if (c->group == UINT32_MAX || c->day != day) {
             if (!c->table) {
-                rc = buffer_table_get(ns, op->tables->tables[slot], &c->table);
+                rc = buffer_table_get(tree, ns, op->tables->tables[slot], &c->table);
                 if (rc) goto fail;
             }
             buffer_partition *p;
@@ -533,6 +685,9 @@ static int buffer_tree_apply(void *self, dml_op *op)
     }
     if (a.group_count > 1) qsort(a.groups, a.group_count, sizeof *a.groups, buffer_group_cmp);
 
+    /* room for the hot snapshots (without it this op takes none: the next append will) */
+    if (tree->hot_bytes) hot = malloc(a.group_count * sizeof *hot);
+
     /* lock in partition id order, reserve everything, then append */
     for (; locked < a.group_count; locked++)
         pthread_mutex_lock(&a.groups[locked].p->mu);
@@ -545,10 +700,22 @@ static int buffer_tree_apply(void *self, dml_op *op)
         buffer_partition_append(&a.groups[g], op, &scratch);
         delta += a.groups[g].bytes_delta;
     }
+    /* totals before unlocking, so that a snapshot of these rows is never subtracted first */
+    atomic_fetch_add(&tree->totals.rows, b->line_count);
+    atomic_fetch_add(&tree->totals.bytes, (size_t)delta);
+    for (size_t g = 0; hot && g < a.group_count; g++) {
+        buffer_partition *p = a.groups[g].p;
+        if (p->bytes < tree->hot_bytes) continue;
+        int src;
+        buffer_snapshot *snap = buffer_snapshot_take_locked(p, buffer_tree_watermark(tree), &src);
+        if (snap) hot[hot_count++] = snap; /* on NOMEM: the next append retries */
+    }
     while (locked > 0)
         pthread_mutex_unlock(&a.groups[--locked].p->mu);
-    atomic_fetch_add(&tree->rows, b->line_count);
-    atomic_fetch_add(&tree->bytes, (size_t)delta);
+    for (size_t i = 0; i < hot_count; i++) {
+        buffer_snapshot_finish(hot[i]);
+        tree->hot_cb(tree->hot_arg, hot[i]);
+    }
     rc = 0;
 fail:
     while (locked > 0)
@@ -559,6 +726,7 @@ fail:
     free(line_group);
     free(packed);
     buffer_append_scratch_free(&scratch);
+    free(hot);
     return rc;
 }
 

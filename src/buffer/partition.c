@@ -19,7 +19,16 @@
  *
  * Byte accounting: p->bytes is the size of the data held (values, validity, string and
  * dictionary bytes, dictionary entries, runs), not of the capacity allocated, so it grows
- * with the rows and does not jump with the doubling of arrays.
+ * with the rows and does not jump with the doubling of arrays. It covers the live buffer only;
+ * a snapshot keeps the bytes it took (buffer_snapshot.c).
+ *
+ * Frozen copies (buffer_partition_freeze): a reader's private copy of the rows held, built from
+ * "sources" (the live buffer, snapshots) concatenated in order: snapshots oldest first, then the
+ * buffer. Under the mutex only the live buffer is copied and the attached snapshots are
+ * referenced; the snapshots' rows are copied after unlocking (they are immutable), so one query
+ * sees one consistent state of the partition (each row exactly once) and holds the lock for the
+ * buffer's rows only. Tag dictionaries of several sources are concatenated (ids shifted), so a
+ * string may have several ids in a copy; de-duplication compares strings, never ids.
  */
 #include "buffer/buffer_internal.h"
 
@@ -76,7 +85,8 @@ void buffer_day_key(int64_t day, char out[11])
 
 /* ---- partition life ------------------------------------------------------------------------ */
 
-buffer_partition *buffer_partition_new(const schema_table *table, int64_t day)
+buffer_partition *buffer_partition_new(const schema_table *table, int64_t day,
+                                       const char *namespace_name, buffer_totals *totals)
 {
     buffer_partition *p = calloc(1, sizeof *p);
     if (!p) return NULL;
@@ -87,9 +97,13 @@ buffer_partition *buffer_partition_new(const schema_table *table, int64_t day)
     p->id = atomic_fetch_add(&buffer_next_partition_id, 1);
     p->day = day;
     p->table = table;
+    p->namespace_name = namespace_name;
+    p->totals = totals;
     buffer_day_key(day, p->key);
     atomic_init(&p->refs, 1);
     atomic_init(&p->visible_rows, 0);
+    atomic_init(&p->min_sequence, UINT64_MAX);
+    p->buf_min_sequence = UINT64_MAX;
     return p;
 }
 
@@ -98,7 +112,7 @@ void buffer_partition_ref(buffer_partition *p)
     atomic_fetch_add_explicit(&p->refs, 1, memory_order_relaxed);
 }
 
-static void buffer_column_free(buffer_column *c)
+void buffer_column_free(buffer_column *c)
 {
     free(c->validity);
     free(c->values);
@@ -115,6 +129,7 @@ void buffer_partition_unref(buffer_partition *p)
         buffer_column_free(&p->columns[i]);
     free(p->columns);
     free(p->runs);
+    free(p->snaps); /* empty: every attached snapshot holds a reference on p */
     pthread_mutex_destroy(&p->mu);
     free(p);
 }
@@ -375,7 +390,8 @@ int buffer_partition_reserve(buffer_append_group *g, const dml_op *op, buffer_ap
     }
     if (p->run_count + 1 > p->run_cap) {
         size_t cap = p->run_cap ? p->run_cap * 2 : 16;
-        buffer_run *r = buffer_realloc(p->runs, cap * sizeof *r);
+        /* runs, then the same number of u64s of room for a snapshot's sequence list */
+        buffer_run *r = buffer_realloc(p->runs, cap * (sizeof *r + sizeof(uint64_t)));
         if (!r) return INGOT_E_NOMEM;
         p->runs = r;
         p->run_cap = cap;
@@ -477,9 +493,20 @@ void buffer_partition_append(buffer_append_group *g, const dml_op *op, buffer_ap
     p->runs[p->run_count].sequence = op->sequence;
     p->run_count++;
     p->row_count = rows;
+    if (op->sequence < p->buf_min_sequence) p->buf_min_sequence = op->sequence;
+    if (op->sequence > p->buf_max_sequence) p->buf_max_sequence = op->sequence;
     p->bytes = buffer_partition_data_bytes(p);
     g->bytes_delta = (int64_t)p->bytes - (int64_t)before;
-    atomic_store_explicit(&p->visible_rows, rows, memory_order_release);
+    buffer_partition_publish(p);
+}
+
+void buffer_partition_publish(buffer_partition *p)
+{
+    uint64_t m = p->row_count ? p->buf_min_sequence : UINT64_MAX;
+    for (size_t i = 0; i < p->snap_count; i++)
+        if (p->snaps[i]->min_sequence < m) m = p->snaps[i]->min_sequence;
+    atomic_store_explicit(&p->min_sequence, m, memory_order_relaxed);
+    atomic_store_explicit(&p->visible_rows, p->row_count + p->snap_rows, memory_order_release);
 }
 
 /* ---- frozen copies ------------------------------------------------------------------------- */
@@ -494,138 +521,301 @@ void buffer_frozen_free(buffer_frozen *f)
     memset(f, 0, sizeof *f);
 }
 
-/* Copy rows sel[0..n) (or 0..n when sel is NULL) of src into dst (a fresh column). */
-static int buffer_column_copy(buffer_column *dst, const buffer_column *src, const uint32_t *sel,
-                              size_t n)
+/*
+ * One source of rows for a frozen copy: a partition's buffer, a snapshot, or an earlier frozen
+ * copy. Row sequences come from seq[] when set, else from the runs.
+ */
+typedef struct buffer_source {
+    const buffer_column *columns;
+    uint32_t column_count;
+    size_t row_count;
+    const buffer_run *runs;
+    size_t run_count;
+    const uint64_t *seq;
+    /* the selection (filled by buffer_frozen_build) */
+    uint32_t *sel; /* selected rows, or NULL for all */
+    size_t n;      /* rows selected */
+} buffer_source;
+
+/* Select the rows of s in [min, max). */
+static int buffer_source_select(buffer_source *s, int64_t min_time_ns, int64_t max_time_ns)
 {
-    uint8_t type = src->type;
-    dst->type = type;
-    dst->cap = n;
-    size_t vb = buffer_values_bytes(type, n);
-    dst->values = calloc(1, vb ? vb : 1);
-    if (!dst->values) return INGOT_E_NOMEM;
+    size_t rows = s->row_count, n = 0;
+    const int64_t *time = rows ? s->columns[0].values : NULL;
+    s->sel = NULL;
+    for (size_t r = 0; r < rows; r++)
+        n += time[r] >= min_time_ns && time[r] < max_time_ns;
+    s->n = n;
+    if (n == rows) return 0;
+    s->sel = malloc((n ? n : 1) * sizeof *s->sel);
+    if (!s->sel) return INGOT_E_NOMEM;
+    size_t k = 0;
+    for (size_t r = 0; r < rows; r++)
+        if (time[r] >= min_time_ns && time[r] < max_time_ns) s->sel[k++] = (uint32_t)r;
+    return 0;
+}
+
+static inline const buffer_column *buffer_source_column(const buffer_source *s, uint32_t i)
+{
+    return i < s->column_count && s->columns[i].type ? &s->columns[i] : NULL;
+}
+
+/* Rows of source s (selected) into dst at rows [at, at + s->n); dst has room and is zeroed. */
+static void buffer_column_put(buffer_column *dst, const buffer_column *src, const buffer_source *s,
+                              size_t at, uint32_t dict_base)
+{
+    const uint32_t *sel = s->sel;
+    size_t n = s->n;
+    uint8_t type = dst->type;
     if (type != COLUMN_TIME) {
-        dst->validity = calloc(1, (n + 7) / 8 + 1);
-        if (!dst->validity) return INGOT_E_NOMEM;
-        if (!sel) {
+        if (!sel && at == 0) {
             memcpy(dst->validity, src->validity, (n + 7) / 8);
             if (n & 7) /* clear bits past n (none are set in src anyway) */
                 dst->validity[n / 8] &= (uint8_t)((1u << (n & 7)) - 1);
         } else {
             for (size_t i = 0; i < n; i++)
-                if (buffer_bit(src->validity, sel[i])) buffer_set_bit(dst->validity, i);
+                if (buffer_bit(src->validity, sel ? sel[i] : i))
+                    buffer_set_bit(dst->validity, at + i);
         }
     }
     switch (type) {
     case COLUMN_BOOL:
         for (size_t i = 0; i < n; i++)
-            if (buffer_bit(src->values, sel ? sel[i] : i)) buffer_set_bit(dst->values, i);
+            if (buffer_bit(src->values, sel ? sel[i] : i)) buffer_set_bit(dst->values, at + i);
         break;
     case COLUMN_STRING: {
         const uint32_t *so = src->values;
         uint32_t *o = dst->values;
-        size_t bytes = 0;
-        for (size_t i = 0; i < n; i++) {
-            size_t r = sel ? sel[i] : i;
-            bytes += so[r + 1] - so[r];
-        }
-        dst->str_bytes = malloc(bytes ? bytes : 1);
-        if (!dst->str_bytes) return INGOT_E_NOMEM;
+        size_t len0 = dst->str_len;
         if (!sel) {
-            memcpy(o, so, (n + 1) * sizeof *o);
-            if (bytes) memcpy(dst->str_bytes, src->str_bytes, bytes);
+            size_t bytes = so[n] - so[0];
+            if (bytes) memcpy(dst->str_bytes + len0, src->str_bytes + so[0], bytes);
+            for (size_t i = 0; i < n; i++)
+                o[at + i + 1] = (uint32_t)(len0 + so[i + 1] - so[0]);
+            dst->str_len = len0 + bytes;
         } else {
-            size_t at = 0;
+            size_t len = len0;
             for (size_t i = 0; i < n; i++) {
-                size_t r = sel[i];
-                size_t len = so[r + 1] - so[r];
-                if (len) memcpy(dst->str_bytes + at, src->str_bytes + so[r], len);
-                at += len;
-                o[i + 1] = (uint32_t)at;
+                size_t r = sel[i], l = so[r + 1] - so[r];
+                if (l) memcpy(dst->str_bytes + len, src->str_bytes + so[r], l);
+                len += l;
+                o[at + i + 1] = (uint32_t)len;
             }
+            dst->str_len = len;
         }
-        dst->str_len = dst->str_cap = bytes;
-        dst->str_filled = n;
         break;
     }
     case COLUMN_TAG: {
         const uint32_t *si = src->values;
         uint32_t *di = dst->values;
-        if (!sel)
-            memcpy(di, si, n * sizeof *di);
+        if (!sel && dict_base == 0)
+            memcpy(di + at, si, n * sizeof *di);
         else
             for (size_t i = 0; i < n; i++)
-                di[i] = si[sel[i]];
+                di[at + i] = si[sel ? sel[i] : i] + dict_base;
         const buffer_dict *sd = &src->dict;
         buffer_dict *dd = &dst->dict;
-        dd->entries = malloc((sd->count ? sd->count : 1) * sizeof *dd->entries);
-        dd->bytes = malloc(sd->len ? sd->len : 1);
-        if (!dd->entries || !dd->bytes) return INGOT_E_NOMEM;
-        memcpy(dd->entries, sd->entries, sd->count * sizeof *dd->entries);
-        memcpy(dd->bytes, sd->bytes, sd->len);
-        dd->count = dd->cap = sd->count;
-        dd->len = dd->bytes_cap = sd->len;
+        for (uint32_t e = 0; e < sd->count; e++) {
+            dd->entries[dd->count + e] = sd->entries[e];
+            dd->entries[dd->count + e].offset += (uint32_t)dd->len;
+        }
+        memcpy(dd->bytes + dd->len, sd->bytes, sd->len);
+        dd->count += sd->count;
+        dd->len += sd->len;
         break;
     }
     default: { /* 8-byte values */
         const uint64_t *sv = src->values;
         uint64_t *dv = dst->values;
         if (!sel)
-            memcpy(dv, sv, n * 8);
+            memcpy(dv + at, sv, n * 8);
         else
             for (size_t i = 0; i < n; i++)
-                dv[i] = sv[sel[i]];
+                dv[at + i] = sv[sel[i]];
         break;
     }
     }
+}
+
+/* Column i of the sources (of type) as a fresh column of total rows. */
+static int buffer_column_gather(buffer_column *dst, uint8_t type, uint32_t i,
+                                const buffer_source *src, size_t nsrc, size_t total)
+{
+    size_t str_bytes = 0, dict_count = 0, dict_bytes = 0;
+    for (size_t k = 0; k < nsrc; k++) {
+        const buffer_column *c = buffer_source_column(&src[k], i);
+        if (!c) continue;
+        if (type == COLUMN_STRING) {
+            const uint32_t *so = c->values;
+            if (!src[k].sel)
+                str_bytes += so[src[k].n] - so[0];
+            else
+                for (size_t j = 0; j < src[k].n; j++)
+                    str_bytes += so[src[k].sel[j] + 1] - so[src[k].sel[j]];
+        } else if (type == COLUMN_TAG) {
+            dict_count += c->dict.count;
+            dict_bytes += c->dict.len;
+        }
+    }
+    if (str_bytes > UINT32_MAX || dict_bytes > UINT32_MAX || dict_count >= UINT32_MAX)
+        return INGOT_E_TOO_LARGE;
+    dst->type = type;
+    dst->cap = total;
+    size_t vb = buffer_values_bytes(type, total);
+    dst->values = calloc(1, vb ? vb : 1);
+    if (!dst->values) return INGOT_E_NOMEM;
+    if (type != COLUMN_TIME) {
+        dst->validity = calloc(1, (total + 7) / 8 + 1);
+        if (!dst->validity) return INGOT_E_NOMEM;
+    }
+    if (type == COLUMN_STRING) {
+        dst->str_bytes = malloc(str_bytes ? str_bytes : 1);
+        if (!dst->str_bytes) return INGOT_E_NOMEM;
+        dst->str_cap = str_bytes;
+    }
+    if (type == COLUMN_TAG) {
+        dst->dict.entries = malloc((dict_count ? dict_count : 1) * sizeof *dst->dict.entries);
+        dst->dict.bytes = malloc(dict_bytes ? dict_bytes : 1);
+        if (!dst->dict.entries || !dst->dict.bytes) return INGOT_E_NOMEM;
+        dst->dict.cap = (uint32_t)dict_count;
+        dst->dict.bytes_cap = dict_bytes;
+    }
+    size_t at = 0;
+    for (size_t k = 0; k < nsrc; k++) {
+        const buffer_column *c = buffer_source_column(&src[k], i);
+        if (c) {
+            buffer_column_put(dst, c, &src[k], at, dst->dict.count);
+        } else if (type == COLUMN_STRING) { /* absent: empty null strings */
+            uint32_t *o = dst->values;
+            for (size_t j = 0; j < src[k].n; j++)
+                o[at + j + 1] = (uint32_t)dst->str_len;
+        }
+        at += src[k].n;
+    }
+    dst->str_filled = type == COLUMN_STRING ? total : 0;
     return 0;
+}
+
+/*
+ * The rows of the sources (in order) in [min, max), with the columns wanted (plus time and the
+ * tags), as out. INGOT_E_NOMEM / INGOT_E_TOO_LARGE (out empty).
+ */
+static int buffer_frozen_build(buffer_source *src, size_t nsrc, const bool *want, size_t want_count,
+                               int64_t min_time_ns, int64_t max_time_ns, buffer_frozen *out)
+{
+    int rc = INGOT_E_NOMEM;
+    size_t total = 0;
+    uint32_t column_count = 0;
+    for (size_t k = 0; k < nsrc; k++)
+        src[k].sel = NULL;
+    for (size_t k = 0; k < nsrc; k++) {
+        rc = buffer_source_select(&src[k], min_time_ns, max_time_ns);
+        if (rc) goto fail;
+        total += src[k].n;
+        if (src[k].column_count > column_count) column_count = src[k].column_count;
+    }
+    rc = INGOT_E_NOMEM;
+    out->row_count = total;
+    out->seq = malloc((total ? total : 1) * sizeof *out->seq);
+    out->columns = calloc(column_count ? column_count : 1, sizeof *out->columns);
+    if (!out->seq || !out->columns) goto fail;
+    out->column_count = column_count;
+    size_t at = 0;
+    for (size_t k = 0; k < nsrc; k++) {
+        const buffer_source *s = &src[k];
+        if (s->seq) {
+            for (size_t i = 0; i < s->n; i++)
+                out->seq[at + i] = s->seq[s->sel ? s->sel[i] : i];
+        } else {
+            size_t run = 0;
+            for (size_t i = 0; i < s->n; i++) {
+                size_t r = s->sel ? s->sel[i] : i;
+                while (run + 1 < s->run_count && s->runs[run + 1].first_row <= r)
+                    run++;
+                out->seq[at + i] = s->runs[run].sequence;
+            }
+        }
+        at += s->n;
+    }
+    for (uint32_t i = 0; i < column_count && total; i++) {
+        uint8_t type = 0;
+        for (size_t k = 0; k < nsrc && !type; k++) {
+            const buffer_column *c = buffer_source_column(&src[k], i);
+            if (c) type = c->type;
+        }
+        if (!type) continue;
+        if (i != 0 && type != COLUMN_TAG && !(i < want_count && want[i])) continue;
+        rc = buffer_column_gather(&out->columns[i], type, i, src, nsrc, total);
+        if (rc) goto fail;
+    }
+    rc = 0;
+fail:
+    for (size_t k = 0; k < nsrc; k++) {
+        free(src[k].sel);
+        src[k].sel = NULL;
+    }
+    if (rc) buffer_frozen_free(out);
+    return rc;
 }
 
 int buffer_partition_freeze(buffer_partition *p, const bool *want, size_t want_count,
                             int64_t min_time_ns, int64_t max_time_ns, buffer_frozen *out)
 {
-    uint32_t *sel = NULL;
+    buffer_snapshot **snaps = NULL;
+    buffer_source *src = NULL;
+    buffer_frozen live = {0};
+    size_t nsnap = 0;
     int rc = INGOT_E_NOMEM;
     memset(out, 0, sizeof *out);
     out->table = p->table;
 
     pthread_mutex_lock(&p->mu);
-    size_t rows = p->row_count, n = 0;
-    const int64_t *time = rows ? p->columns[0].values : NULL;
-    for (size_t r = 0; r < rows; r++)
-        n += time[r] >= min_time_ns && time[r] < max_time_ns;
-    if (n != rows) {
-        sel = malloc((n ? n : 1) * sizeof *sel);
-        if (!sel) goto fail;
-        size_t k = 0;
-        for (size_t r = 0; r < rows; r++)
-            if (time[r] >= min_time_ns && time[r] < max_time_ns) sel[k++] = (uint32_t)r;
+    if (p->snap_count) {
+        snaps = malloc(p->snap_count * sizeof *snaps);
+        if (!snaps) {
+            pthread_mutex_unlock(&p->mu);
+            goto done;
+        }
+        for (; nsnap < p->snap_count; nsnap++) {
+            snaps[nsnap] = p->snaps[nsnap];
+            buffer_snapshot_retain(snaps[nsnap]);
+        }
     }
-    out->row_count = n;
-    out->seq = malloc((n ? n : 1) * sizeof *out->seq);
-    out->columns = calloc(p->column_count ? p->column_count : 1, sizeof *out->columns);
-    if (!out->seq || !out->columns) goto fail;
-    out->column_count = p->column_count;
-    size_t run = 0;
-    for (size_t i = 0; i < n; i++) {
-        size_t r = sel ? sel[i] : i;
-        while (run + 1 < p->run_count && p->runs[run + 1].first_row <= r)
-            run++;
-        out->seq[i] = p->runs[run].sequence;
-    }
-    for (uint32_t i = 0; i < p->column_count && n; i++) {
-        const buffer_column *c = &p->columns[i];
-        if (!c->type) continue;
-        if (i != 0 && c->type != COLUMN_TAG && !(i < want_count && want[i])) continue;
-        rc = buffer_column_copy(&out->columns[i], c, sel, n);
-        if (rc) goto fail;
-    }
+    buffer_source buf = {.columns = p->columns,
+                         .column_count = p->column_count,
+                         .row_count = p->row_count,
+                         .runs = p->runs,
+                         .run_count = p->run_count};
+    live.table = p->table;
+    rc = buffer_frozen_build(&buf, 1, want, want_count, min_time_ns, max_time_ns,
+                             nsnap ? &live : out);
     pthread_mutex_unlock(&p->mu);
-    free(sel);
-    return 0;
-fail:
-    pthread_mutex_unlock(&p->mu);
-    free(sel);
-    buffer_frozen_free(out);
-    return INGOT_E_NOMEM;
+    if (rc || !nsnap) goto done;
+
+    /* the snapshots, oldest first, then the buffer's copy; outside the lock (they are frozen) */
+    rc = INGOT_E_NOMEM;
+    src = calloc(nsnap + 1, sizeof *src);
+    if (!src) goto done;
+    for (size_t k = 0; k < nsnap; k++) {
+        const buffer_snapshot *s = snaps[k];
+        src[k] = (buffer_source){.columns = s->columns,
+                                 .column_count = s->column_count,
+                                 .row_count = s->row_count,
+                                 .runs = s->runs,
+                                 .run_count = s->run_count};
+    }
+    src[nsnap] = (buffer_source){.columns = live.columns,
+                                 .column_count = live.column_count,
+                                 .row_count = live.row_count,
+                                 .seq = live.seq};
+    /* (the buffer's copy is in the range already: selecting it again keeps every row) */
+    rc = buffer_frozen_build(src, nsnap + 1, want, want_count, min_time_ns, max_time_ns, out);
+done:
+    for (size_t k = 0; k < nsnap; k++)
+        buffer_snapshot_release(snaps[k]);
+    free(snaps);
+    free(src);
+    buffer_frozen_free(&live);
+    if (rc) buffer_frozen_free(out);
+    return rc;
 }

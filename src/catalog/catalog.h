@@ -1,5 +1,5 @@
 /*
- * catalog.h: the catalog interface (ARCHITECTURE §8) and its SQLite back end.
+ * catalog.h: the catalog interface (ARCHITECTURE §8) and its back ends (SQLite, PostgreSQL).
  *
  * The catalog is the durable record of names and types: namespace(id, name unique),
  * table_name(id, namespace_id, name), column_name(id, table_id, name, column_type),
@@ -8,9 +8,10 @@
  * conflict, so two ingesters sharing a catalog agree on types.
  *
  * Interface: a struct of function pointers with a self pointer; tests may plug in their own.
- * Every function is thread-safe (the SQLite back end serialises calls on one connection) and
+ * Every function is thread-safe (each back end serialises calls on one connection) and
  * returns 0 or a negative ingot code (INGOT_E_CATALOG for database failures, with a message
- * logged; INGOT_E_NOT_FOUND; INGOT_E_SCHEMA for a type conflict).
+ * logged; INGOT_E_NOT_FOUND; INGOT_E_SCHEMA for a type conflict; INGOT_E_CONFLICT for a lost
+ * sort-key compare-and-swap; INGOT_E_INVALID for arguments out of range).
  */
 #ifndef INGOT_CATALOG_H
 #define INGOT_CATALOG_H
@@ -21,6 +22,33 @@
 /* List callbacks: name is valid only during the call. */
 typedef void (*catalog_table_cb)(void *arg, int64_t table_id, const char *name);
 typedef void (*catalog_column_cb)(void *arg, int64_t column_id, const char *name, int column_type);
+
+/* A row of parquet_file (ARCHITECTURE §8). */
+typedef struct catalog_parquet_file {
+    int64_t id; /* set by the catalog */
+    int64_t namespace_id;
+    int64_t table_id;
+    int64_t partition_id;
+    const char *partition_key; /* for listings: the partition's key (ignored on insert) */
+    char object_store_id[37];  /* the file's UUID, also its name in the object store */
+    int64_t min_time;          /* ns, inclusive */
+    int64_t max_time;          /* ns, inclusive */
+    int64_t row_count;
+    int64_t file_size_bytes;
+    /*
+     * What the file covers of the WAL for its partition: every op with a sequence number
+     * <= max_sequence_number that touched the partition is in this file or an earlier one, and
+     * so is every op listed in sequence_extras (a comma-separated list of sequence numbers above
+     * max_sequence_number, usually empty: ops applied out of order at snapshot time).
+     */
+    uint64_t max_sequence_number;
+    const char *sequence_extras;
+    int64_t created_at; /* ns since the epoch */
+} catalog_parquet_file;
+
+typedef void (*catalog_parquet_file_cb)(void *arg, const catalog_parquet_file *file);
+typedef void (*catalog_persisted_cb)(void *arg, int64_t table_id, const char *partition_key,
+                                     uint64_t max_sequence_number, const char *sequence_extras);
 
 typedef struct catalog {
     void *self;
@@ -40,6 +68,43 @@ typedef struct catalog {
      */
     int (*column_upsert)(void *self, int64_t table_id, const char *name, int column_type,
                          int64_t *id_out, int *existing_type_out);
+
+    /* --- partitions and Parquet files (persistence) --- */
+
+    /*
+     * id and sort key of the partition (table_id, partition_key), creating it with an empty sort
+     * key ("[]") if absent. The sort key is a JSON array of column names, e.g.
+     * ["region","host","time"]; *sort_key_out is malloc'd (caller frees).
+     */
+    int (*partition_get_or_create)(void *self, int64_t table_id, const char *partition_key,
+                                   int64_t *id_out, char **sort_key_out);
+    /*
+     * Compare-and-swap the sort key: set it to new_key only if it is old_key (byte-equal JSON).
+     * On a mismatch: INGOT_E_CONFLICT and *observed_out (malloc'd) holds the stored key. If the
+     * stored key already is new_key (another ingester made the same change, or a retry after a
+     * lost reply) the result is 0. observed_out may be NULL; it is set to NULL unless the result
+     * is INGOT_E_CONFLICT. Unknown partition_id: INGOT_E_NOT_FOUND.
+     */
+    int (*partition_cas_sort_key)(void *self, int64_t partition_id, const char *old_key,
+                                  const char *new_key, char **observed_out);
+    /*
+     * Record a persisted Parquet file. Inserting a row whose object_store_id exists already is
+     * 0 and changes nothing (a retried insert); *id_out (may be NULL) gets the stored row's id.
+     * sequence_extras may be NULL (= ""); a malformed list or a value not above
+     * max_sequence_number is INGOT_E_INVALID. created_at 0 means "now".
+     */
+    int (*parquet_file_insert)(void *self, const catalog_parquet_file *file, int64_t *id_out);
+    /* id of the Parquet file named object_store_id, or INGOT_E_NOT_FOUND. */
+    int (*parquet_file_lookup)(void *self, const char *object_store_id, int64_t *id_out);
+    /* Every Parquet file of a table, in id order. Strings are valid during the call only. */
+    int (*parquet_file_list)(void *self, int64_t table_id, catalog_parquet_file_cb cb, void *arg);
+    /*
+     * For every partition with at least one Parquet file: what its files cover of the WAL
+     * (largest max_sequence_number and the union of sequence_extras), for replay to skip ops
+     * already persisted. Strings are valid during the call only.
+     */
+    int (*persisted_sequences)(void *self, catalog_persisted_cb cb, void *arg);
+
     /* Close and free; the struct itself belongs to the caller. */
     void (*close)(void *self);
 } catalog;
@@ -49,5 +114,19 @@ typedef struct catalog {
  * On failure returns a negative code and writes a message to err.
  */
 int catalog_sqlite_open(const char *path, catalog *out, char *err, size_t errlen);
+
+/*
+ * Connect to the PostgreSQL catalog named by conninfo (a libpq URI such as
+ * "postgres://user@host:5432/db" or a "key=value" string), create every table of §8 if absent
+ * (one transaction) and fill *out. Same schema and semantics as the SQLite back end. On failure
+ * returns a negative code and writes a message to err.
+ */
+int catalog_postgres_open(const char *conninfo, catalog *out, char *err, size_t errlen);
+
+/*
+ * Open the catalog named by spec (the --catalog value): "postgres://..." or "postgresql://..."
+ * selects PostgreSQL, anything else is the path of a SQLite file.
+ */
+int catalog_open(const char *spec, catalog *out, char *err, size_t errlen);
 
 #endif

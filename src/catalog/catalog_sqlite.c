@@ -14,16 +14,24 @@
  *   partition(id, table_id -> table_name, partition_key, sort_key JSON array of column names;
  *             UNIQUE(table_id, partition_key))
  *   parquet_file(id, namespace_id, table_id, partition_id, object_store_id UNIQUE, min_time,
- *                max_time, row_count, file_size_bytes, max_sequence_number, created_at)
+ *                max_time, row_count, file_size_bytes, max_sequence_number, sequence_extras TEXT
+ *                (comma list of sequence numbers, see catalog_open.c), created_at;
+ *                indexed by partition_id and by table_id)
  * created_at is nanoseconds since the Unix epoch (UTC). column_type uses the codes of
- * column_type.h. All five tables are created at the first open in one transaction together with
- * user_version = 1, so a catalog either has the whole schema or none of it.
+ * column_type.h. A u64 sequence number is stored as its two's-complement int64. All five tables are
+ * created at the first open in one transaction together with user_version = 1, so a catalog either
+ * has the whole schema or none of it.
  *
  * Invariants: rows are only ever added (no call here deletes or retypes a row), so an id, once
  * returned, names the same object forever, and "INSERT ... ON CONFLICT DO NOTHING, then SELECT"
  * always finds the row. A column's type never changes: column_upsert reports a different stored
  * type as INGOT_E_SCHEMA, which is how two ingesters sharing a catalog agree on types. The lookups
- * try a SELECT first so that the common case (the row exists) takes no write lock.
+ * try a SELECT first so that the common case (the row exists) takes no write lock. A partition's
+ * sort key changes only through partition_cas_sort_key, one UPDATE ... WHERE sort_key = old, so
+ * of two ingesters racing from the same key exactly one wins; the loser gets the stored key. A
+ * Parquet file row is keyed by its object_store_id, so a retried insert adds nothing.
+ * persisted_sequences groups the files per partition (MAX of max_sequence_number, the
+ * concatenated sequence_extras) and normalises the lists in C (catalog_extras_merge).
  *
  * Durability and recovery: WAL journal mode with synchronous=FULL, so a call that returned 0 has
  * its rows on disk; a crash mid-call leaves the last committed state (SQLite's own recovery). Every
@@ -31,8 +39,8 @@
  * Database failures are logged with sqlite3_errmsg and returned as INGOT_E_CATALOG; the handle
  * stays usable (statements are reset on every path).
  *
- * Callbacks of list_tables/list_columns run after the rows are read and the mutex is released, so
- * a callback may call into the catalog again.
+ * Callbacks of the list calls (tables, columns, Parquet files, persisted sequences) run after the
+ * rows are read and the mutex is released, so a callback may call into the catalog again.
  */
 #include "catalog/catalog.h"
 
@@ -42,8 +50,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "catalog/catalog_internal.h"
 #include "util/column_type.h"
 #include "util/error.h"
 #include "util/log.h"
@@ -59,6 +67,14 @@ enum catalog_stmt {
     ST_COL_SELECT,
     ST_COL_INSERT,
     ST_COL_LIST,
+    ST_PART_SELECT,
+    ST_PART_INSERT,
+    ST_PART_CAS,
+    ST_PART_SORT_KEY,
+    ST_FILE_INSERT,
+    ST_FILE_ID,
+    ST_FILE_LIST,
+    ST_PERSISTED,
     ST_COUNT
 };
 
@@ -74,6 +90,27 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_COL_INSERT] = "INSERT INTO column_name(table_id, name, column_type) VALUES(?1, ?2, ?3) "
                       "ON CONFLICT(table_id, name) DO NOTHING",
     [ST_COL_LIST] = "SELECT id, name, column_type FROM column_name WHERE table_id = ?1 ORDER BY id",
+    [ST_PART_SELECT] =
+        "SELECT id, sort_key FROM partition WHERE table_id = ?1 AND partition_key = ?2",
+    [ST_PART_INSERT] = "INSERT INTO partition(table_id, partition_key) VALUES(?1, ?2) "
+                       "ON CONFLICT(table_id, partition_key) DO NOTHING",
+    [ST_PART_CAS] = "UPDATE partition SET sort_key = ?1 WHERE id = ?2 AND sort_key = ?3",
+    [ST_PART_SORT_KEY] = "SELECT sort_key FROM partition WHERE id = ?1",
+    [ST_FILE_INSERT] = "INSERT INTO parquet_file(namespace_id, table_id, partition_id, "
+                       "object_store_id, min_time, max_time, row_count, file_size_bytes, "
+                       "max_sequence_number, sequence_extras, created_at) "
+                       "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) "
+                       "ON CONFLICT(object_store_id) DO NOTHING",
+    [ST_FILE_ID] = "SELECT id FROM parquet_file WHERE object_store_id = ?1",
+    [ST_FILE_LIST] = "SELECT f.id, f.namespace_id, f.table_id, f.partition_id, f.object_store_id, "
+                     "f.min_time, f.max_time, f.row_count, f.file_size_bytes, "
+                     "f.max_sequence_number, f.sequence_extras, f.created_at, p.partition_key "
+                     "FROM parquet_file f JOIN partition p ON p.id = f.partition_id "
+                     "WHERE f.table_id = ?1 ORDER BY f.id",
+    [ST_PERSISTED] = "SELECT p.table_id, p.partition_key, MAX(f.max_sequence_number), "
+                     "group_concat(NULLIF(f.sequence_extras, ''), ',') "
+                     "FROM parquet_file f JOIN partition p ON p.id = f.partition_id "
+                     "GROUP BY p.id ORDER BY p.id",
 };
 
 static const char schema_sql[] =
@@ -109,8 +146,10 @@ static const char schema_sql[] =
     " row_count INTEGER,"
     " file_size_bytes INTEGER,"
     " max_sequence_number INTEGER NOT NULL DEFAULT 0,"
+    " sequence_extras TEXT NOT NULL DEFAULT '',"
     " created_at INTEGER NOT NULL);"
-    "CREATE INDEX IF NOT EXISTS parquet_file_partition ON parquet_file(partition_id);";
+    "CREATE INDEX IF NOT EXISTS parquet_file_partition ON parquet_file(partition_id);"
+    "CREATE INDEX IF NOT EXISTS parquet_file_table ON parquet_file(table_id);";
 
 typedef struct catalog_sqlite {
     pthread_mutex_t lock;          /* guards db and every stmts[] entry */
@@ -124,13 +163,6 @@ typedef struct list_row {
     char *name;
     int column_type;
 } list_row;
-
-static int64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
 
 /* Log a database failure of operation what and return INGOT_E_CATALOG. Caller holds the lock. */
 static int db_fail(catalog_sqlite *c, const char *what)
@@ -211,7 +243,7 @@ static int cat_namespace_get_or_create(void *self, const char *name, int64_t *id
     sqlite3_stmt *st = c->stmts[ST_NS_INSERT];
     ret = bind_text(c, st, 1, name, "insert namespace");
     if (ret) goto out;
-    sqlite3_bind_int64(st, 2, now_ns());
+    sqlite3_bind_int64(st, 2, catalog_now_ns());
     ret = step_done(c, st, "insert namespace");
     if (ret) goto out;
     ret = cat_namespace_lookup_locked(c, name, id_out);
@@ -385,6 +417,324 @@ static int cat_list_columns(void *self, int64_t table_id, catalog_column_cb cb, 
     return 0;
 }
 
+/* ---- partitions ---- */
+
+/* Copy a text column (NULL reads as "") into a malloc'd string; NULL when out of memory. */
+static char *column_strdup(sqlite3_stmt *st, int col)
+{
+    const unsigned char *s = sqlite3_column_text(st, col);
+    return strdup(s ? (const char *)s : "");
+}
+
+/* Find partition (table_id, key). 0, INGOT_E_NOT_FOUND, or an error. Caller holds the lock. */
+static int cat_partition_lookup_locked(catalog_sqlite *c, int64_t table_id, const char *key,
+                                       int64_t *id_out, char **sort_key_out)
+{
+    sqlite3_stmt *st = c->stmts[ST_PART_SELECT];
+    sqlite3_bind_int64(st, 1, table_id);
+    int ret = bind_text(c, st, 2, key, "select partition");
+    if (ret) return ret;
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        *id_out = sqlite3_column_int64(st, 0);
+        ret = 0;
+        if (sort_key_out) {
+            *sort_key_out = column_strdup(st, 1);
+            if (!*sort_key_out) ret = INGOT_E_NOMEM;
+        }
+    } else if (rc == SQLITE_DONE) {
+        ret = INGOT_E_NOT_FOUND;
+    } else {
+        ret = db_fail(c, "select partition");
+    }
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    return ret;
+}
+
+static int cat_partition_get_or_create(void *self, int64_t table_id, const char *partition_key,
+                                       int64_t *id_out, char **sort_key_out)
+{
+    catalog_sqlite *c = self;
+    if (sort_key_out) *sort_key_out = NULL;
+    pthread_mutex_lock(&c->lock);
+    int ret = cat_partition_lookup_locked(c, table_id, partition_key, id_out, sort_key_out);
+    if (ret != INGOT_E_NOT_FOUND) goto out;
+    sqlite3_stmt *st = c->stmts[ST_PART_INSERT];
+    sqlite3_bind_int64(st, 1, table_id);
+    ret = bind_text(c, st, 2, partition_key, "insert partition");
+    if (ret) goto out;
+    ret = step_done(c, st, "insert partition");
+    if (ret) goto out;
+    ret = cat_partition_lookup_locked(c, table_id, partition_key, id_out, sort_key_out);
+    if (ret == INGOT_E_NOT_FOUND) {
+        log_error("catalog: partition \"%s\" missing right after its insert", partition_key);
+        ret = INGOT_E_CATALOG;
+    }
+out:
+    pthread_mutex_unlock(&c->lock);
+    return ret;
+}
+
+static int cat_partition_cas_sort_key(void *self, int64_t partition_id, const char *old_key,
+                                      const char *new_key, char **observed_out)
+{
+    catalog_sqlite *c = self;
+    char *stored = NULL;
+    if (observed_out) *observed_out = NULL;
+    if (!old_key || !new_key) return INGOT_E_INVALID;
+    pthread_mutex_lock(&c->lock);
+    sqlite3_stmt *st = c->stmts[ST_PART_CAS];
+    int ret = bind_text(c, st, 1, new_key, "update sort key");
+    if (ret) goto out;
+    sqlite3_bind_int64(st, 2, partition_id);
+    if ((ret = bind_text(c, st, 3, old_key, "update sort key"))) goto out;
+    if ((ret = step_done(c, st, "update sort key"))) goto out;
+    if (sqlite3_changes(c->db) > 0) goto out; /* swapped */
+
+    /* Lost (or the partition does not exist): report what is stored. */
+    st = c->stmts[ST_PART_SORT_KEY];
+    sqlite3_bind_int64(st, 1, partition_id);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        stored = column_strdup(st, 0);
+        ret = stored ? 0 : INGOT_E_NOMEM;
+    } else if (rc == SQLITE_DONE) {
+        ret = INGOT_E_NOT_FOUND;
+    } else {
+        ret = db_fail(c, "select sort key");
+    }
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    if (ret) goto out;
+    if (strcmp(stored, new_key) == 0) goto out; /* someone already made this change */
+    ret = INGOT_E_CONFLICT;
+    if (observed_out) {
+        *observed_out = stored;
+        stored = NULL;
+    }
+out:
+    pthread_mutex_unlock(&c->lock);
+    free(stored);
+    return ret;
+}
+
+/* ---- Parquet files ---- */
+
+/* Check what catalog_parquet_file_insert needs of a row. */
+static int check_file_row(const catalog_parquet_file *f)
+{
+    size_t n = strnlen(f->object_store_id, sizeof f->object_store_id);
+    if (n == 0 || n == sizeof f->object_store_id) return INGOT_E_INVALID;
+    return catalog_extras_validate(f->sequence_extras, f->max_sequence_number);
+}
+
+static int cat_parquet_file_insert(void *self, const catalog_parquet_file *f, int64_t *id_out)
+{
+    catalog_sqlite *c = self;
+    int ret = check_file_row(f);
+    if (ret) return ret;
+    pthread_mutex_lock(&c->lock);
+    sqlite3_stmt *st = c->stmts[ST_FILE_INSERT];
+    sqlite3_bind_int64(st, 1, f->namespace_id);
+    sqlite3_bind_int64(st, 2, f->table_id);
+    sqlite3_bind_int64(st, 3, f->partition_id);
+    if ((ret = bind_text(c, st, 4, f->object_store_id, "insert parquet file"))) goto out;
+    sqlite3_bind_int64(st, 5, f->min_time);
+    sqlite3_bind_int64(st, 6, f->max_time);
+    sqlite3_bind_int64(st, 7, f->row_count);
+    sqlite3_bind_int64(st, 8, f->file_size_bytes);
+    sqlite3_bind_int64(st, 9, (int64_t)f->max_sequence_number);
+    const char *extras = f->sequence_extras ? f->sequence_extras : "";
+    if ((ret = bind_text(c, st, 10, extras, "insert parquet file"))) goto out;
+    sqlite3_bind_int64(st, 11, f->created_at ? f->created_at : catalog_now_ns());
+    if ((ret = step_done(c, st, "insert parquet file"))) goto out;
+    if (id_out) {
+        st = c->stmts[ST_FILE_ID];
+        if ((ret = bind_text(c, st, 1, f->object_store_id, "select parquet file"))) goto out;
+        ret = step_select_id(c, st, "select parquet file", id_out, NULL);
+        if (ret == INGOT_E_NOT_FOUND) {
+            log_error("catalog: parquet file %s missing right after its insert",
+                      f->object_store_id);
+            ret = INGOT_E_CATALOG;
+        }
+    }
+out:
+    pthread_mutex_unlock(&c->lock);
+    return ret;
+}
+
+static int cat_parquet_file_lookup(void *self, const char *object_store_id, int64_t *id_out)
+{
+    catalog_sqlite *c = self;
+    pthread_mutex_lock(&c->lock);
+    sqlite3_stmt *st = c->stmts[ST_FILE_ID];
+    int ret = bind_text(c, st, 1, object_store_id, "select parquet file");
+    if (ret == 0) ret = step_select_id(c, st, "select parquet file", id_out, NULL);
+    pthread_mutex_unlock(&c->lock);
+    return ret;
+}
+
+/* A listed file with its own copies of the strings. */
+typedef struct file_row {
+    catalog_parquet_file f;
+    char *partition_key;
+    char *sequence_extras;
+} file_row;
+
+static void free_file_rows(file_row *rows, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(rows[i].partition_key);
+        free(rows[i].sequence_extras);
+    }
+    free(rows);
+}
+
+static int cat_parquet_file_list(void *self, int64_t table_id, catalog_parquet_file_cb cb,
+                                 void *arg)
+{
+    catalog_sqlite *c = self;
+    file_row *rows = NULL;
+    size_t n = 0, cap = 0;
+    int ret = 0;
+    pthread_mutex_lock(&c->lock);
+    sqlite3_stmt *st = c->stmts[ST_FILE_LIST];
+    sqlite3_bind_int64(st, 1, table_id);
+    for (;;) {
+        int rc = sqlite3_step(st);
+        if (rc == SQLITE_DONE) break;
+        if (rc != SQLITE_ROW) {
+            ret = db_fail(c, "list parquet files");
+            goto fail;
+        }
+        if (n == cap) {
+            size_t ncap = cap ? cap * 2 : 16;
+            file_row *nr = realloc(rows, ncap * sizeof *nr);
+            if (!nr) {
+                ret = INGOT_E_NOMEM;
+                goto fail;
+            }
+            rows = nr;
+            cap = ncap;
+        }
+        file_row *r = &rows[n];
+        memset(r, 0, sizeof *r);
+        r->f.id = sqlite3_column_int64(st, 0);
+        r->f.namespace_id = sqlite3_column_int64(st, 1);
+        r->f.table_id = sqlite3_column_int64(st, 2);
+        r->f.partition_id = sqlite3_column_int64(st, 3);
+        const unsigned char *uuid = sqlite3_column_text(st, 4);
+        snprintf(r->f.object_store_id, sizeof r->f.object_store_id, "%s",
+                 uuid ? (const char *)uuid : "");
+        r->f.min_time = sqlite3_column_int64(st, 5);
+        r->f.max_time = sqlite3_column_int64(st, 6);
+        r->f.row_count = sqlite3_column_int64(st, 7);
+        r->f.file_size_bytes = sqlite3_column_int64(st, 8);
+        r->f.max_sequence_number = (uint64_t)sqlite3_column_int64(st, 9);
+        r->f.created_at = sqlite3_column_int64(st, 11);
+        n++;
+        r->sequence_extras = column_strdup(st, 10);
+        r->partition_key = column_strdup(st, 12);
+        if (!r->sequence_extras || !r->partition_key) {
+            ret = INGOT_E_NOMEM;
+            goto fail;
+        }
+    }
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    pthread_mutex_unlock(&c->lock);
+    for (size_t i = 0; i < n; i++) {
+        rows[i].f.partition_key = rows[i].partition_key;
+        rows[i].f.sequence_extras = rows[i].sequence_extras;
+        cb(arg, &rows[i].f);
+    }
+    free_file_rows(rows, n);
+    return 0;
+fail:
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    pthread_mutex_unlock(&c->lock);
+    free_file_rows(rows, n);
+    return ret;
+}
+
+/* One partition's coverage, read by persisted_sequences. */
+typedef struct persisted_row {
+    int64_t table_id;
+    uint64_t max_sequence_number;
+    char *partition_key;
+    char *sequence_extras; /* merged: ascending, unique, all above max_sequence_number */
+} persisted_row;
+
+static void free_persisted_rows(persisted_row *rows, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(rows[i].partition_key);
+        free(rows[i].sequence_extras);
+    }
+    free(rows);
+}
+
+static int cat_persisted_sequences(void *self, catalog_persisted_cb cb, void *arg)
+{
+    catalog_sqlite *c = self;
+    persisted_row *rows = NULL;
+    size_t n = 0, cap = 0;
+    int ret = 0;
+    pthread_mutex_lock(&c->lock);
+    sqlite3_stmt *st = c->stmts[ST_PERSISTED];
+    for (;;) {
+        int rc = sqlite3_step(st);
+        if (rc == SQLITE_DONE) break;
+        if (rc != SQLITE_ROW) {
+            ret = db_fail(c, "read persisted sequences");
+            goto fail;
+        }
+        if (n == cap) {
+            size_t ncap = cap ? cap * 2 : 16;
+            persisted_row *nr = realloc(rows, ncap * sizeof *nr);
+            if (!nr) {
+                ret = INGOT_E_NOMEM;
+                goto fail;
+            }
+            rows = nr;
+            cap = ncap;
+        }
+        persisted_row *r = &rows[n++];
+        memset(r, 0, sizeof *r);
+        r->table_id = sqlite3_column_int64(st, 0);
+        r->max_sequence_number = (uint64_t)sqlite3_column_int64(st, 2);
+        r->partition_key = column_strdup(st, 1);
+        if (!r->partition_key) {
+            ret = INGOT_E_NOMEM;
+            goto fail;
+        }
+        const unsigned char *concat = sqlite3_column_text(st, 3);
+        ret =
+            catalog_extras_merge((const char *)concat, r->max_sequence_number, &r->sequence_extras);
+        if (ret) {
+            if (ret == INGOT_E_CORRUPT)
+                log_error("catalog: partition \"%s\" of table %lld has a malformed "
+                          "sequence_extras list",
+                          r->partition_key, (long long)r->table_id);
+            goto fail;
+        }
+    }
+    sqlite3_reset(st);
+    pthread_mutex_unlock(&c->lock);
+    for (size_t i = 0; i < n; i++)
+        cb(arg, rows[i].table_id, rows[i].partition_key, rows[i].max_sequence_number,
+           rows[i].sequence_extras);
+    free_persisted_rows(rows, n);
+    return 0;
+fail:
+    sqlite3_reset(st);
+    pthread_mutex_unlock(&c->lock);
+    free_persisted_rows(rows, n);
+    return ret;
+}
+
 static void cat_close(void *self)
 {
     catalog_sqlite *c = self;
@@ -511,6 +861,12 @@ int catalog_sqlite_open(const char *path, catalog *out, char *err, size_t errlen
         .list_tables = cat_list_tables,
         .list_columns = cat_list_columns,
         .column_upsert = cat_column_upsert,
+        .partition_get_or_create = cat_partition_get_or_create,
+        .partition_cas_sort_key = cat_partition_cas_sort_key,
+        .parquet_file_insert = cat_parquet_file_insert,
+        .parquet_file_lookup = cat_parquet_file_lookup,
+        .parquet_file_list = cat_parquet_file_list,
+        .persisted_sequences = cat_persisted_sequences,
         .close = cat_close,
     };
     return 0;

@@ -15,10 +15,11 @@
  *   u8  precision       enum lp_precision
  *   u16 namespace_len
  *   u32 reserved        0
- *   u64 sequence        the op's sequence number
  *   i64 default_time_ns
  *   namespace bytes
  *   line-protocol bytes (to the end of the payload)
+ * The sequence number is not in the payload: the WAL assigns it and stores it in the entry frame
+ * (wal.h); replay hands it to on_entry next to the payload.
  */
 #ifndef INGOT_DML_H
 #define INGOT_DML_H
@@ -30,7 +31,7 @@
 #include "dml/schema.h"
 #include "lp/lp.h"
 
-#define DML_PAYLOAD_HEADER_BYTES 24
+#define DML_PAYLOAD_HEADER_BYTES 16
 #define DML_KIND_LINE_PROTOCOL 1
 
 /* How long the WalSink waits before it passes the op on (and the request is acknowledged). */
@@ -40,7 +41,7 @@ enum dml_durability {
 };
 
 typedef struct dml_op {
-    uint64_t sequence;           /* assigned by the WalSink (or read back by replay) */
+    uint64_t sequence;           /* assigned by the WAL through the WalSink (or by replay) */
     schema_namespace *ns;        /* borrowed (NULL in tests that bypass the schema cache) */
     const char *namespace_name;  /* borrowed; the sinks and the WAL use the name, not ns */
     size_t namespace_len;
@@ -78,7 +79,6 @@ void dml_op_encode(const dml_op *op, uint8_t header_out[DML_PAYLOAD_HEADER_BYTES
 
 /* A payload read back from the WAL: the fields point into the payload buffer. */
 typedef struct dml_decoded {
-    uint64_t sequence;
     enum lp_precision precision;
     int64_t default_time_ns;
     const char *namespace_name;

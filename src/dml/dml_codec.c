@@ -6,14 +6,15 @@
  *   off  1  u8  precision       enum lp_precision, 0..4
  *   off  2  u16 namespace_len
  *   off  4  u32 reserved        0
- *   off  8  u64 sequence
- *   off 16  i64 default_time_ns (two's complement)
- *   off 24  namespace bytes     namespace_len of them
+ *   off  8  i64 default_time_ns (two's complement)
+ *   off 16  namespace bytes     namespace_len of them
  *   ...     line-protocol bytes to the end of the payload
  *
- * Encoding writes only the 24-byte header; the namespace and the text are referenced by iovecs so
- * the WAL writes them straight from the request buffer (no copy). Precondition of encode:
- * namespace_len <= UINT16_MAX (the WalSink rejects longer names before encoding).
+ * The op's sequence number is not part of the payload: the WAL assigns it and keeps it in the
+ * entry frame (wal.h). Encoding writes only the 16-byte header; the namespace and the text are
+ * referenced by iovecs so the WAL writes them straight from the request buffer (no copy).
+ * Precondition of encode: namespace_len <= UINT16_MAX (the WalSink rejects longer names before
+ * encoding).
  *
  * Decoding trusts nothing: the payload came off a disk. Every field is checked (kind, precision,
  * reserved, namespace length against the payload size) and a failure is INGOT_E_CORRUPT with
@@ -71,8 +72,7 @@ void dml_op_encode(const dml_op *op, uint8_t header_out[DML_PAYLOAD_HEADER_BYTES
     header_out[1] = (uint8_t)op->precision;
     put_u16(header_out + 2, (uint16_t)op->namespace_len);
     put_u32(header_out + 4, 0);
-    put_u64(header_out + 8, op->sequence);
-    put_u64(header_out + 16, (uint64_t)op->default_time_ns);
+    put_u64(header_out + 8, (uint64_t)op->default_time_ns);
     iov[0].iov_base = header_out;
     iov[0].iov_len = DML_PAYLOAD_HEADER_BYTES;
     iov[1].iov_base = (void *)op->namespace_name;
@@ -109,9 +109,8 @@ int dml_op_decode(const uint8_t *payload, size_t len, dml_decoded *out, char *er
                  ns_len, len);
         return INGOT_E_CORRUPT;
     }
-    out->sequence = get_u64(payload + 8);
     out->precision = (enum lp_precision)payload[1];
-    out->default_time_ns = (int64_t)get_u64(payload + 16);
+    out->default_time_ns = (int64_t)get_u64(payload + 8);
     out->namespace_name = (const char *)payload + DML_PAYLOAD_HEADER_BYTES;
     out->namespace_len = ns_len;
     out->lp_text = (const char *)payload + DML_PAYLOAD_HEADER_BYTES + ns_len;

@@ -8,6 +8,8 @@
  */
 #include "query/query_text.h"
 
+#include "util/json.h"
+
 #include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
@@ -72,65 +74,6 @@ void query_text_format_time(int64_t time_ns, char out[64])
              (unsigned)(rem / 3600), (unsigned)(rem / 60 % 60), (unsigned)(rem % 60), nanos);
 }
 
-/* Length of the valid UTF-8 sequence at s (1..4), or 0 if the bytes there are not one. */
-static size_t utf8_sequence(const unsigned char *s, size_t avail)
-{
-    unsigned char c = s[0];
-    size_t n;
-    uint32_t cp;
-    if (c < 0x80) return 1;
-    if (c >= 0xC2 && c <= 0xDF) n = 2, cp = c & 0x1F;
-    else if (c >= 0xE0 && c <= 0xEF) n = 3, cp = c & 0x0F;
-    else if (c >= 0xF0 && c <= 0xF4) n = 4, cp = c & 0x07;
-    else return 0;
-    if (avail < n) return 0;
-    for (size_t i = 1; i < n; i++) {
-        if ((s[i] & 0xC0) != 0x80) return 0;
-        cp = (cp << 6) | (s[i] & 0x3F);
-    }
-    if ((n == 3 && cp < 0x800) || (n == 4 && (cp < 0x10000 || cp > 0x10FFFF)) ||
-        (cp >= 0xD800 && cp <= 0xDFFF))
-        return 0;
-    return n;
-}
-
-void query_text_json_string(strbuf *out, const char *s, size_t len)
-{
-    static const char hex[] = "0123456789abcdef";
-    const unsigned char *p = (const unsigned char *)s;
-    strbuf_putc(out, '"');
-    size_t run = 0; /* bytes at p[i - run .. i) that need no escaping */
-    for (size_t i = 0; i < len;) {
-        unsigned char c = p[i];
-        if (c >= 0x20 && c != '"' && c != '\\' && c < 0x80) {
-            run++, i++;
-            continue;
-        }
-        size_t n = c >= 0x80 ? utf8_sequence(p + i, len - i) : 0;
-        if (n > 0) {
-            run += n, i += n;
-            continue;
-        }
-        strbuf_append(out, p + i - run, run);
-        run = 0;
-        char esc[8];
-        if (c == '"' || c == '\\') esc[0] = '\\', esc[1] = (char)c, strbuf_append(out, esc, 2);
-        else if (c == '\n') strbuf_append(out, "\\n", 2);
-        else if (c == '\r') strbuf_append(out, "\\r", 2);
-        else if (c == '\t') strbuf_append(out, "\\t", 2);
-        else if (c < 0x20) {
-            memcpy(esc, "\\u00", 4);
-            esc[4] = hex[c >> 4], esc[5] = hex[c & 15];
-            strbuf_append(out, esc, 6);
-        } else {
-            strbuf_append(out, "\\ufffd", 6); /* a byte that starts no valid UTF-8 sequence */
-        }
-        i++;
-    }
-    strbuf_append(out, p + len - run, run);
-    strbuf_putc(out, '"');
-}
-
 static void put_float(strbuf *out, double v)
 {
     char buf[40];
@@ -173,13 +116,13 @@ static void put_json_value(strbuf *out, const query_column *c, size_t row)
         break;
     case COLUMN_STRING: {
         int32_t a = c->data.str.offsets[row], b = c->data.str.offsets[row + 1];
-        query_text_json_string(out, c->data.str.bytes + a, (size_t)(b - a));
+        json_put_string(out, c->data.str.bytes + a, (size_t)(b - a));
         break;
     }
     case COLUMN_TAG: {
         int32_t id = c->data.tag.ids[row];
         int32_t a = c->data.tag.dict_offsets[id], b = c->data.tag.dict_offsets[id + 1];
-        query_text_json_string(out, c->data.tag.dict_bytes + a, (size_t)(b - a));
+        json_put_string(out, c->data.tag.dict_bytes + a, (size_t)(b - a));
         break;
     }
     }
@@ -290,7 +233,7 @@ bool query_text_rows(query_text_encoder *e, const query_batch *b, size_t *row, s
                 if (!is_valid(c, r)) continue;
                 if (!first) strbuf_putc(out, ',');
                 first = false;
-                query_text_json_string(out, c->name, strlen(c->name));
+                json_put_string(out, c->name, strlen(c->name));
                 strbuf_putc(out, ':');
                 put_json_value(out, c, r);
             }

@@ -46,7 +46,4 @@ void query_text_encoder_free(query_text_encoder *e);
 /* RFC 3339 UTC with nine fractional digits, e.g. 2026-01-01T00:00:00.000000000Z (31 bytes + NUL; 64 of room). */
 void query_text_format_time(int64_t time_ns, char out[64]);
 
-/* JSON string literal of s[0..len) with quotes, escaping and U+FFFD for invalid UTF-8. */
-void query_text_json_string(strbuf *out, const char *s, size_t len);
-
 #endif

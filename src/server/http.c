@@ -33,6 +33,7 @@
 #include <zlib.h>
 
 #include "query/query_text.h"
+#include "util/json.h"
 #include "util/log.h"
 #include "util/strbuf.h"
 
@@ -131,13 +132,13 @@ static enum MHD_Result respond_error(struct MHD_Connection *conn, request *rq, u
     strbuf b = {0};
     if (rq->ep == EP_WRITE_V3) {
         strbuf_puts(&b, "{\"error\":");
-        query_text_json_string(&b, message, strlen(message));
+        json_put_string(&b, message, strlen(message));
         strbuf_puts(&b, ",\"data\":null}");
     } else {
         strbuf_puts(&b, "{\"code\":");
-        query_text_json_string(&b, code, strlen(code));
+        json_put_string(&b, code, strlen(code));
         strbuf_puts(&b, ",\"message\":");
-        query_text_json_string(&b, message, strlen(message));
+        json_put_string(&b, message, strlen(message));
         strbuf_putc(&b, '}');
     }
     enum MHD_Result r = strbuf_failed(&b)
@@ -268,9 +269,9 @@ static enum MHD_Result respond_line_errors(struct MHD_Connection *conn, request 
         for (size_t i = 0; i < b->error_count; i++) {
             const lp_error *e = &b->errors[i];
             strbuf_puts(&out, i ? ",{\"error_message\":" : "{\"error_message\":");
-            query_text_json_string(&out, e->message, strlen(e->message));
+            json_put_string(&out, e->message, strlen(e->message));
             strbuf_printf(&out, ",\"line_number\":%u,\"original_line\":", e->line_number);
-            query_text_json_string(&out, e->line_text, e->line_len);
+            json_put_string(&out, e->line_text, e->line_len);
             strbuf_putc(&out, '}');
         }
         strbuf_puts(&out, "]}");
@@ -279,7 +280,7 @@ static enum MHD_Result respond_line_errors(struct MHD_Connection *conn, request 
         describe_line_errors(&msg, b);
         strbuf_printf(&out, "{\"code\":\"invalid\",\"line\":%u,\"message\":",
                       b->error_count ? b->errors[0].line_number : 0);
-        query_text_json_string(&out, msg.data ? msg.data : "", msg.len);
+        json_put_string(&out, msg.data ? msg.data : "", msg.len);
         strbuf_putc(&out, '}');
         strbuf_free(&msg);
     }
@@ -344,10 +345,12 @@ static enum MHD_Result handle_write(struct MHD_Connection *conn, request *rq)
     else if (rv == 0 || (rv == INGOT_E_INVALID && res.batch.bad_line_count > 0))
         r = respond_line_errors(conn, rq, &res.batch, rv == 0 && res.lines_written > 0);
     else if (rv == INGOT_E_INVALID) r = respond_error(conn, rq, 400, "invalid", res.message, 0);
-    else if (rv == INGOT_E_SHUTTING_DOWN)
+    else if (rv == INGOT_E_BUSY) /* persist backlog or disk full: retry soon */
+        r = respond_error(conn, rq, 503, "unavailable", res.message, 1);
+    else if (rv == INGOT_E_SHUTTING_DOWN || rv == INGOT_E_NOMEM)
         r = respond_error(conn, rq, 503, "unavailable", res.message, 5);
-    else if (rv == INGOT_E_WAL_FAILED || rv == INGOT_E_NOMEM || rv == INGOT_E_BUSY)
-        r = respond_error(conn, rq, 503, "unavailable", res.message, 5);
+    else if (rv == INGOT_E_WAL_FAILED) /* sticky until an operator restarts ingot */
+        r = respond_error(conn, rq, 503, "unavailable", res.message, 30);
     else r = respond_error(conn, rq, 500, "internal error", res.message, 0);
     ingester_write_result_free(&res);
     return r;

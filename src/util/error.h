@@ -23,7 +23,8 @@
     X(INGOT_E_BUSY, -1008, "busy, retry later")                                                    \
     X(INGOT_E_SHUTTING_DOWN, -1009, "shutting down")                                               \
     X(INGOT_E_CATALOG, -1010, "catalog error")                                                     \
-    X(INGOT_E_CLOSED, -1011, "closed")
+    X(INGOT_E_CLOSED, -1011, "closed")                                                             \
+    X(INGOT_E_CONFLICT, -1012, "concurrent update conflict")
 
 enum ingot_error {
     INGOT_OK = 0,

@@ -4,18 +4,31 @@
  *
  * ON DISK (all integers little-endian; see wal.h). A directory of segments "<id>.wal":
  *   segment header, 32 bytes:
- *     0  "INGOTWAL"   8  u32 version (1)   12  u32 reserved (0)   16  u64 segment_id
+ *     0  "INGOTWAL"   8  u32 version (2)   12  u32 reserved (0)   16  u64 segment_id
  *     24 u32 CRC32C of bytes 0..24          28  u32 reserved (0)
- *   then entries back to back, each:
- *     0  u32 payload_length (1 .. WAL_MAX_ENTRY_BYTES)   4  u32 CRC32C(payload)   8  payload
+ *   then entries back to back, each (a 16-byte frame header, then the payload):
+ *     0  u32 payload_length (1 .. WAL_MAX_ENTRY_BYTES)
+ *     4  u32 CRC32C(payload || sequence as 8 little-endian bytes)
+ *     8  u64 sequence (>= 1, strictly increasing through the log)
+ *     16 payload
+ * The checksum covers the sequence, so a flipped sequence bit is caught like a flipped payload
+ * bit. Version 1 (8-byte frames without a sequence) is not read any more: nothing was released
+ * with it.
  * A segment is created with O_CREAT|O_EXCL, its header written and fdatasynced and the directory
  * fsynced before any entry goes in, so a segment that exists after a crash either has a durable
  * header or is a header-less torn file that replay deletes.
  *
- * GROUP COMMIT. wal_append() runs in the caller's thread: it sums the payload length, computes
- * the CRC32C over the caller's iovecs (so checksumming is parallel across appenders), builds the
- * 8-byte frame header into a record on its own stack, and, under `mu`, gives the record the next
- * ticket (1, 2, 3 ... in queue order), links it onto the queue and waits on a condition variable.
+ * SEQUENCES. wal_append() runs in the caller's thread: it sums the payload length and computes
+ * the CRC32C over the caller's iovecs (so checksumming is parallel across appenders), then, under
+ * `mu`, gives the record the next ticket (1, 2, 3 ... in queue order) and the next sequence
+ * (first_sequence, +1, ... in the same order), extends the CRC with the 8 sequence bytes
+ * (crc32c_update over 8 bytes: the only checksum work under the mutex), fills in the 16-byte
+ * frame header of the record on its own stack, links it onto the queue and waits on a condition
+ * variable. The queue is FIFO and the writer writes it in order, so file order == ticket order ==
+ * sequence order, and every segment holds a contiguous sequence range. An append refused before
+ * queueing (invalid, too large, failed, closing) gets no sequence (reported as 0).
+ *
+ * GROUP COMMIT.
  * The one writer thread takes the whole queue at once (a batch is a contiguous ticket range),
  * drops the mutex, writes every frame header and payload iovec with writev() in chunks of
  * IOV_MAX, publishes written_ticket (releasing WAL_WAIT_WRITTEN waiters), fdatasyncs once,
@@ -36,10 +49,16 @@
  * are looped over; they are not failures.
  *
  * ROTATION. After a batch, if the open segment exceeds segment_bytes, the writer creates id+1
- * and closes the old file (already synced). wal_rotate() from any thread raises a request
- * counter and waits until the writer has served it; the writer serves requests after the batch it
- * is on, so every entry acknowledged before wal_rotate() returned is in a closed segment.
- * Explicit rotation always rotates, even an empty segment.
+ * and closes the old file (already synced), then calls on_segment_closed(id, first, last,
+ * entries) for it, on the writer thread, without `mu` (appends queue up meanwhile: the callback
+ * must not block). The writer tracks the open segment's range itself: `next_write_sequence` is
+ * the sequence after the last entry it wrote, and a segment's first sequence is its value when
+ * the segment was opened, so an empty segment reports first == last + 1. wal_rotate() from any
+ * thread raises a request counter and waits until the writer has served it; the writer serves
+ * requests after the batch it is on (and after calling the callback), so every entry
+ * acknowledged before wal_rotate() returned is in a closed, reported segment. Explicit rotation
+ * always rotates, even an empty segment. wal_close() closes the open segment without the
+ * callback. A failed rotation (segment creation error) is a sticky failure and closes nothing.
  *
  * LOCKING. One mutex `mu` guards the queue, the tickets, the failure state, the close and rotate
  * flags and the stats. Fields marked "writer" belong to the writer thread alone (and to
@@ -73,15 +92,17 @@ typedef struct wal_record {
     struct wal_record *next; /* mu while queued; the writer's once taken */
     const struct iovec *iov; /* the caller's payload pieces */
     int iovcnt;
-    uint8_t frame[WAL_ENTRY_HEADER_BYTES];
+    uint8_t frame[WAL_ENTRY_HEADER_BYTES]; /* complete once queued (sequence and CRC in it) */
     uint64_t payload_bytes;
-    uint64_t sequence;
+    uint64_t sequence; /* assigned under mu, with the ticket */
     uint64_t ticket;
 } wal_record;
 
 struct wal {
-    char *dir;              /* immutable */
-    uint64_t segment_bytes; /* immutable */
+    char *dir;                               /* immutable */
+    uint64_t segment_bytes;                  /* immutable */
+    wal_segment_closed_cb on_segment_closed; /* immutable (may be NULL) */
+    void *cb_arg;                            /* immutable */
     pthread_t thread;
     pthread_mutex_t mu;
     pthread_cond_t work_cv;    /* mu: the writer waits here for records, rotations, close */
@@ -91,6 +112,7 @@ struct wal {
     wal_record *queue_head;    /* mu */
     wal_record *queue_tail;    /* mu */
     uint64_t last_ticket;      /* mu: the ticket last handed out */
+    uint64_t next_sequence;    /* mu: the sequence the next queued record gets */
     uint64_t written_ticket;   /* mu: every ticket <= this was written (write(2) returned) */
     uint64_t synced_ticket;    /* mu: every ticket <= this is durable */
     uint64_t done_ticket;      /* mu: the writer is finished with every record <= this */
@@ -106,8 +128,8 @@ struct wal {
     uint64_t segment_id;          /* writer */
     uint64_t segment_size;        /* writer: bytes in the open segment, header included */
     uint64_t segment_entries;     /* writer */
-    uint64_t segment_seq_min;     /* writer: sequence range of the open segment's entries */
-    uint64_t segment_seq_max;     /* writer */
+    uint64_t segment_first_seq;   /* writer: next_write_sequence when the segment was opened */
+    uint64_t next_write_sequence; /* writer: the sequence after the last entry written */
     struct iovec iovbuf[IOV_MAX]; /* writer: one writev's worth */
 };
 
@@ -225,13 +247,13 @@ static void wal_log_segment_closed(wal *w)
     if (w->segment_entries)
         log_debug("wal: closed segment %llu: %llu entries, %llu bytes, sequences %llu..%llu",
                   (unsigned long long)w->segment_id, (unsigned long long)w->segment_entries,
-                  (unsigned long long)w->segment_size, (unsigned long long)w->segment_seq_min,
-                  (unsigned long long)w->segment_seq_max);
+                  (unsigned long long)w->segment_size, (unsigned long long)w->segment_first_seq,
+                  (unsigned long long)(w->next_write_sequence - 1));
     else
         log_debug("wal: closed segment %llu: no entries", (unsigned long long)w->segment_id);
 }
 
-/* Writer thread: open id+1, close the current segment. */
+/* Writer thread, mu not held: open id+1, close the current segment, report it. */
 static int wal_writer_rotate(wal *w)
 {
     char err[PATH_MAX + 128];
@@ -245,15 +267,20 @@ static int wal_writer_rotate(wal *w)
     if (close(w->fd) != 0)
         log_warn("wal: close of segment %llu: %s (its entries were already synced)",
                  (unsigned long long)w->segment_id, strerror(errno));
+    uint64_t closed_id = w->segment_id, closed_entries = w->segment_entries;
+    uint64_t closed_first = w->segment_first_seq, closed_last = w->next_write_sequence - 1;
     w->fd = fd;
     w->segment_id++;
     w->segment_size = WAL_SEGMENT_HEADER_BYTES;
     w->segment_entries = 0;
+    w->segment_first_seq = w->next_write_sequence;
     log_debug("wal: opened segment %llu", (unsigned long long)w->segment_id);
     pthread_mutex_lock(&w->mu);
     w->stats.segment_id = w->segment_id;
     w->stats.rotations++;
     pthread_mutex_unlock(&w->mu);
+    if (w->on_segment_closed)
+        w->on_segment_closed(w->cb_arg, closed_id, closed_first, closed_last, closed_entries);
     return 0;
 }
 
@@ -308,14 +335,12 @@ static void wal_writer_batch(wal *w)
     int rc = w->failed_cause;
     pthread_mutex_unlock(&w->mu);
 
-    uint64_t last_ticket = 0, entries = 0, bytes = 0;
-    uint64_t seq_min = UINT64_MAX, seq_max = 0;
+    uint64_t last_ticket = 0, last_sequence = 0, entries = 0, bytes = 0;
     for (wal_record *r = head; r; r = r->next) {
         last_ticket = r->ticket;
+        last_sequence = r->sequence;
         entries++;
         bytes += WAL_ENTRY_HEADER_BYTES + r->payload_bytes;
-        if (r->sequence < seq_min) seq_min = r->sequence;
-        if (r->sequence > seq_max) seq_max = r->sequence;
     }
     uint64_t sync_us = 0;
     bool wrote = false;
@@ -324,11 +349,8 @@ static void wal_writer_batch(wal *w)
         if (rc == 0) {
             /* From here on the records are not touched: WRITTEN waiters may now return. */
             w->segment_size += bytes;
-            if (w->segment_entries == 0 || seq_min < w->segment_seq_min)
-                w->segment_seq_min = seq_min;
-            if (w->segment_entries == 0 || seq_max > w->segment_seq_max)
-                w->segment_seq_max = seq_max;
             w->segment_entries += entries;
+            w->next_write_sequence = last_sequence + 1; /* the batch is a contiguous range */
             wrote = true;
             pthread_mutex_lock(&w->mu);
             w->written_ticket = last_ticket;
@@ -406,12 +428,17 @@ static void *wal_writer_main(void *arg)
     return NULL;
 }
 
-int wal_open(const char *dir, uint64_t segment_bytes, uint64_t first_segment_id, wal **out,
-             char *err, size_t errlen)
+int wal_open(const char *dir, uint64_t segment_bytes, uint64_t first_segment_id,
+             uint64_t first_sequence, wal_segment_closed_cb on_segment_closed, void *cb_arg,
+             wal **out, char *err, size_t errlen)
 {
     int rc;
     bool mu_init = false, cv_init = false;
     *out = NULL;
+    if (first_sequence == 0) {
+        snprintf(err, errlen, "wal: the first sequence must be at least 1");
+        return INGOT_E_INVALID;
+    }
     wal *w = calloc(1, sizeof *w);
     if (w) w->fd = -1;
     if (!w || !(w->dir = strdup(dir))) {
@@ -420,6 +447,11 @@ int wal_open(const char *dir, uint64_t segment_bytes, uint64_t first_segment_id,
         goto fail;
     }
     w->segment_bytes = segment_bytes;
+    w->on_segment_closed = on_segment_closed;
+    w->cb_arg = cb_arg;
+    w->next_sequence = first_sequence;
+    w->segment_first_seq = first_sequence;
+    w->next_write_sequence = first_sequence;
     w->segment_id = first_segment_id;
     w->segment_size = WAL_SEGMENT_HEADER_BYTES;
     if ((rc = wal_mkdirs(dir)) != 0) {
@@ -434,12 +466,14 @@ int wal_open(const char *dir, uint64_t segment_bytes, uint64_t first_segment_id,
     pthread_cond_init(&w->done_cv, NULL);
     cv_init = true;
     w->stats.segment_id = first_segment_id;
+    w->stats.next_sequence = first_sequence;
     if ((rc = pthread_create(&w->thread, NULL, wal_writer_main, w)) != 0) {
         rc = -rc;
         snprintf(err, errlen, "wal: cannot start the writer thread: %s", ingot_strerror(rc));
         goto fail;
     }
-    log_info("wal: opened %s, segment %llu", dir, (unsigned long long)first_segment_id);
+    log_info("wal: opened %s, segment %llu, next sequence %llu", dir,
+             (unsigned long long)first_segment_id, (unsigned long long)first_sequence);
     *out = w;
     return 0;
 fail:
@@ -457,8 +491,12 @@ fail:
     return rc;
 }
 
-int wal_append(wal *w, uint64_t sequence, const struct iovec *iov, int iovcnt, enum wal_wait wait)
+int wal_append(wal *w, const struct iovec *iov, int iovcnt, enum wal_wait wait,
+               uint64_t *sequence_out)
 {
+    uint64_t unused;
+    if (!sequence_out) sequence_out = &unused;
+    *sequence_out = 0;
     if (iovcnt < 0 || (iovcnt > 0 && !iov)) return INGOT_E_INVALID;
     uint64_t len = 0;
     for (int i = 0; i < iovcnt; i++) {
@@ -469,9 +507,8 @@ int wal_append(wal *w, uint64_t sequence, const struct iovec *iov, int iovcnt, e
     uint32_t crc = 0;
     for (int i = 0; i < iovcnt; i++)
         crc = crc32c_update(crc, iov[i].iov_base, iov[i].iov_len);
-    wal_record r = {.iov = iov, .iovcnt = iovcnt, .payload_bytes = len, .sequence = sequence};
+    wal_record r = {.iov = iov, .iovcnt = iovcnt, .payload_bytes = len};
     wal_put_u32(r.frame, (uint32_t)len);
-    wal_put_u32(r.frame + 4, crc);
 
     int rc;
     pthread_mutex_lock(&w->mu);
@@ -484,6 +521,11 @@ int wal_append(wal *w, uint64_t sequence, const struct iovec *iov, int iovcnt, e
         goto out;
     }
     r.ticket = ++w->last_ticket;
+    r.sequence = w->next_sequence++;
+    w->stats.next_sequence = w->next_sequence;
+    *sequence_out = r.sequence;
+    wal_put_u64(r.frame + 8, r.sequence);
+    wal_put_u32(r.frame + 4, crc32c_update(crc, r.frame + 8, 8));
     if (w->queue_tail)
         w->queue_tail->next = &r;
     else
@@ -504,10 +546,10 @@ out:
     return rc;
 }
 
-static int wal_append_thunk(void *self, uint64_t sequence, const struct iovec *iov, int iovcnt,
-                            enum wal_wait wait)
+static int wal_append_thunk(void *self, const struct iovec *iov, int iovcnt, enum wal_wait wait,
+                            uint64_t *sequence_out)
 {
-    return wal_append(self, sequence, iov, iovcnt, wait);
+    return wal_append(self, iov, iovcnt, wait, sequence_out);
 }
 
 wal_appender wal_as_appender(wal *w)
@@ -531,6 +573,23 @@ int wal_rotate(wal *w)
         if (w->failed_cause != 0) rc = INGOT_E_WAL_FAILED;
     }
     pthread_mutex_unlock(&w->mu);
+    return rc;
+}
+
+int wal_delete_segment(const char *dir, uint64_t segment_id)
+{
+    char path[PATH_MAX];
+    int n = wal_segment_path(path, sizeof path, dir, segment_id);
+    if (n < 0 || (size_t)n >= sizeof path) return -ENAMETOOLONG;
+    if (unlink(path) != 0) {
+        if (errno == ENOENT) return 0;
+        return -errno;
+    }
+    int rc = wal_fsync_dir(dir);
+    if (rc != 0)
+        log_warn("wal: deleted %s but cannot fsync %s: %s", path, dir, ingot_strerror(rc));
+    else
+        log_debug("wal: deleted segment %s", path);
     return rc;
 }
 

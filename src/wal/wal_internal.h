@@ -13,7 +13,7 @@
 #include "wal/wal.h"
 
 #define WAL_MAGIC "INGOTWAL"
-#define WAL_FORMAT_VERSION 1u
+#define WAL_FORMAT_VERSION 2u
 
 static inline void wal_put_u32(uint8_t *p, uint32_t v)
 {

@@ -3,7 +3,8 @@
  * Both walk the segments with one frame reader, wal_scan_segment(); replay acts on its verdict
  * (truncate, delete, move aside, stop), inspect only prints it.
  *
- * FORMAT: see wal.c and wal.h (32-byte segment header, then [u32 len][u32 crc32c][payload]...).
+ * FORMAT: see wal.c and wal.h (32-byte segment header, version 2, then entries
+ * [u32 len][u32 crc32c(payload || seq_le64)][u64 seq][payload]...).
  *
  * READING. A segment is mapped read-only (mmap, MADV_SEQUENTIAL), so a 128 MiB segment or a
  * 1 GiB entry needs no heap; payloads are handed to callbacks as pointers into the mapping, valid
@@ -12,7 +13,7 @@
  * in ascending numeric id order.
  *
  * VERDICTS. Walking the entries of a segment from offset 32, at each frame start:
- *   - fewer than 8 bytes left                        -> "entry header cut short"      (tail)
+ *   - fewer than 16 bytes left                       -> "entry header cut short"      (tail)
  *   - every byte to EOF is zero                      -> "zeros to end of file"        (tail)
  *   - length 0, not all zeros                        -> "zero-length entry" (tail if
  *                                                      the frame header ends at EOF)
@@ -21,16 +22,22 @@
  *   - frame runs past EOF                            -> "entry cut short"             (tail)
  *   - CRC mismatch, frame ends exactly at EOF        -> "checksum mismatch in last entry" (tail)
  *   - CRC mismatch with data after the frame         -> corrupt
+ *   - good CRC, sequence not above the previous      -> corrupt (the writer numbers entries
+ *     entry's (in this or an earlier segment)           strictly increasing through the log;
+ *                                                       gaps are fine: deleted segments, a
+ *                                                       failed batch, a segment moved aside)
  * and for the file as a whole: zero length, shorter than the header, or zeros throughout are a
- * header-less tail; bad magic, version, header checksum, or a header id that differs from the
+ * header-less tail; bad magic, version (version 1, the format before sequences were in the frame,
+ * is "unsupported WAL format version 1"), header checksum, or a header id that differs from the
  * file name's id are corrupt (so is an all-zero header followed by nonzero bytes: our writer
  * syncs the header before any entry, so that is damage, not a crash).
  * A "tail" verdict is a torn tail only in the LAST segment (the highest id): a crash during an
  * un-acknowledged write. In any other segment it is corruption, since segments are synced
  * before the next one is created.
  *
- * Inspect reads each good payload with dml_op_decode for the sequence range; a payload that is
- * not an op is reported next to the verdict but is not WAL damage (its checksum is good).
+ * Inspect takes each segment's sequence range from the frames, and reads each good payload with
+ * dml_op_decode; a payload that is not an op is reported next to the verdict but is not WAL
+ * damage (its checksum is good).
  *
  * RECOVERY (replay only; inspect never changes the disk). A torn tail is truncated to the end of
  * the last good entry (ftruncate + fsync); a header-less last segment is deleted (unlink + fsync
@@ -61,7 +68,7 @@
 
 enum wal_scan_verdict { WAL_SCAN_OK = 0, WAL_SCAN_TORN = 1, WAL_SCAN_CORRUPT = 2 };
 
-typedef int (*wal_scan_entry_fn)(void *arg, uint64_t segment_id, uint64_t offset,
+typedef int (*wal_scan_entry_fn)(void *arg, uint64_t segment_id, uint64_t offset, uint64_t sequence,
                                  const uint8_t *payload, size_t len);
 
 typedef struct wal_scan {
@@ -71,6 +78,9 @@ typedef struct wal_scan {
     bool is_last;
     wal_scan_entry_fn on_entry;
     void *arg;
+    /* in/out: the sequence of the last good entry before this segment (0: none), then of this
+     * segment's last good entry */
+    uint64_t prev_sequence;
     /* out */
     uint64_t file_bytes;
     uint64_t entries;  /* entries handed to on_entry */
@@ -130,7 +140,8 @@ static void wal_scan_bytes(wal_scan *s, const uint8_t *p, uint64_t size)
     }
     uint32_t version = wal_get_u32(p + 8);
     if (version != WAL_FORMAT_VERSION) {
-        wal_scan_damage(s, false, 8, "unsupported format version %u", version);
+        wal_scan_damage(s, false, 8, "unsupported WAL format version %u (this build reads %u)",
+                        version, WAL_FORMAT_VERSION);
         return;
     }
     uint32_t stored = wal_get_u32(p + 24), computed = crc32c(p, 24);
@@ -158,6 +169,7 @@ static void wal_scan_bytes(wal_scan *s, const uint8_t *p, uint64_t size)
         }
         uint64_t len = wal_get_u32(p + off);
         uint32_t crc = wal_get_u32(p + off + 4);
+        uint64_t seq = wal_get_u64(p + off + 8);
         if (len == 0) {
             if (wal_all_zero(p + off, left))
                 wal_scan_damage(s, true, off, "zeros to end of file");
@@ -179,7 +191,7 @@ static void wal_scan_bytes(wal_scan *s, const uint8_t *p, uint64_t size)
             return;
         }
         const uint8_t *payload = p + off + WAL_ENTRY_HEADER_BYTES;
-        uint32_t actual = crc32c(payload, (size_t)len);
+        uint32_t actual = crc32c_update(crc32c(payload, (size_t)len), p + off + 8, 8);
         if (actual != crc) {
             bool at_eof = off + WAL_ENTRY_HEADER_BYTES + len == size;
             wal_scan_damage(s, at_eof, off,
@@ -187,8 +199,15 @@ static void wal_scan_bytes(wal_scan *s, const uint8_t *p, uint64_t size)
                             at_eof ? " in the last entry" : "");
             return;
         }
+        if (seq <= s->prev_sequence) {
+            wal_scan_damage(s, false, off,
+                            "entry sequence %" PRIu64 " is not above the previous entry's %" PRIu64,
+                            seq, s->prev_sequence);
+            return;
+        }
+        s->prev_sequence = seq;
         if (s->on_entry) {
-            int rc = s->on_entry(s->arg, s->segment_id, off, payload, (size_t)len);
+            int rc = s->on_entry(s->arg, s->segment_id, off, seq, payload, (size_t)len);
             s->entries++;
             if (rc != 0) {
                 s->callback_rc = rc;
@@ -352,15 +371,18 @@ moved:
 
 typedef struct wal_replay_ctx {
     const wal_replay_callbacks *cb;
+    wal_replay_stats *stats;
 } wal_replay_ctx;
 
-static int wal_replay_entry(void *arg, uint64_t segment_id, uint64_t offset, const uint8_t *payload,
-                            size_t len)
+static int wal_replay_entry(void *arg, uint64_t segment_id, uint64_t offset, uint64_t sequence,
+                            const uint8_t *payload, size_t len)
 {
     (void)offset;
     wal_replay_ctx *ctx = arg;
+    if (ctx->stats->first_sequence == 0) ctx->stats->first_sequence = sequence;
+    ctx->stats->max_sequence = sequence; /* the scan checked it is above every earlier one */
     if (!ctx->cb || !ctx->cb->on_entry) return 0;
-    return ctx->cb->on_entry(ctx->cb->arg, segment_id, payload, len);
+    return ctx->cb->on_entry(ctx->cb->arg, segment_id, sequence, payload, len);
 }
 
 int wal_replay(const char *dir, bool skip_corrupt, const wal_replay_callbacks *cb,
@@ -375,7 +397,8 @@ int wal_replay(const char *dir, bool skip_corrupt, const wal_replay_callbacks *c
     int rc = wal_list_segments(dir, &ids, &n, err, errlen);
     if (rc != 0) return rc;
     if (n) stats->max_segment_id = ids[n - 1];
-    wal_replay_ctx ctx = {.cb = cb};
+    wal_replay_ctx ctx = {.cb = cb, .stats = stats};
+    uint64_t prev_sequence = 0;
     for (size_t i = 0; i < n; i++) {
         char path[PATH_MAX];
         wal_segment_path(path, sizeof path, dir, ids[i]);
@@ -383,7 +406,8 @@ int wal_replay(const char *dir, bool skip_corrupt, const wal_replay_callbacks *c
                       .segment_id = ids[i],
                       .is_last = i + 1 == n,
                       .on_entry = wal_replay_entry,
-                      .arg = &ctx};
+                      .arg = &ctx,
+                      .prev_sequence = prev_sequence};
         if ((rc = wal_scan_segment(&s)) != 0) {
             snprintf(err, errlen, "%s: %s", path, s.reason);
             goto fail;
@@ -391,6 +415,7 @@ int wal_replay(const char *dir, bool skip_corrupt, const wal_replay_callbacks *c
         stats->segments++;
         stats->bytes += s.file_bytes;
         stats->entries += s.entries;
+        prev_sequence = s.prev_sequence; /* entries delivered before any damage count too */
         if (s.callback_rc != 0) {
             rc = s.callback_rc;
             goto fail;
@@ -461,22 +486,20 @@ typedef struct wal_inspect_ctx {
     char first_bad[128];
 } wal_inspect_ctx;
 
-static int wal_inspect_entry(void *arg, uint64_t segment_id, uint64_t offset,
+static int wal_inspect_entry(void *arg, uint64_t segment_id, uint64_t offset, uint64_t sequence,
                              const uint8_t *payload, size_t len)
 {
     (void)segment_id;
     wal_inspect_ctx *c = arg;
     dml_decoded d;
     char err[128];
-    if (dml_op_decode(payload, len, &d, err, sizeof err) != 0) {
-        if (c->undecodable++ == 0) {
-            c->first_bad_offset = offset;
-            snprintf(c->first_bad, sizeof c->first_bad, "%s", err);
-        }
-        return 0;
+    if (dml_op_decode(payload, len, &d, err, sizeof err) != 0 && c->undecodable++ == 0) {
+        c->first_bad_offset = offset;
+        snprintf(c->first_bad, sizeof c->first_bad, "%s", err);
     }
-    if (c->seq_count == 0 || d.sequence < c->seq_min) c->seq_min = d.sequence;
-    if (c->seq_count == 0 || d.sequence > c->seq_max) c->seq_max = d.sequence;
+    /* the scan delivers strictly increasing sequences */
+    if (c->seq_count == 0) c->seq_min = sequence;
+    c->seq_max = sequence;
     c->seq_count++;
     return 0;
 }
@@ -500,7 +523,7 @@ int wal_inspect(const char *dir, FILE *out)
         return rc;
     }
     uint64_t total_entries = 0, total_bytes = 0, damaged = 0, seq_count = 0;
-    uint64_t seq_min = 0, seq_max = 0;
+    uint64_t seq_min = 0, seq_max = 0, prev_sequence = 0;
     fprintf(out, "%-8s %-24s %10s %14s %-27s %s\n", "ID", "FILE", "ENTRIES", "BYTES", "SEQUENCES",
             "VERDICT");
     for (size_t i = 0; i < n; i++) {
@@ -512,7 +535,8 @@ int wal_inspect(const char *dir, FILE *out)
                       .segment_id = ids[i],
                       .is_last = i + 1 == n,
                       .on_entry = wal_inspect_entry,
-                      .arg = &c};
+                      .arg = &c,
+                      .prev_sequence = prev_sequence};
         if (wal_scan_segment(&s) != 0) {
             snprintf(verdict, sizeof verdict, "UNREADABLE: %s", s.reason);
             damaged++;
@@ -532,6 +556,7 @@ int wal_inspect(const char *dir, FILE *out)
                      "; %" PRIu64 " payloads are not ops (first at offset %" PRIu64 ": %s)",
                      c.undecodable, c.first_bad_offset, c.first_bad);
         }
+        prev_sequence = s.prev_sequence;
         wal_format_range(range, sizeof range, c.seq_count, c.seq_min, c.seq_max);
         fprintf(out, "%-8" PRIu64 " %-24s %10" PRIu64 " %14" PRIu64 " %-27s %s\n", ids[i], name,
                 s.entries, s.file_bytes, range, verdict);

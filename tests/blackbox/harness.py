@@ -3,6 +3,7 @@
 Only the Python standard library is used. A test is a function named test_* in a module of this
 folder; run.py discovers and runs them. Each test gets its own data directory and server.
 """
+import glob
 import gzip
 import http.client
 import json
@@ -14,6 +15,7 @@ import tempfile
 import time
 import urllib.parse
 
+READER = os.path.join(os.path.dirname(__file__), "..", "readers", "read_parquet.mjs")
 BIN = os.environ.get("INGOT_BIN", os.path.join(os.path.dirname(__file__), "..", "..", "build", "ingot"))
 
 
@@ -173,3 +175,40 @@ def run_ingot(*args, env=None, timeout=30):
         e.update(env)
     p = subprocess.run([BIN] + list(args), capture_output=True, timeout=timeout, env=e)
     return p.returncode, p.stdout.decode(errors="replace"), p.stderr.decode(errors="replace")
+
+
+def parquet_files(data_dir):
+    # os.walk, not glob: encoded names such as "..%20x" start with a dot, which glob skips
+    out = []
+    for root, _, names in os.walk(os.path.join(data_dir, "objects")):
+        out += [os.path.join(root, n) for n in names if n.endswith(".parquet")]
+    return sorted(out)
+
+
+def wal_segments(data_dir):
+    return sorted(glob.glob(os.path.join(data_dir, "wal", "*.wal")))
+
+
+def read_parquet(files):
+    """Rows of the files as dicts (DuckDB), each with the file it came from under '_file'."""
+    rows = []
+    for i in range(0, len(files), 500):  # one reader process per 500 files
+        out = subprocess.run(["node", READER, "--with-file"] + files[i:i + 500], capture_output=True,
+                             timeout=600)
+        assert out.returncode == 0, out.stderr.decode()[-2000:]
+        rows += [json.loads(line) for line in out.stdout.decode().splitlines() if line.strip()]
+    return rows
+
+
+
+
+def persisted_rows(data_dir, table, db="db"):
+    """The rows of table in the Parquet files of the file object store."""
+    from urllib.parse import quote
+    part = f"{os.sep}{quote(db, safe='')}{os.sep}{quote(table, safe='')}{os.sep}"
+    return read_parquet([f for f in parquet_files(data_dir) if part in f])
+
+
+def as_int(v):
+    """A 64-bit integer read back from Parquet (the reader prints them as strings)."""
+    return int(v) if isinstance(v, str) else v

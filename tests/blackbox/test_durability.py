@@ -8,7 +8,7 @@ import signal
 import threading
 import time
 
-from harness import Ingot, run_ingot
+from harness import Ingot, as_int, persisted_rows, run_ingot
 
 T0 = 1767225600000000000
 
@@ -24,34 +24,56 @@ def test_restart_reads_back_everything():
         lp = "".join(f"r,h=h{i % 10} v={i}i,s=\"v{i}\" {T0 + i}\n" for i in range(5000))
         assert s.write(lp).status == 204
         assert s.write(f"r,h=h0 v=-1i {T0}").status == 204  # an upsert of row 0
-        before = sorted(map(repr, s.rows("r")))
+        before = sorted((r["h"], r["v"], r["s"]) for r in s.rows("r"))
+        assert len(before) == 5000 and ("h0", -1, "v0") in before
         assert s.stop() == 0
+        assert segments(s.data_dir) == []  # everything went to Parquet, the WAL is empty
+        after = sorted((r["h"], as_int(r["v"]), r["s"]) for r in persisted_rows(s.data_dir, "r"))
+        assert after == before
         s.start()
-        after = sorted(map(repr, s.rows("r")))
-        assert after == before and len(after) == 5000
-        m = s.metrics()
-        assert m["ingot_wal_replay_entries"] == 2, m
-        # twice: the segment written before the first restart and the fresh one are both replayed
+        assert s.rows("r") == []  # the buffer starts empty: the rows live in Parquet now
+        assert s.write(f"r,h=new v=1i {T0}").status == 204
+        assert len(s.rows("r")) == 1
         assert s.stop() == 0
-        s.start()
-        assert sorted(map(repr, s.rows("r"))) == before
-        assert s.stop() == 0
+        assert len(persisted_rows(s.data_dir, "r")) == 5001
     finally:
         s.cleanup()
 
 
-def test_sigterm_refuses_writes_and_exits_zero():
+def test_sigterm_refuses_writes_at_once_and_exits_zero():
     s = Ingot()
     try:
         assert s.write(f"g v=1i {T0}").status == 204
+        lp = "".join(f"g,i=i{i} v={i}i {T0 + i}\n" for i in range(20000))
+        assert s.write(lp).status == 204
+        statuses, stop = [], threading.Event()
+
+        def writer():
+            i = 0
+            while not stop.is_set():
+                try:
+                    r = s.write(f"g,late=l{i} v={i}i {T0 + i}")
+                except (OSError, http.client.HTTPException):
+                    return
+                statuses.append((r.status, r.body))
+                i += 1
+
+        t = threading.Thread(target=writer)
+        t.start()
+        time.sleep(0.2)
         s.proc.send_signal(signal.SIGTERM)
-        assert s.proc.wait(30) == 0
-        assert "stopped" in s.log_text()
+        assert s.proc.wait(60) == 0
+        stop.set()
+        t.join()
         s.proc = None
         s.log.close()
-        s.start()
-        assert len(s.rows("g")) == 1
-        s.stop()
+        log = s.log_text()
+        assert "ingot stopped with an empty WAL" in log, log[-2000:]
+        refused = [b for st, b in statuses if st == 503]
+        assert all(st in (204, 503) for st, _ in statuses), statuses[:5]
+        assert refused and all(b"shutting down" in b for b in refused), refused[:3]
+        acked = sum(1 for st, _ in statuses if st == 204)
+        assert len(persisted_rows(s.data_dir, "g")) == 1 + 20000 + acked
     finally:
         s.cleanup()
 
@@ -75,8 +97,9 @@ def _writer(s, tid, acked, stop, errors):
 def test_kill9_under_concurrent_load_loses_no_acknowledged_write():
     s = Ingot()
     try:
+        acked = []
         for round_ in range(3):
-            acked, errors, stop = [], [], threading.Event()
+            errors, stop = [], threading.Event()
             threads = [threading.Thread(target=_writer, args=(s, f"{round_}x{t}", acked, stop, errors))
                        for t in range(8)]
             for t in threads:
@@ -87,19 +110,20 @@ def test_kill9_under_concurrent_load_loses_no_acknowledged_write():
             for t in threads:
                 t.join()
             assert not errors, errors[:3]
-            assert len(acked) > 10, len(acked)
-            s.start()
-            rows = s.rows("load", columns="w,b,v,n")
-            got, sizes = {}, {}
-            for r in rows:
-                got.setdefault((r["w"], r["b"]), set()).add(r["v"])
-                sizes[(r["w"], r["b"])] = r["n"]
-            for tid, i, n in acked:
-                vals = got.get((f"w{tid}", f"b{i}"))
-                assert vals == set(range(n)), (tid, i, n, vals)
-            # every request present is whole: no half-applied request
-            for key, vals in got.items():
-                assert vals == set(range(sizes[key])), (key, sizes[key], sorted(vals)[:5])
+            s.start()  # replays, persists and deletes what the killed process left in the WAL
+        assert len(acked) > 30, len(acked)
+        assert s.stop() == 0
+        rows = persisted_rows(s.data_dir, "load")
+        got, sizes = {}, {}
+        for r in rows:
+            got.setdefault((r["w"], r["b"]), []).append(as_int(r["v"]))
+            sizes[(r["w"], r["b"])] = as_int(r["n"])
+        for tid, i, n in acked:
+            vals = got.get((f"w{tid}", f"b{i}"))
+            assert vals is not None and sorted(vals) == list(range(n)), (tid, i, n, vals and sorted(vals)[:5])
+        # every request present is whole, and no row is there twice
+        for key, vals in got.items():
+            assert sorted(vals) == list(range(sizes[key])), (key, sizes[key], sorted(vals)[:5])
     finally:
         s.cleanup()
 
@@ -112,17 +136,17 @@ def test_torn_tail_is_truncated_and_counted():
         s.kill9()
         seg = segments(s.data_dir)[-1]
         size = os.path.getsize(seg)
-        with open(seg, "r+b") as f:  # cut the last entry in half
+        with open(seg, "r+b") as f:  # cut the last entry in half, as a crash mid-write does
             f.truncate(size - 10)
         s.start()
-        assert [r["v"] for r in s.rows("tt")] == [1]
         assert s.metrics()["ingot_wal_replay_torn_tails"] == 1
         s.kill9()
         # a zero-length newest segment, as a power cut can leave it
         open(os.path.join(s.data_dir, "wal", "999.wal"), "wb").close()
         s.start()
-        assert [r["v"] for r in s.rows("tt")] == [1]
+        assert s.metrics()["ingot_wal_replay_torn_tails"] == 1
         assert s.stop() == 0
+        assert [as_int(r["v"]) for r in persisted_rows(s.data_dir, "tt")] == [1]
     finally:
         s.cleanup()
 
@@ -132,26 +156,25 @@ def test_corrupt_segment_stops_startup_unless_skip_corrupt():
     try:
         for i in range(3):
             assert s.write(f"cc v={i}i {T0 + i}").status == 204
-        assert s.stop() == 0
-        s.start()  # the first segment is now closed and not the last one
-        assert s.write(f"cc v=9i {T0 + 9}").status == 204
-        assert s.stop() == 0
-        first = segments(s.data_dir)[0]
-        with open(first, "r+b") as f:
-            f.seek(32 + 8 + 5)  # inside the first entry's payload
+        s.kill9()
+        seg = segments(s.data_dir)[-1]
+        with open(seg, "r+b") as f:  # damage inside the first entry, with good entries after it
+            f.seek(32 + 16 + 5)
             b = f.read(1)
-            f.seek(32 + 8 + 5)
+            f.seek(32 + 16 + 5)
             f.write(bytes([b[0] ^ 0xFF]))
         try:
             s.start()
             raise AssertionError("start-up should have failed")
         except RuntimeError as e:
-            assert os.path.basename(first) in str(e) and "offset" in str(e), str(e)[-600:]
+            assert os.path.basename(seg) in str(e) and "offset" in str(e), str(e)[-600:]
         s.proc = None
         s.start(extra_args=["--wal-skip-corrupt"])
-        assert os.path.exists(os.path.join(s.data_dir, "wal", "corrupt", os.path.basename(first)))
-        assert [r["v"] for r in s.rows("cc")] == [9]
+        assert os.path.exists(os.path.join(s.data_dir, "wal", "corrupt", os.path.basename(seg)))
+        assert s.metrics()["ingot_wal_replay_corrupt_segments"] == 1
+        assert s.write(f"cc v=9i {T0 + 9}").status == 204
         assert s.stop() == 0
+        assert [as_int(r["v"]) for r in persisted_rows(s.data_dir, "cc")] == [9]
     finally:
         s.cleanup()
 
@@ -161,18 +184,18 @@ def test_wal_inspect():
     try:
         for i in range(4):
             assert s.write(f"wi v={i}i {T0 + i}").status == 204
-        assert s.stop() == 0
+        s.kill9()
         code, out, err = run_ingot("wal", "inspect", os.path.join(s.data_dir, "wal"))
         assert code == 0, (code, out, err)
-        assert "ok" in out and "4" in out, out
+        assert " ok" in out and " 4 " in out and "1..4" in out, out
         seg = segments(s.data_dir)[-1]
         with open(seg, "r+b") as f:
-            f.seek(32 + 8 + 2)
+            f.seek(32 + 16 + 2)
             b = f.read(1)
-            f.seek(32 + 8 + 2)
+            f.seek(32 + 16 + 2)
             f.write(bytes([b[0] ^ 1]))
         code, out, err = run_ingot("wal", "inspect", os.path.join(s.data_dir, "wal"))
-        assert code == 1 and ("CORRUPT" in out or "torn" in out), (code, out)
+        assert code == 1 and "CORRUPT" in out, (code, out)
     finally:
         s.cleanup()
 

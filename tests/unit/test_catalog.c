@@ -1,5 +1,8 @@
 /*
- * test_catalog.c: the SQLite catalog back end (catalog_sqlite.c) against a file in a temp dir.
+ * test_catalog.c: the SQLite catalog back end (catalog_sqlite.c) against files in a temp dir:
+ * SQLite-specific checks (schema on disk, versions, row counts) and the back-end independent
+ * scenarios of catalog_scenarios.h, each on a fresh file. Also the shared helpers of
+ * catalog_open.c (sequence_extras lists, the back-end choice).
  */
 #include <sqlite3.h>
 #include <stdbool.h>
@@ -8,6 +11,8 @@
 #include <unistd.h>
 
 #include "catalog/catalog.h"
+#include "catalog/catalog_internal.h"
+#include "catalog_scenarios.h"
 #include "test.h"
 #include "util/column_type.h"
 #include "util/error.h"
@@ -58,7 +63,9 @@ static void test_open_creates_schema(void)
     /* the sort_key default and the max_sequence_number default exist */
     CHECK(sqlite3_prepare_v2(db, "SELECT sort_key FROM partition", -1, &st, NULL) == SQLITE_OK);
     sqlite3_finalize(st);
-    CHECK(sqlite3_prepare_v2(db, "SELECT max_sequence_number, object_store_id FROM parquet_file",
+    CHECK(sqlite3_prepare_v2(db,
+                             "SELECT max_sequence_number, sequence_extras, object_store_id "
+                             "FROM parquet_file",
                              -1, &st, NULL) == SQLITE_OK);
     sqlite3_finalize(st);
     sqlite3_close(db);
@@ -86,133 +93,56 @@ static void test_open_failure_describes_path(void)
     CHECK(strstr(err, "version 9") != NULL);
 }
 
-static void test_get_or_create_idempotent(void)
+/* Open a fresh catalog file called name (removing an older one). */
+static int open_fresh(const char *name, catalog *cat)
 {
-    char path[512], err[256];
-    make_path(path, sizeof path, "idem.sqlite");
+    char path[512], err[256] = "";
+    make_path(path, sizeof path, name);
+    unlink(path);
+    int rc = catalog_sqlite_open(path, cat, err, sizeof err);
+    if (rc) fprintf(stderr, "  open %s: %s\n", path, err);
+    return rc;
+}
+
+/* Run a one-handle scenario on a fresh file. */
+#define SCENARIO_TEST(name)                                                                        \
+    static void test_##name(void)                                                                  \
+    {                                                                                              \
+        catalog cat;                                                                               \
+        CHECK_EQ_INT(open_fresh(#name ".sqlite", &cat), 0);                                        \
+        sc_##name(&cat);                                                                           \
+        cat.close(cat.self);                                                                       \
+    }
+
+SCENARIO_TEST(get_or_create_idempotent)
+SCENARIO_TEST(column_conflict)
+SCENARIO_TEST(lists)
+SCENARIO_TEST(partition_get_or_create)
+SCENARIO_TEST(cas_sort_key)
+SCENARIO_TEST(file_insert_and_list)
+SCENARIO_TEST(file_insert_invalid)
+SCENARIO_TEST(persisted_sequences)
+SCENARIO_TEST(concurrent)
+
+static void test_row_counts(void)
+{
+    char path[512];
     catalog cat;
-    CHECK_EQ_INT(catalog_sqlite_open(path, &cat, err, sizeof err), 0);
-    int64_t a = 0, b = 0, c = 0;
-    CHECK_EQ_INT(cat.namespace_lookup(cat.self, "db", &a), INGOT_E_NOT_FOUND);
-    CHECK_EQ_INT(cat.namespace_get_or_create(cat.self, "db", &a), 0);
-    CHECK_EQ_INT(cat.namespace_get_or_create(cat.self, "db", &b), 0);
-    CHECK_EQ_INT(a, b);
-    CHECK_EQ_INT(cat.namespace_lookup(cat.self, "db", &c), 0);
-    CHECK_EQ_INT(a, c);
-    CHECK_EQ_INT(cat.namespace_get_or_create(cat.self, "db2", &c), 0);
-    CHECK(c != a);
-
-    int64_t t1 = 0, t2 = 0, t3 = 0;
-    CHECK_EQ_INT(cat.table_get_or_create(cat.self, a, "cpu", &t1), 0);
-    CHECK_EQ_INT(cat.table_get_or_create(cat.self, a, "cpu", &t2), 0);
-    CHECK_EQ_INT(t1, t2);
-    CHECK_EQ_INT(cat.table_get_or_create(cat.self, c, "cpu", &t3), 0); /* other namespace */
-    CHECK(t3 != t1);
-    /* a table in a namespace that does not exist breaks the foreign key */
-    int64_t tx;
-    CHECK_EQ_INT(cat.table_get_or_create(cat.self, 99999, "cpu", &tx), INGOT_E_CATALOG);
-
-    int64_t c1 = 0, c2 = 0;
-    int et = -1;
-    CHECK_EQ_INT(cat.column_upsert(cat.self, t1, "usage", COLUMN_F64, &c1, &et), 0);
-    CHECK_EQ_INT(cat.column_upsert(cat.self, t1, "usage", COLUMN_F64, &c2, &et), 0);
-    CHECK_EQ_INT(c1, c2);
+    CHECK_EQ_INT(open_fresh("counts.sqlite", &cat), 0);
+    make_path(path, sizeof path, "counts.sqlite");
+    sc_get_or_create_idempotent(&cat);
     CHECK_EQ_INT(count_rows(path, "SELECT count(*) FROM namespace"), 2);
     CHECK_EQ_INT(count_rows(path, "SELECT count(*) FROM table_name"), 2);
     CHECK_EQ_INT(count_rows(path, "SELECT count(*) FROM column_name"), 1);
     CHECK_EQ_INT(count_rows(path, "SELECT min(created_at) > 1600000000000000000 FROM namespace"),
                  1);
-    cat.close(cat.self);
-}
-
-static void test_column_conflict(void)
-{
-    char path[512], err[256];
-    make_path(path, sizeof path, "conflict.sqlite");
-    catalog cat;
-    CHECK_EQ_INT(catalog_sqlite_open(path, &cat, err, sizeof err), 0);
-    int64_t ns, t, id1 = 0, id2 = -1;
-    CHECK_EQ_INT(cat.namespace_get_or_create(cat.self, "db", &ns), 0);
-    CHECK_EQ_INT(cat.table_get_or_create(cat.self, ns, "cpu", &t), 0);
-    int et = 0;
-    CHECK_EQ_INT(cat.column_upsert(cat.self, t, "x", COLUMN_I64, &id1, &et), 0);
-    et = 0;
-    CHECK_EQ_INT(cat.column_upsert(cat.self, t, "x", COLUMN_F64, &id2, &et), INGOT_E_SCHEMA);
-    CHECK_EQ_INT(et, COLUMN_I64);
-    CHECK_EQ_INT(id2, id1);
-    et = 0;
-    CHECK_EQ_INT(cat.column_upsert(cat.self, t, "x", COLUMN_TAG, &id2, &et), INGOT_E_SCHEMA);
-    CHECK_EQ_INT(et, COLUMN_I64);
-    CHECK_EQ_INT(cat.column_upsert(cat.self, t, "y", 0, &id2, &et), INGOT_E_INVALID);
-    CHECK_EQ_INT(cat.column_upsert(cat.self, t, "y", 8, &id2, &et), INGOT_E_INVALID);
-    CHECK_EQ_INT(count_rows(path, "SELECT column_type FROM column_name WHERE name='x'"),
-                 COLUMN_I64);
-    CHECK_EQ_INT(count_rows(path, "SELECT count(*) FROM column_name"), 1);
-    cat.close(cat.self);
-}
-
-struct collect {
-    int n;
-    int64_t ids[16];
-    char names[16][32];
-    int types[16];
-};
-
-static void collect_table(void *arg, int64_t id, const char *name)
-{
-    struct collect *c = arg;
-    if (c->n < 16) {
-        c->ids[c->n] = id;
-        snprintf(c->names[c->n], sizeof c->names[0], "%s", name);
-        c->n++;
-    }
-}
-
-static void collect_column(void *arg, int64_t id, const char *name, int type)
-{
-    struct collect *c = arg;
-    if (c->n < 16) c->types[c->n] = type;
-    collect_table(arg, id, name);
-}
-
-static void test_reopen_keeps_data(void)
-{
-    char path[512], err[256];
-    make_path(path, sizeof path, "reopen.sqlite");
-    catalog cat;
-    CHECK_EQ_INT(catalog_sqlite_open(path, &cat, err, sizeof err), 0);
-    int64_t ns, t1, t2, c1, c2, c3;
-    int et;
-    CHECK_EQ_INT(cat.namespace_get_or_create(cat.self, "metrics", &ns), 0);
-    CHECK_EQ_INT(cat.table_get_or_create(cat.self, ns, "mem", &t1), 0);
-    CHECK_EQ_INT(cat.table_get_or_create(cat.self, ns, "cpu", &t2), 0);
-    CHECK_EQ_INT(cat.column_upsert(cat.self, t2, "time", COLUMN_TIME, &c1, &et), 0);
-    CHECK_EQ_INT(cat.column_upsert(cat.self, t2, "host", COLUMN_TAG, &c2, &et), 0);
-    CHECK_EQ_INT(cat.column_upsert(cat.self, t2, "usage", COLUMN_F64, &c3, &et), 0);
-    cat.close(cat.self);
-
-    CHECK_EQ_INT(catalog_sqlite_open(path, &cat, err, sizeof err), 0);
-    int64_t id;
-    CHECK_EQ_INT(cat.namespace_lookup(cat.self, "metrics", &id), 0);
-    CHECK_EQ_INT(id, ns);
-    struct collect tc = {0};
-    CHECK_EQ_INT(cat.list_tables(cat.self, ns, collect_table, &tc), 0);
-    CHECK_EQ_INT(tc.n, 2);
-    CHECK_EQ_INT(tc.ids[0], t1);
-    CHECK_EQ_STR(tc.names[0], "mem");
-    CHECK_EQ_STR(tc.names[1], "cpu");
-    struct collect cc = {0};
-    CHECK_EQ_INT(cat.list_columns(cat.self, t2, collect_column, &cc), 0);
-    CHECK_EQ_INT(cc.n, 3);
-    CHECK_EQ_STR(cc.names[0], "time");
-    CHECK_EQ_INT(cc.types[0], COLUMN_TIME);
-    CHECK_EQ_STR(cc.names[1], "host");
-    CHECK_EQ_INT(cc.types[1], COLUMN_TAG);
-    CHECK_EQ_INT(cc.ids[2], c3);
-    CHECK_EQ_INT(cc.types[2], COLUMN_F64);
-    struct collect empty = {0};
-    CHECK_EQ_INT(cat.list_columns(cat.self, t1, collect_column, &empty), 0);
-    CHECK_EQ_INT(empty.n, 0);
+    sc_file_insert_and_list(&cat);
+    CHECK_EQ_INT(count_rows(path, "SELECT count(*) FROM parquet_file"), 3);
+    CHECK_EQ_INT(count_rows(path, "SELECT count(*) FROM partition"), 2);
+    sc_cas_sort_key(&cat);
+    CHECK_EQ_INT(count_rows(path, "SELECT count(*) FROM partition WHERE sort_key = "
+                                  "'[\"host\",\"region\",\"time\"]'"),
+                 1);
     cat.close(cat.self);
 }
 
@@ -223,22 +153,77 @@ static void test_two_handles_agree(void)
     catalog a, b;
     CHECK_EQ_INT(catalog_sqlite_open(path, &a, err, sizeof err), 0);
     CHECK_EQ_INT(catalog_sqlite_open(path, &b, err, sizeof err), 0);
-    int64_t nsa, nsb, ta, tb, ca, cb;
-    int et = 0;
-    CHECK_EQ_INT(a.namespace_get_or_create(a.self, "db", &nsa), 0);
-    CHECK_EQ_INT(b.namespace_get_or_create(b.self, "db", &nsb), 0);
-    CHECK_EQ_INT(nsa, nsb);
-    CHECK_EQ_INT(b.table_get_or_create(b.self, nsb, "cpu", &tb), 0);
-    CHECK_EQ_INT(a.table_get_or_create(a.self, nsa, "cpu", &ta), 0);
-    CHECK_EQ_INT(ta, tb);
-    CHECK_EQ_INT(a.column_upsert(a.self, ta, "v", COLUMN_U64, &ca, &et), 0);
-    CHECK_EQ_INT(b.column_upsert(b.self, tb, "v", COLUMN_BOOL, &cb, &et), INGOT_E_SCHEMA);
-    CHECK_EQ_INT(et, COLUMN_U64);
-    CHECK_EQ_INT(cb, ca);
-    CHECK_EQ_INT(b.column_upsert(b.self, tb, "v", COLUMN_U64, &cb, &et), 0);
-    CHECK_EQ_INT(cb, ca);
+    sc_two_handles(&a, &b);
     a.close(a.self);
     b.close(b.self);
+}
+
+static void test_cas_race_two_handles(void)
+{
+    char path[512], err[256];
+    make_path(path, sizeof path, "race.sqlite");
+    catalog a, b;
+    CHECK_EQ_INT(catalog_sqlite_open(path, &a, err, sizeof err), 0);
+    CHECK_EQ_INT(catalog_sqlite_open(path, &b, err, sizeof err), 0);
+    sc_cas_race(&a, &b);
+    a.close(a.self);
+    b.close(b.self);
+}
+
+static int open_reopen_file(void *arg, catalog *out)
+{
+    char err[256] = "";
+    return catalog_sqlite_open(arg, out, err, sizeof err);
+}
+
+static void test_reopen_keeps_data(void)
+{
+    char path[512];
+    make_path(path, sizeof path, "reopen.sqlite");
+    sc_reopen_keeps_data(open_reopen_file, path);
+}
+
+static void test_catalog_open_dispatch(void)
+{
+    char path[512], err[256] = "";
+    make_path(path, sizeof path, "dispatch.sqlite");
+    catalog cat;
+    CHECK_EQ_INT(catalog_open(path, &cat, err, sizeof err), 0);
+    sc_lists(&cat);
+    cat.close(cat.self);
+    CHECK_EQ_INT(count_rows(path, "SELECT count(*) FROM table_name"), 2);
+    CHECK_EQ_INT(catalog_open("", &cat, err, sizeof err), INGOT_E_INVALID);
+    /* a postgres:// spec goes to libpq, which cannot reach port 1 */
+    err[0] = 0;
+    CHECK_EQ_INT(catalog_open("postgresql://nobody@127.0.0.1:1/none?connect_timeout=2", &cat, err,
+                              sizeof err),
+                 INGOT_E_CATALOG);
+    CHECK(strstr(err, "127.0.0.1") != NULL);
+}
+
+static void test_extras_helpers(void)
+{
+    CHECK_EQ_INT(catalog_extras_validate(NULL, 0), 0);
+    CHECK_EQ_INT(catalog_extras_validate("", 5), 0);
+    CHECK_EQ_INT(catalog_extras_validate("6", 5), 0);
+    CHECK_EQ_INT(catalog_extras_validate("18446744073709551615,7", 5), 0);
+    CHECK_EQ_INT(catalog_extras_validate("5", 5), INGOT_E_INVALID);
+    CHECK_EQ_INT(catalog_extras_validate("18446744073709551616", 5), INGOT_E_INVALID);
+    CHECK_EQ_INT(catalog_extras_validate("7;8", 5), INGOT_E_INVALID);
+    CHECK_EQ_INT(catalog_extras_validate("+7", 5), INGOT_E_INVALID);
+    char *out = NULL;
+    CHECK_EQ_INT(catalog_extras_merge(NULL, 0, &out), 0);
+    CHECK_EQ_STR(out, "");
+    free(out);
+    CHECK_EQ_INT(catalog_extras_merge("9,3,9,12,1,18446744073709551615,12", 3, &out), 0);
+    CHECK_EQ_STR(out, "9,12,18446744073709551615");
+    free(out);
+    CHECK_EQ_INT(catalog_extras_merge("1,2", 2, &out), 0);
+    CHECK_EQ_STR(out, "");
+    free(out);
+    out = NULL;
+    CHECK_EQ_INT(catalog_extras_merge("1,,2", 0, &out), INGOT_E_CORRUPT);
+    CHECK(out == NULL);
 }
 
 int main(void)
@@ -252,8 +237,19 @@ int main(void)
     TEST_RUN(test_open_failure_describes_path);
     TEST_RUN(test_get_or_create_idempotent);
     TEST_RUN(test_column_conflict);
+    TEST_RUN(test_lists);
+    TEST_RUN(test_row_counts);
     TEST_RUN(test_reopen_keeps_data);
     TEST_RUN(test_two_handles_agree);
+    TEST_RUN(test_cas_race_two_handles);
+    TEST_RUN(test_partition_get_or_create);
+    TEST_RUN(test_cas_sort_key);
+    TEST_RUN(test_file_insert_and_list);
+    TEST_RUN(test_file_insert_invalid);
+    TEST_RUN(test_persisted_sequences);
+    TEST_RUN(test_concurrent);
+    TEST_RUN(test_catalog_open_dispatch);
+    TEST_RUN(test_extras_helpers);
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp_dir);
     if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmp_dir);

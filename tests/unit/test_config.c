@@ -82,6 +82,48 @@ static void test_errors(void)
     config_free(&c);
 }
 
+static void test_persistence_flags(void)
+{
+    ingot_config c;
+    char err[256];
+    CHECK_EQ_INT(parse(&c, 0, NULL, err), 0);
+    CHECK_EQ_INT(c.wal_rotation_period_s, 300);
+    CHECK_EQ_INT(c.persist_workers, 5);
+    CHECK_EQ_INT(c.persist_queue_depth, 250);
+    CHECK_EQ_INT(c.persist_hot_partition_bytes, 20000000);
+    CHECK_EQ_INT(c.disk_full_percent, 90);
+    CHECK_EQ_STR(c.object_store, "file");
+    config_free(&c);
+    char *a1[] = {"--wal-rotation-period", "5m", "--persist-workers=2"};
+    CHECK_EQ_INT(parse(&c, 3, a1, err), 0);
+    CHECK_EQ_INT(c.wal_rotation_period_s, 300);
+    CHECK_EQ_INT(c.persist_workers, 2);
+    config_free(&c);
+    char *a2[] = {"--wal-rotation-period", "2h"};
+    CHECK_EQ_INT(parse(&c, 2, a2, err), 0);
+    CHECK_EQ_INT(c.wal_rotation_period_s, 7200);
+    config_free(&c);
+    char *a3[] = {"--wal-rotation-period", "soon"};
+    CHECK_EQ_INT(parse(&c, 2, a3, err), -1);
+    config_free(&c);
+    char *a4[] = {"--object-store", "tape"};
+    CHECK_EQ_INT(parse(&c, 2, a4, err), -1);
+    config_free(&c);
+    char *a5[] = {"--object-store", "s3"};
+    CHECK_EQ_INT(parse(&c, 2, a5, err), -1);
+    CHECK(strstr(err, "--s3-endpoint") != NULL);
+    config_free(&c);
+    char *a6[] = {"--object-store", "s3", "--s3-endpoint", "http://127.0.0.1:9", "--s3-bucket", "b"};
+    CHECK_EQ_INT(parse(&c, 6, a6, err), 0);
+    config_free(&c);
+    char *a7[] = {"--disk-full-percent", "101"};
+    CHECK_EQ_INT(parse(&c, 2, a7, err), -1);
+    config_free(&c);
+    char *a8[] = {"--persist-queue-depth", "0"};
+    CHECK_EQ_INT(parse(&c, 2, a8, err), -1);
+    config_free(&c);
+}
+
 static void test_split_bind(void)
 {
     char host[64];
@@ -100,6 +142,7 @@ int main(void)
     TEST_RUN(test_defaults);
     TEST_RUN(test_flags_env_and_precedence);
     TEST_RUN(test_errors);
+    TEST_RUN(test_persistence_flags);
     TEST_RUN(test_split_bind);
     TEST_MAIN_END();
 }

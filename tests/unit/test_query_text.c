@@ -19,23 +19,6 @@ static void test_time_format(void)
     CHECK_EQ_STR(b, "1677-09-21T00:12:43.145224192Z");
 }
 
-static void test_json_string_escaping(void)
-{
-    strbuf s = {0};
-    query_text_json_string(&s, "a\"b\\c\n\x01", 7);
-    CHECK_EQ_STR(s.data, "\"a\\\"b\\\\c\\n\\u0001\"");
-    strbuf_reset(&s);
-    query_text_json_string(&s, "h\xc3\xa9 \xe2\x98\x83", 7); /* valid UTF-8 passes through */
-    CHECK_EQ_STR(s.data, "\"h\xc3\xa9 \xe2\x98\x83\"");
-    strbuf_reset(&s);
-    query_text_json_string(&s, "x\xff\xc3", 3); /* invalid bytes become U+FFFD */
-    CHECK_EQ_STR(s.data, "\"x\\ufffd\\ufffd\"");
-    strbuf_reset(&s);
-    query_text_json_string(&s, "\xed\xa0\x80", 3); /* a surrogate is not valid UTF-8 */
-    CHECK_EQ_STR(s.data, "\"\\ufffd\\ufffd\\ufffd\"");
-    strbuf_free(&s);
-}
-
 /* A two-row batch: tag h, f64 v (row 1 null), string s, time. */
 static query_batch *make_batch(void)
 {
@@ -131,7 +114,6 @@ static void test_format_parse(void)
 int main(void)
 {
     TEST_RUN(test_time_format);
-    TEST_RUN(test_json_string_escaping);
     TEST_RUN(test_jsonl_and_json);
     TEST_RUN(test_csv);
     TEST_RUN(test_empty_json_is_an_empty_array);

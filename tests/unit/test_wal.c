@@ -1,16 +1,19 @@
 /*
  * test_wal.c: unit tests of the WAL (framing, group commit, rotation, sticky failure, replay and
- * every kind of damage, inspect), the WalSink decorator, the op payload codec and CRC32C.
+ * every kind of damage, inspect, segment life cycle), the op payload codec and CRC32C (the
+ * WalSink has test_wal_sink.c).
  * Damaged segments are built byte by byte with seg_* helpers, so each test states exactly which
  * bytes are on disk. Every test works in its own fresh directory under $TMPDIR (or /tmp).
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "dml/dml.h"
@@ -19,24 +22,11 @@
 #include "util/log.h"
 #include "wal/wal.h"
 #include "wal/wal_internal.h"
+#include "wal_test_util.h"
 
 /* ---- helpers ---- */
 
-static char *make_tmpdir(void)
-{
-    const char *base = getenv("TMPDIR");
-    char tmpl[512];
-    snprintf(tmpl, sizeof tmpl, "%s/ingot_wal_test_XXXXXX", base && *base ? base : "/tmp");
-    char *d = mkdtemp(tmpl);
-    return d ? strdup(d) : NULL;
-}
 
-static void rm_rf(const char *dir)
-{
-    char cmd[1024];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    if (system(cmd) != 0) fprintf(stderr, "cannot remove %s\n", dir);
-}
 
 static long file_size(const char *path)
 {
@@ -75,12 +65,14 @@ static void seg_header(seg_buf *b, uint64_t id)
     seg_raw(b, h, sizeof h);
 }
 
-static void seg_entry(seg_buf *b, const void *payload, size_t len)
+/* One version-2 entry: frame (length, CRC32C(payload || seq), seq) and payload. */
+static void seg_entry(seg_buf *b, uint64_t seq, const void *payload, size_t len)
 {
-    uint8_t f[8];
+    uint8_t f[WAL_ENTRY_HEADER_BYTES];
     wal_put_u32(f, (uint32_t)len);
-    wal_put_u32(f + 4, crc32c(payload, len));
-    seg_raw(b, f, 8);
+    wal_put_u64(f + 8, seq);
+    wal_put_u32(f + 4, crc32c_update(crc32c(payload, len), f + 8, 8));
+    seg_raw(b, f, sizeof f);
     seg_raw(b, payload, len);
 }
 
@@ -101,55 +93,21 @@ static void seg_write(const char *path, const seg_buf *b)
     fclose(f);
 }
 
-/* A good segment with entries first..first+n-1 (seg_text). */
+/* A good segment with entries first..first+n-1 (seg_text), entry i with sequence i + 1. */
 static void seg_good(seg_buf *b, uint64_t id, int first, int n)
 {
     seg_header(b, id);
     for (int i = first; i < first + n; i++) {
         char t[64];
         size_t len = seg_text(t, i);
-        seg_entry(b, t, len);
+        seg_entry(b, (uint64_t)i + 1, t, len);
     }
 }
 
 /* Replay collector. */
-typedef struct collect {
-    int count;
-    char entries[8192][64];
-    uint64_t seg_of[8192];
-    int segment_ends;
-    uint64_t ended[64];
-} collect;
 
-static int collect_entry(void *arg, uint64_t segment_id, const uint8_t *payload, size_t len)
-{
-    collect *c = arg;
-    if (c->count < 8192) {
-        size_t n = len < 63 ? len : 63;
-        memcpy(c->entries[c->count], payload, n);
-        c->entries[c->count][n] = '\0';
-        c->seg_of[c->count] = segment_id;
-    }
-    c->count++;
-    return 0;
-}
 
-static int collect_end(void *arg, uint64_t segment_id, const char *path)
-{
-    collect *c = arg;
-    (void)path;
-    if (c->segment_ends < 64) c->ended[c->segment_ends] = segment_id;
-    c->segment_ends++;
-    return 0;
-}
 
-static int replay_into(const char *dir, bool skip, collect *c, wal_replay_stats *st, char *err,
-                       size_t errlen)
-{
-    memset(c, 0, sizeof *c);
-    wal_replay_callbacks cb = {.on_entry = collect_entry, .on_segment_end = collect_end, .arg = c};
-    return wal_replay(dir, skip, &cb, st, err, errlen);
-}
 
 static bool entry_is(const collect *c, int i, int n)
 {
@@ -159,15 +117,6 @@ static bool entry_is(const collect *c, int i, int n)
     return i < c->count && strcmp(c->entries[i], t) == 0;
 }
 
-static char *inspect_text(const char *dir, int *rc)
-{
-    char *buf = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&buf, &len);
-    *rc = wal_inspect(dir, f);
-    fclose(f);
-    return buf;
-}
 
 /* ---- CRC32C ---- */
 
@@ -205,7 +154,7 @@ static void test_crc32c_vectors(void)
 
 static void test_codec_round_trip(void)
 {
-    dml_op op = {.sequence = 0x0102030405060708ull,
+    dml_op op = {.sequence = 0x0102030405060708ull, /* not encoded: the WAL frame has it */
                  .namespace_name = "db_one",
                  .namespace_len = 6,
                  .lp_text = "cpu,host=a usage=1 1\n",
@@ -218,19 +167,18 @@ static void test_codec_round_trip(void)
     CHECK_EQ_INT(hdr[0], 1);
     CHECK_EQ_INT(hdr[1], LP_PRECISION_MS);
     CHECK_EQ_INT(hdr[2], 6);
-    CHECK_EQ_INT(hdr[8], 0x08); /* little-endian sequence */
-    CHECK_EQ_INT(hdr[15], 0x01);
+    CHECK_EQ_INT(wal_get_u32(hdr + 4), 0);                       /* reserved */
+    CHECK(wal_get_u64(hdr + 8) == (uint64_t)op.default_time_ns); /* little-endian, at 8 */
     uint8_t payload[256];
     size_t len = 0;
     for (int i = 0; i < 3; i++) {
         memcpy(payload + len, iov[i].iov_base, iov[i].iov_len);
         len += iov[i].iov_len;
     }
-    CHECK_EQ_INT(len, 24 + 6 + 21);
+    CHECK_EQ_INT(len, 16 + 6 + 21);
     dml_decoded d;
     char err[128];
     CHECK_EQ_INT(dml_op_decode(payload, len, &d, err, sizeof err), 0);
-    CHECK(d.sequence == op.sequence);
     CHECK_EQ_INT(d.precision, LP_PRECISION_MS);
     CHECK(d.default_time_ns == op.default_time_ns);
     CHECK_EQ_INT(d.namespace_len, 6);
@@ -238,7 +186,7 @@ static void test_codec_round_trip(void)
     CHECK_EQ_INT(d.lp_len, 21);
     CHECK(memcmp(d.lp_text, op.lp_text, 21) == 0);
     /* empty text is fine */
-    CHECK_EQ_INT(dml_op_decode(payload, 30, &d, err, sizeof err), 0);
+    CHECK_EQ_INT(dml_op_decode(payload, 22, &d, err, sizeof err), 0);
     CHECK_EQ_INT(d.lp_len, 0);
 }
 
@@ -256,7 +204,7 @@ static void test_codec_decode_errors(void)
     dml_decoded d;
     char err[160];
     uint8_t q[64];
-    CHECK_EQ_INT(dml_op_decode(p, 23, &d, err, sizeof err), INGOT_E_CORRUPT);
+    CHECK_EQ_INT(dml_op_decode(p, 15, &d, err, sizeof err), INGOT_E_CORRUPT);
     CHECK(strstr(err, "shorter") != NULL);
     memcpy(q, p, len);
     q[0] = 2;
@@ -281,25 +229,67 @@ static void test_codec_decode_errors(void)
 
 /* ---- writer ---- */
 
+/* What on_segment_closed reported. */
+typedef struct closed_log {
+    pthread_mutex_t mu;
+    int n;
+    uint64_t id[256], first[256], last[256], entries[256];
+    pthread_t thread[256];
+} closed_log;
+
+static void closed_cb(void *arg, uint64_t segment_id, uint64_t first_sequence,
+                      uint64_t last_sequence, uint64_t entries)
+{
+    closed_log *l = arg;
+    pthread_mutex_lock(&l->mu);
+    if (l->n < 256) {
+        l->id[l->n] = segment_id;
+        l->first[l->n] = first_sequence;
+        l->last[l->n] = last_sequence;
+        l->entries[l->n] = entries;
+        l->thread[l->n] = pthread_self();
+    }
+    l->n++;
+    pthread_mutex_unlock(&l->mu);
+}
+
+static int closed_count(closed_log *l)
+{
+    pthread_mutex_lock(&l->mu);
+    int n = l->n;
+    pthread_mutex_unlock(&l->mu);
+    return n;
+}
+
 static void test_framing_round_trip(void)
 {
     char *dir = make_tmpdir();
     char err[512];
     wal *w = NULL;
-    CHECK_EQ_INT(wal_open(dir, 1 << 20, 5, &w, err, sizeof err), 0);
+    CHECK_EQ_INT(wal_open(dir, 1 << 20, 5, 0, NULL, NULL, &w, err, sizeof err), INGOT_E_INVALID);
+    CHECK_EQ_INT(wal_open(dir, 1 << 20, 5, 7, NULL, NULL, &w, err, sizeof err), 0);
     if (!w) goto out;
-    struct iovec one = {"xyz", 3};
-    CHECK_EQ_INT(wal_append(w, 1, &one, 1, WAL_WAIT_WRITTEN), 0);
-    struct iovec iov[3] = {{"ab", 2}, {"", 0}, {"cdef", 4}};
-    CHECK_EQ_INT(wal_append(w, 2, iov, 3, WAL_WAIT_SYNCED), 0); /* synced: so is "xyz" */
-    CHECK_EQ_INT(wal_append(w, 3, iov + 1, 1, WAL_WAIT_SYNCED), INGOT_E_INVALID);
-    struct iovec huge = {"x", (size_t)WAL_MAX_ENTRY_BYTES + 1};
-    CHECK_EQ_INT(wal_append(w, 4, &huge, 1, WAL_WAIT_SYNCED), INGOT_E_TOO_LARGE);
     wal_stats st;
     wal_get_stats(w, &st);
+    CHECK_EQ_INT(st.next_sequence, 7);
+    uint64_t seq = 99;
+    struct iovec one = {"xyz", 3};
+    CHECK_EQ_INT(wal_append(w, &one, 1, WAL_WAIT_WRITTEN, &seq), 0);
+    CHECK_EQ_INT(seq, 7);
+    struct iovec iov[3] = {{"ab", 2}, {"", 0}, {"cdef", 4}};
+    CHECK_EQ_INT(wal_append(w, iov, 3, WAL_WAIT_SYNCED, &seq), 0); /* synced: so is "xyz" */
+    CHECK_EQ_INT(seq, 8);
+    CHECK_EQ_INT(wal_append(w, iov + 1, 1, WAL_WAIT_SYNCED, &seq), INGOT_E_INVALID);
+    CHECK_EQ_INT(seq, 0); /* refused before queueing: no sequence spent */
+    struct iovec huge = {"x", (size_t)WAL_MAX_ENTRY_BYTES + 1};
+    seq = 99;
+    CHECK_EQ_INT(wal_append(w, &huge, 1, WAL_WAIT_SYNCED, &seq), INGOT_E_TOO_LARGE);
+    CHECK_EQ_INT(seq, 0);
+    wal_get_stats(w, &st);
     CHECK_EQ_INT(st.entries, 2);
-    CHECK_EQ_INT(st.bytes, 8 + 6 + 8 + 3);
+    CHECK_EQ_INT(st.bytes, 16 + 6 + 16 + 3);
     CHECK_EQ_INT(st.segment_id, 5);
+    CHECK_EQ_INT(st.next_sequence, 9);
     CHECK(st.fsync_count >= 1 && st.batches == st.fsync_count);
     uint64_t bucket_sum = 0;
     for (int i = 0; i < WAL_FSYNC_BUCKETS; i++)
@@ -313,21 +303,26 @@ static void test_framing_round_trip(void)
     uint8_t b[128];
     size_t n = f ? fread(b, 1, sizeof b, f) : 0;
     if (f) fclose(f);
-    CHECK_EQ_INT(n, 32 + 14 + 11);
+    CHECK_EQ_INT(n, 32 + 19 + 22);
     CHECK(memcmp(b, "INGOTWAL", 8) == 0);
-    CHECK_EQ_INT(wal_get_u32(b + 8), 1);
+    CHECK_EQ_INT(wal_get_u32(b + 8), 2);
     CHECK_EQ_INT(wal_get_u64(b + 16), 5);
     CHECK_EQ_INT(wal_get_u32(b + 24), crc32c(b, 24));
+    uint8_t seq_le[8];
     CHECK_EQ_INT(wal_get_u32(b + 32), 3);
-    CHECK_EQ_INT(wal_get_u32(b + 36), crc32c("xyz", 3));
-    CHECK(memcmp(b + 40, "xyz", 3) == 0);
-    CHECK_EQ_INT(wal_get_u32(b + 43), 6);
-    CHECK_EQ_INT(wal_get_u32(b + 47), crc32c("abcdef", 6));
-    CHECK(memcmp(b + 51, "abcdef", 6) == 0);
+    wal_put_u64(seq_le, 7);
+    CHECK_EQ_INT(wal_get_u32(b + 36), crc32c_update(crc32c("xyz", 3), seq_le, 8));
+    CHECK_EQ_INT(wal_get_u64(b + 40), 7);
+    CHECK(memcmp(b + 48, "xyz", 3) == 0);
+    CHECK_EQ_INT(wal_get_u32(b + 51), 6);
+    wal_put_u64(seq_le, 8);
+    CHECK_EQ_INT(wal_get_u32(b + 55), crc32c("abcdef\x08\0\0\0\0\0\0\0", 14));
+    CHECK_EQ_INT(wal_get_u64(b + 59), 8);
+    CHECK(memcmp(b + 67, "abcdef", 6) == 0);
 
     /* a second open on the same first id refuses to clobber the segment */
     wal *w2 = NULL;
-    CHECK(wal_open(dir, 1 << 20, 5, &w2, err, sizeof err) == -EEXIST);
+    CHECK(wal_open(dir, 1 << 20, 5, 9, NULL, NULL, &w2, err, sizeof err) == -EEXIST);
     CHECK(w2 == NULL);
     CHECK(strstr(err, "5.wal") != NULL);
 
@@ -337,6 +332,10 @@ static void test_framing_round_trip(void)
     CHECK_EQ_INT(c.count, 2);
     CHECK_EQ_STR(c.entries[0], "xyz");
     CHECK_EQ_STR(c.entries[1], "abcdef");
+    CHECK_EQ_INT(c.seq[0], 7);
+    CHECK_EQ_INT(c.seq[1], 8);
+    CHECK_EQ_INT(rs.first_sequence, 7);
+    CHECK_EQ_INT(rs.max_sequence, 8);
     CHECK_EQ_INT(rs.max_segment_id, 5);
     CHECK_EQ_INT(rs.segments, 1);
     CHECK_EQ_INT(rs.torn_tails, 0);
@@ -346,49 +345,98 @@ out:
     free(dir);
 }
 
+/*
+ * Size rotation and wal_rotate() both report the closed segment: ids consecutive, ranges
+ * contiguous and matching what replay finds in each file; an empty segment reports entries 0 and
+ * first == last + 1; wal_rotate() returns after its callback ran; wal_close() reports nothing.
+ */
 static void test_rotation_many_entries(void)
 {
     char *dir = make_tmpdir();
     char err[512];
     wal *w = NULL;
-    CHECK_EQ_INT(wal_open(dir, 2048, 1, &w, err, sizeof err), 0);
+    static closed_log cl;
+    memset(&cl, 0, sizeof cl);
+    pthread_mutex_init(&cl.mu, NULL);
+    CHECK_EQ_INT(wal_open(dir, 2048, 1, 1000, closed_cb, &cl, &w, err, sizeof err), 0);
     if (!w) goto out;
+    uint64_t empty_id = 0;
     for (int i = 0; i < 600; i++) {
         char t[64];
         size_t len = seg_text(t, i);
         struct iovec iov = {t, len};
-        CHECK_EQ_INT(wal_append(w, (uint64_t)i, &iov, 1, WAL_WAIT_SYNCED), 0);
+        uint64_t seq = 0;
+        CHECK_EQ_INT(wal_append(w, &iov, 1, WAL_WAIT_SYNCED, &seq), 0);
+        CHECK_EQ_INT(seq, 1000 + (uint64_t)i);
         if (i == 300) {
             wal_stats before, after;
             wal_get_stats(w, &before);
+            int n0 = closed_count(&cl);
             CHECK_EQ_INT(wal_rotate(w), 0);
+            CHECK_EQ_INT(closed_count(&cl), n0 + 1); /* the callback ran before the return */
+            CHECK_EQ_INT(cl.id[n0], before.segment_id);
+            CHECK_EQ_INT(cl.last[n0], 1300);
+            CHECK(cl.entries[n0] > 0);
             wal_get_stats(w, &after);
             CHECK_EQ_INT(after.segment_id, before.segment_id + 1);
             CHECK_EQ_INT(after.rotations, before.rotations + 1);
+            /* rotating again closes an empty segment */
+            empty_id = after.segment_id;
+            CHECK_EQ_INT(wal_rotate(w), 0);
+            CHECK_EQ_INT(closed_count(&cl), n0 + 2);
+            CHECK_EQ_INT(cl.id[n0 + 1], empty_id);
+            CHECK_EQ_INT(cl.entries[n0 + 1], 0);
+            CHECK_EQ_INT(cl.first[n0 + 1], 1301);
+            CHECK_EQ_INT(cl.last[n0 + 1], 1300);
         }
     }
     wal_stats st;
     wal_get_stats(w, &st);
     CHECK(st.rotations > 5);
+    CHECK_EQ_INT(st.next_sequence, 1600);
     uint64_t last = st.segment_id;
+    int closed = closed_count(&cl);
     wal_close(w);
+    CHECK_EQ_INT(closed_count(&cl), closed); /* wal_close reports nothing */
+    CHECK_EQ_INT(closed, st.rotations);
+    CHECK_EQ_INT(closed, last - 1);
+    uint64_t covered = 0;
+    for (int k = 0; k < closed && k < 256; k++) {
+        CHECK_EQ_INT(cl.id[k], (uint64_t)k + 1);
+        CHECK(pthread_equal(cl.thread[k], pthread_self()) == 0); /* the writer thread */
+        CHECK_EQ_INT(cl.last[k] + 1 - cl.first[k], cl.entries[k]);
+        CHECK_EQ_INT(cl.first[k], k == 0 ? 1000 : cl.last[k - 1] + 1);
+        covered += cl.entries[k];
+    }
     for (uint64_t id = 1; id <= last; id++) {
         long sz = file_size(seg_path(dir, id));
         CHECK(sz >= 32);
-        if (id < last) CHECK(sz <= 2048 + 8 + 64); /* rotated right after crossing the limit */
+        if (id < last) CHECK(sz <= 2048 + 16 + 64); /* rotated right after crossing the limit */
     }
     static collect c;
     wal_replay_stats rs;
     CHECK_EQ_INT(replay_into(dir, false, &c, &rs, err, sizeof err), 0);
     CHECK_EQ_INT(c.count, 600);
-    for (int i = 0; i < 600; i++)
+    for (int i = 0; i < 600; i++) {
         CHECK(entry_is(&c, i, i));
+        CHECK_EQ_INT(c.seq[i], 1000 + (uint64_t)i);
+        /* the segment replay found it in is the one whose reported range holds it */
+        uint64_t id = c.seg_of[i];
+        if (id < last && id >= 1 && id <= 256)
+            CHECK(c.seq[i] >= cl.first[id - 1] && c.seq[i] <= cl.last[id - 1]);
+        else
+            CHECK(id == last && c.seq[i] > covered + 999);
+    }
     for (int i = 1; i < 600; i++)
         CHECK(c.seg_of[i] >= c.seg_of[i - 1]);
     CHECK_EQ_INT(rs.segments, last);
     CHECK_EQ_INT(rs.max_segment_id, last);
+    CHECK_EQ_INT(rs.first_sequence, 1000);
+    CHECK_EQ_INT(rs.max_sequence, 1599);
     CHECK_EQ_INT(c.segment_ends, last);
+    CHECK_EQ_INT(file_size(seg_path(dir, empty_id)), 32);
 out:
+    pthread_mutex_destroy(&cl.mu);
     rm_rf(dir);
     free(dir);
 }
@@ -399,6 +447,8 @@ typedef struct gc_arg {
     wal *w;
     int thread;
     int failures;
+    int out_of_order; /* a later append of this thread got a smaller sequence */
+    uint64_t seqs[500];
 } gc_arg;
 
 #define GC_THREADS 8
@@ -412,47 +462,63 @@ static void *gc_thread(void *p)
         int len = snprintf(t, sizeof t, "t%d-%d", a->thread, i);
         struct iovec iov[2] = {{t, 2}, {t + 2, (size_t)len - 2}};
         enum wal_wait wait = (a->thread % 4 == 3) ? WAL_WAIT_WRITTEN : WAL_WAIT_SYNCED;
-        if (wal_append(a->w, (uint64_t)(a->thread * GC_PER_THREAD + i), iov, 2, wait) != 0)
-            a->failures++;
+        if (wal_append(a->w, iov, 2, wait, &a->seqs[i]) != 0) a->failures++;
+        if (i > 0 && a->seqs[i] <= a->seqs[i - 1]) a->out_of_order++;
     }
     return NULL;
 }
 
+/*
+ * 8 concurrent appenders: group commit happens, every entry is there once, and the sequences are
+ * 1..N in WAL order: replay sees them contiguous and strictly increasing, each entry with the
+ * sequence its appender was told.
+ */
 static void test_group_commit_concurrent(void)
 {
     char *dir = make_tmpdir();
     char err[512];
     wal *w = NULL;
-    CHECK_EQ_INT(wal_open(dir, 16384, 1, &w, err, sizeof err), 0);
+    static closed_log cl;
+    memset(&cl, 0, sizeof cl);
+    pthread_mutex_init(&cl.mu, NULL);
+    CHECK_EQ_INT(wal_open(dir, 16384, 1, 1, closed_cb, &cl, &w, err, sizeof err), 0);
     if (!w) goto out;
     pthread_t th[GC_THREADS];
-    gc_arg args[GC_THREADS];
+    static gc_arg args[GC_THREADS];
     for (int t = 0; t < GC_THREADS; t++) {
         args[t] = (gc_arg){.w = w, .thread = t};
         pthread_create(&th[t], NULL, gc_thread, &args[t]);
     }
     for (int t = 0; t < GC_THREADS; t++)
         pthread_join(th[t], NULL);
-    for (int t = 0; t < GC_THREADS; t++)
+    for (int t = 0; t < GC_THREADS; t++) {
         CHECK_EQ_INT(args[t].failures, 0);
+        CHECK_EQ_INT(args[t].out_of_order, 0);
+    }
     wal_stats st;
     wal_get_stats(w, &st);
     wal_close(w);
     CHECK_EQ_INT(st.entries, GC_THREADS * GC_PER_THREAD);
+    CHECK_EQ_INT(st.next_sequence, GC_THREADS * GC_PER_THREAD + 1);
     CHECK(st.batches < st.entries); /* grouping happened */
     CHECK(st.rotations > 0);
+    CHECK_EQ_INT(closed_count(&cl), st.rotations);
     printf("  group commit: %llu entries in %llu batches, %llu rotations\n",
            (unsigned long long)st.entries, (unsigned long long)st.batches,
            (unsigned long long)st.rotations);
     static collect c;
-    CHECK_EQ_INT(replay_into(dir, false, &c, NULL, err, sizeof err), 0);
+    wal_replay_stats rs;
+    CHECK_EQ_INT(replay_into(dir, false, &c, &rs, err, sizeof err), 0);
     CHECK_EQ_INT(c.count, GC_THREADS * GC_PER_THREAD);
+    CHECK_EQ_INT(rs.first_sequence, 1);
+    CHECK_EQ_INT(rs.max_sequence, GC_THREADS * GC_PER_THREAD);
     static unsigned char seen[GC_THREADS][GC_PER_THREAD];
     memset(seen, 0, sizeof seen);
     int next[GC_THREADS] = {0};
-    bool in_order = true;
+    bool in_order = true, contiguous = true, told = true, in_reported_segment = true;
     for (int i = 0; i < c.count && i < 8192; i++) {
         int t, k;
+        if (c.seq[i] != (uint64_t)i + 1) contiguous = false;
         if (sscanf(c.entries[i], "t%d-%d", &t, &k) != 2 || t < 0 || t >= GC_THREADS || k < 0 ||
             k >= GC_PER_THREAD) {
             CHECK(!"bad entry");
@@ -461,12 +527,21 @@ static void test_group_commit_concurrent(void)
         seen[t][k]++;
         if (k != next[t]) in_order = false; /* one thread's appends are sequential */
         next[t] = k + 1;
+        if (args[t].seqs[k] != c.seq[i]) told = false;
+        uint64_t id = c.seg_of[i];
+        if (id <= (uint64_t)cl.n && id <= 256 &&
+            (c.seq[i] < cl.first[id - 1] || c.seq[i] > cl.last[id - 1]))
+            in_reported_segment = false;
     }
     CHECK(in_order);
+    CHECK(contiguous);
+    CHECK(told);
+    CHECK(in_reported_segment);
     for (int t = 0; t < GC_THREADS; t++)
         for (int k = 0; k < GC_PER_THREAD; k++)
             CHECK(seen[t][k] == 1);
 out:
+    pthread_mutex_destroy(&cl.mu);
     rm_rf(dir);
     free(dir);
 }
@@ -479,19 +554,24 @@ static void test_sticky_failure(void)
         char *dir = make_tmpdir();
         char err[512];
         wal *w = NULL;
-        CHECK_EQ_INT(wal_open(dir, 1 << 20, 1, &w, err, sizeof err), 0);
+        CHECK_EQ_INT(wal_open(dir, 1 << 20, 1, 1, NULL, NULL, &w, err, sizeof err), 0);
         if (!w) {
             free(dir);
             continue;
         }
         struct iovec good = {"good", 4}, bad = {"bad", 3}, later = {"later", 5};
-        CHECK_EQ_INT(wal_append(w, 1, &good, 1, WAL_WAIT_SYNCED), 0);
+        uint64_t seq = 0;
+        CHECK_EQ_INT(wal_append(w, &good, 1, WAL_WAIT_SYNCED, &seq), 0);
+        CHECK_EQ_INT(seq, 1);
         wal_stats before;
         wal_get_stats(w, &before);
         wal_test_inject_fault(w, (enum wal_test_fault)kind, kind == 1 ? ENOSPC : EIO);
-        CHECK_EQ_INT(wal_append(w, 2, &bad, 1, WAL_WAIT_SYNCED), INGOT_E_WAL_FAILED);
-        CHECK_EQ_INT(wal_append(w, 3, &later, 1, WAL_WAIT_SYNCED), INGOT_E_WAL_FAILED);
-        CHECK_EQ_INT(wal_append(w, 4, &later, 1, WAL_WAIT_WRITTEN), INGOT_E_WAL_FAILED);
+        CHECK_EQ_INT(wal_append(w, &bad, 1, WAL_WAIT_SYNCED, &seq), INGOT_E_WAL_FAILED);
+        CHECK_EQ_INT(seq, 2); /* assigned, then failed with its batch */
+        CHECK_EQ_INT(wal_append(w, &later, 1, WAL_WAIT_SYNCED, &seq), INGOT_E_WAL_FAILED);
+        CHECK_EQ_INT(seq, 0); /* refused before queueing */
+        CHECK_EQ_INT(wal_append(w, &later, 1, WAL_WAIT_WRITTEN, &seq), INGOT_E_WAL_FAILED);
+        CHECK_EQ_INT(seq, 0);
         CHECK_EQ_INT(wal_rotate(w), INGOT_E_WAL_FAILED);
         wal_stats after;
         wal_get_stats(w, &after);
@@ -500,6 +580,7 @@ static void test_sticky_failure(void)
         CHECK_EQ_INT(after.fsync_count, before.fsync_count); /* never retried, never counted */
         CHECK_EQ_INT(after.entries, 1);
         CHECK_EQ_INT(after.rotations, 0);
+        CHECK_EQ_INT(after.next_sequence, 3);
         wal_close(w);
         /* the acknowledged entry survives; the failed one may be there (written, unsynced) */
         static collect c;
@@ -520,13 +601,13 @@ static void test_written_then_sync_failure(void)
     char *dir = make_tmpdir();
     char err[512];
     wal *w = NULL;
-    CHECK_EQ_INT(wal_open(dir, 1 << 20, 1, &w, err, sizeof err), 0);
+    CHECK_EQ_INT(wal_open(dir, 1 << 20, 1, 1, NULL, NULL, &w, err, sizeof err), 0);
     if (!w) goto out;
     wal_test_inject_fault(w, WAL_TEST_FAULT_SYNC, EIO);
     struct iovec a = {"nosync", 6};
-    CHECK_EQ_INT(wal_append(w, 1, &a, 1, WAL_WAIT_WRITTEN), 0);
+    CHECK_EQ_INT(wal_append(w, &a, 1, WAL_WAIT_WRITTEN, NULL), 0);
     /* the next append sees the sticky failure (its batch came after the failed fsync) */
-    CHECK_EQ_INT(wal_append(w, 2, &a, 1, WAL_WAIT_SYNCED), INGOT_E_WAL_FAILED);
+    CHECK_EQ_INT(wal_append(w, &a, 1, WAL_WAIT_SYNCED, NULL), INGOT_E_WAL_FAILED);
     wal_stats st;
     wal_get_stats(w, &st);
     CHECK(st.failed);
@@ -580,11 +661,16 @@ static void test_replay_order_and_names(void)
     CHECK_EQ_INT(rs.segments, 3);
     CHECK_EQ_INT(rs.entries, 9);
     CHECK_EQ_INT(rs.max_segment_id, 10);
+    CHECK_EQ_INT(rs.first_sequence, 1); /* gaps between segments are fine */
+    CHECK_EQ_INT(rs.max_sequence, 23);
+    CHECK_EQ_INT(c.seq[3], 11);
     /* a missing directory is an empty WAL */
     snprintf(p, sizeof p, "%s/nope", dir);
     CHECK_EQ_INT(replay_into(p, false, &c, &rs, err, sizeof err), 0);
     CHECK_EQ_INT(rs.segments, 0);
     CHECK_EQ_INT(rs.max_segment_id, 0);
+    CHECK_EQ_INT(rs.first_sequence, 0);
+    CHECK_EQ_INT(rs.max_sequence, 0);
     free(b.p);
     rm_rf(dir);
     free(dir);
@@ -596,6 +682,7 @@ enum tail_kind {
     TAIL_ZEROS,       /* 4096 zero bytes */
     TAIL_CRC_AT_EOF,  /* a whole entry with a bad CRC, ending at EOF */
     TAIL_HUGE_LEN,    /* length over WAL_MAX_ENTRY_BYTES, frame header ends at EOF */
+    TAIL_SEQ_FLIP,    /* a whole entry whose sequence has a flipped bit, ending at EOF */
 };
 
 /* Segment 1 good (2 entries), segment 2 = 3 good entries + tail: replay truncates segment 2. */
@@ -625,13 +712,18 @@ static void check_torn_tail(enum tail_kind kind)
         seg_raw(&b, junk, sizeof junk);
         break;
     case TAIL_CRC_AT_EOF:
-        seg_entry(&b, "the last entry", 14);
+        seg_entry(&b, 100, "the last entry", 14);
         b.p[b.len - 3] ^= 0x20;
         break;
     case TAIL_HUGE_LEN: /* nothing after the frame header */
         wal_put_u32(junk, 0xfffffff0u);
         wal_put_u32(junk + 4, 1);
-        seg_raw(&b, junk, 8);
+        wal_put_u64(junk + 8, 100);
+        seg_raw(&b, junk, 16);
+        break;
+    case TAIL_SEQ_FLIP:
+        seg_entry(&b, 100, "the last entry", 14);
+        b.p[good + 8] ^= 0x01; /* sequence 100 -> 101: the checksum covers it */
         break;
     }
     size_t total = b.len;
@@ -657,6 +749,7 @@ static void check_torn_tail(enum tail_kind kind)
         CHECK(entry_is(&c, i, i));
     CHECK_EQ_INT(rs.torn_tails, 1);
     CHECK_EQ_INT(rs.torn_bytes, total - good);
+    CHECK_EQ_INT(rs.max_sequence, 5);
     CHECK_EQ_INT(file_size(seg_path(dir, 2)), good); /* really truncated */
     CHECK_EQ_INT(c.segment_ends, 2);
     /* a second replay is clean */
@@ -689,6 +782,7 @@ static void test_torn_tails(void)
     check_torn_tail(TAIL_ZEROS);
     check_torn_tail(TAIL_CRC_AT_EOF);
     check_torn_tail(TAIL_HUGE_LEN);
+    check_torn_tail(TAIL_SEQ_FLIP);
 }
 
 /* A last segment without a (valid) header is deleted; a header-only one is a clean empty segment.
@@ -789,14 +883,34 @@ static size_t entry_offset(int first, int k)
     size_t off = 32;
     for (int i = first; i < first + k; i++) {
         char t[64];
-        off += 8 + seg_text(t, i);
+        off += WAL_ENTRY_HEADER_BYTES + seg_text(t, i);
     }
     return off;
 }
 
 static void dmg_mid_crc(seg_buf *b)
 {
-    b->p[entry_offset(20, 1) + 9] ^= 1; /* payload of segment 2's second entry */
+    b->p[entry_offset(20, 1) + 17] ^= 1; /* payload of segment 2's second entry */
+}
+static void dmg_mid_seq_bit(seg_buf *b)
+{
+    b->p[entry_offset(20, 1) + 9] ^= 1; /* sequence of segment 2's second entry */
+}
+/* Rewrite entry k of segment 2 (entries 20..23, CRC fixed up) with sequence seq. */
+static void seg2_set_seq(seg_buf *b, int k, uint64_t seq)
+{
+    size_t off = entry_offset(20, k);
+    uint32_t len = wal_get_u32(b->p + off);
+    wal_put_u64(b->p + off + 8, seq);
+    wal_put_u32(b->p + off + 4, crc32c_update(crc32c(b->p + off + 16, len), b->p + off + 8, 8));
+}
+static void dmg_seq_repeat(seg_buf *b)
+{
+    seg2_set_seq(b, 2, 22); /* the same as the entry before */
+}
+static void dmg_seq_below_seg1(seg_buf *b)
+{
+    seg2_set_seq(b, 0, 14); /* segment 1 ended at 14 */
 }
 static void dmg_last_crc_seg1(seg_buf *b)
 {
@@ -808,7 +922,7 @@ static void dmg_magic(seg_buf *b)
 }
 static void dmg_version(seg_buf *b)
 {
-    b->p[8] = 2;
+    b->p[8] = 3;
 }
 static void dmg_header_crc(seg_buf *b)
 {
@@ -839,9 +953,14 @@ static void test_corruption(void)
     check_corrupt("crc mid-file", 2, dmg_mid_crc, entry_offset(20, 1), "checksum mismatch");
     check_corrupt("crc in non-last", 1, dmg_last_crc_seg1, entry_offset(10, 3),
                   "checksum mismatch");
+    check_corrupt("sequence bit", 2, dmg_mid_seq_bit, entry_offset(20, 1), "checksum mismatch");
+    check_corrupt("sequence repeats", 2, dmg_seq_repeat, entry_offset(20, 2),
+                  "sequence 22 is not above the previous entry's 22");
+    check_corrupt("sequence below the previous segment's", 2, dmg_seq_below_seg1, 32,
+                  "sequence 14 is not above the previous entry's 14");
     check_corrupt("bad magic", 2, dmg_magic, 0, "bad magic");
     check_corrupt("bad magic non-last", 1, dmg_magic, 0, "bad magic");
-    check_corrupt("version", 2, dmg_version, 8, "version 2");
+    check_corrupt("version", 2, dmg_version, 8, "unsupported WAL format version 3");
     check_corrupt("header crc", 2, dmg_header_crc, 24, "header checksum");
     check_corrupt("segment id", 2, dmg_wrong_id, 16, "id 7 does not match");
     check_corrupt("huge length", 2, dmg_huge_len, entry_offset(20, 2), "over the maximum");
@@ -882,9 +1001,11 @@ static void test_skip_corrupt_partial(void)
     free(dir);
 }
 
-static int stop_at_third(void *arg, uint64_t segment_id, const uint8_t *payload, size_t len)
+static int stop_at_third(void *arg, uint64_t segment_id, uint64_t sequence, const uint8_t *payload,
+                         size_t len)
 {
     (void)segment_id;
+    (void)sequence;
     (void)payload;
     (void)len;
     return ++*(int *)arg == 3 ? 42 : 0;
@@ -913,18 +1034,16 @@ static void test_inspect_sequences(void)
     char *dir = make_tmpdir();
     char err[512];
     wal *w = NULL;
-    CHECK_EQ_INT(wal_open(dir, 1 << 20, 3, &w, err, sizeof err), 0);
+    CHECK_EQ_INT(wal_open(dir, 1 << 20, 3, 100, NULL, NULL, &w, err, sizeof err), 0);
     if (!w) goto out;
     for (uint64_t s = 100; s < 105; s++) {
-        dml_op op = {.sequence = s,
-                     .namespace_name = "ns",
-                     .namespace_len = 2,
-                     .lp_text = "m f=1",
-                     .lp_len = 5};
+        dml_op op = {.namespace_name = "ns", .namespace_len = 2, .lp_text = "m f=1", .lp_len = 5};
         uint8_t h[DML_PAYLOAD_HEADER_BYTES];
         struct iovec iov[3];
         dml_op_encode(&op, h, iov);
-        CHECK_EQ_INT(wal_append(w, s, iov, 3, WAL_WAIT_SYNCED), 0);
+        uint64_t seq = 0;
+        CHECK_EQ_INT(wal_append(w, iov, 3, WAL_WAIT_SYNCED, &seq), 0);
+        CHECK_EQ_INT(seq, s);
         if (s == 102) CHECK_EQ_INT(wal_rotate(w), 0);
     }
     CHECK_EQ_INT(wal_rotate(w), 0);
@@ -935,6 +1054,7 @@ static void test_inspect_sequences(void)
     CHECK(text && strstr(text, "100..102") && strstr(text, "103..104"));
     CHECK(text && strstr(text, "total: 3 segments, 5 entries"));
     CHECK(text && strstr(text, "sequences 100..104, 0 damaged"));
+    CHECK(text && !strstr(text, "not ops"));
     /* the empty last segment shows "-" */
     CHECK(text && strstr(text, "5.wal"));
     if (text) fputs(text, stdout);
@@ -944,134 +1064,95 @@ out:
     free(dir);
 }
 
-/* ---- WalSink ---- */
+/* ---- segment life cycle ---- */
 
-typedef struct fake_wal {
-    int rc;
-    int calls;
-    uint64_t last_seq;
-    enum wal_wait last_wait;
-    uint8_t payload[256];
-    size_t len;
-} fake_wal;
-
-static int fake_append(void *self, uint64_t sequence, const struct iovec *iov, int iovcnt,
-                       enum wal_wait wait)
-{
-    fake_wal *f = self;
-    f->calls++;
-    f->last_seq = sequence;
-    f->last_wait = wait;
-    f->len = 0;
-    for (int i = 0; i < iovcnt; i++) {
-        memcpy(f->payload + f->len, iov[i].iov_base, iov[i].iov_len);
-        f->len += iov[i].iov_len;
-    }
-    return f->rc;
-}
-
-typedef struct fake_inner {
-    fake_wal *wal;
-    int calls;
-    int wal_calls_seen; /* how many commits had happened when apply ran */
-    uint64_t seq_seen;
-    int rc;
-} fake_inner;
-
-static int fake_apply(void *self, dml_op *op)
-{
-    fake_inner *in = self;
-    in->calls++;
-    in->wal_calls_seen = in->wal->calls;
-    in->seq_seen = op->sequence;
-    return in->rc;
-}
-
-static void test_wal_sink(void)
-{
-    fake_wal fw = {0};
-    fake_inner fi = {.wal = &fw};
-    wal_sink *s = wal_sink_new((wal_appender){.self = &fw, .append = fake_append},
-                               (dml_sink){.self = &fi, .apply = fake_apply}, 77);
-    CHECK(s != NULL);
-    if (!s) return;
-    dml_sink sink = wal_sink_as_dml(s);
-    dml_op op = {.namespace_name = "db",
-                 .namespace_len = 2,
-                 .lp_text = "m v=1 5",
-                 .lp_len = 7,
-                 .precision = LP_PRECISION_S,
-                 .default_time_ns = 99};
-    CHECK_EQ_INT(dml_sink_apply(&sink, &op), 0);
-    CHECK_EQ_INT(op.sequence, 77);
-    CHECK_EQ_INT(fw.calls, 1);
-    CHECK_EQ_INT(fw.last_seq, 77);
-    CHECK_EQ_INT(fw.last_wait, WAL_WAIT_SYNCED);
-    CHECK_EQ_INT(fi.calls, 1);
-    CHECK_EQ_INT(fi.wal_calls_seen, 1); /* inner ran after the commit */
-    CHECK_EQ_INT(fi.seq_seen, 77);
-    dml_decoded d;
-    char err[128];
-    CHECK_EQ_INT(dml_op_decode(fw.payload, fw.len, &d, err, sizeof err), 0);
-    CHECK_EQ_INT(d.sequence, 77);
-    CHECK_EQ_INT(d.precision, LP_PRECISION_S);
-    CHECK_EQ_INT(d.default_time_ns, 99);
-    CHECK(d.lp_len == 7 && memcmp(d.lp_text, "m v=1 5", 7) == 0);
-
-    op.durability = DML_DURABILITY_WRITTEN;
-    CHECK_EQ_INT(dml_sink_apply(&sink, &op), 0);
-    CHECK_EQ_INT(op.sequence, 78);
-    CHECK_EQ_INT(fw.last_wait, WAL_WAIT_WRITTEN);
-    CHECK_EQ_INT(fi.calls, 2);
-
-    fw.rc = INGOT_E_WAL_FAILED;
-    CHECK_EQ_INT(dml_sink_apply(&sink, &op), INGOT_E_WAL_FAILED);
-    CHECK_EQ_INT(fw.calls, 3);
-    CHECK_EQ_INT(fi.calls, 2); /* never saw the failed op */
-    fw.rc = 0;
-    fi.rc = INGOT_E_LIMIT;
-    CHECK_EQ_INT(dml_sink_apply(&sink, &op), INGOT_E_LIMIT); /* inner's error goes up */
-    op.namespace_len = 70000;
-    CHECK_EQ_INT(dml_sink_apply(&sink, &op), INGOT_E_INVALID);
-    CHECK_EQ_INT(fw.calls, 4);
-    wal_sink_free(s);
-}
-
-/* WalSink over the real WAL: what replay reads back decodes to what was applied. */
-static void test_wal_sink_real_wal(void)
+static void test_delete_segment(void)
 {
     char *dir = make_tmpdir();
     char err[512];
     wal *w = NULL;
-    CHECK_EQ_INT(wal_open(dir, 1 << 20, 1, &w, err, sizeof err), 0);
+    static closed_log cl;
+    memset(&cl, 0, sizeof cl);
+    pthread_mutex_init(&cl.mu, NULL);
+    CHECK_EQ_INT(wal_open(dir, 1 << 20, 1, 1, closed_cb, &cl, &w, err, sizeof err), 0);
     if (!w) goto out;
-    fake_wal unused = {0};
-    fake_inner fi = {.wal = &unused};
-    wal_sink *s = wal_sink_new(wal_as_appender(w), (dml_sink){.self = &fi, .apply = fake_apply}, 1);
-    dml_sink sink = wal_sink_as_dml(s);
-    for (int i = 0; i < 10; i++) {
-        char text[32];
-        int n = snprintf(text, sizeof text, "m v=%d", i);
-        dml_op op = {.namespace_name = "dbx",
-                     .namespace_len = 3,
-                     .lp_text = text,
-                     .lp_len = (size_t)n,
-                     .default_time_ns = i};
-        CHECK_EQ_INT(dml_sink_apply(&sink, &op), 0);
+    for (int i = 0; i < 6; i++) {
+        char t[64];
+        struct iovec iov = {t, seg_text(t, i)};
+        CHECK_EQ_INT(wal_append(w, &iov, 1, WAL_WAIT_SYNCED, NULL), 0);
+        if (i % 2 == 1) CHECK_EQ_INT(wal_rotate(w), 0);
     }
-    CHECK_EQ_INT(fi.calls, 10);
-    wal_sink_free(s);
     wal_close(w);
+    CHECK_EQ_INT(cl.n, 3);
+    /* delete segment 2 (sequences 3..4) as the persister would, out of order */
+    CHECK_EQ_INT(cl.id[1], 2);
+    CHECK_EQ_INT(cl.first[1], 3);
+    CHECK_EQ_INT(cl.last[1], 4);
+    CHECK_EQ_INT(wal_delete_segment(dir, 2), 0);
+    CHECK_EQ_INT(file_size(seg_path(dir, 2)), -1);
+    CHECK_EQ_INT(wal_delete_segment(dir, 2), 0); /* absent: fine */
+    char p[1024];
+    snprintf(p, sizeof p, "%s/nope", dir);
+    CHECK_EQ_INT(wal_delete_segment(p, 1), 0);
     static collect c;
-    CHECK_EQ_INT(replay_into(dir, false, &c, NULL, err, sizeof err), 0);
-    CHECK_EQ_INT(c.count, 10);
-    int rc;
-    char *text = inspect_text(dir, &rc);
-    CHECK(text && strstr(text, "1..10") && strstr(text, " ok"));
-    free(text);
+    wal_replay_stats rs;
+    CHECK_EQ_INT(replay_into(dir, false, &c, &rs, err, sizeof err), 0);
+    CHECK_EQ_INT(c.count, 4);
+    CHECK(entry_is(&c, 0, 0) && entry_is(&c, 1, 1) && entry_is(&c, 2, 4) && entry_is(&c, 3, 5));
+    CHECK_EQ_INT(c.seq[2], 5);
+    CHECK_EQ_INT(rs.max_sequence, 6);
+    CHECK_EQ_INT(rs.max_segment_id, 4); /* the empty open segment */
+    /* replay, then delete each segment from on_segment_end: nothing is left */
+    CHECK_EQ_INT(wal_delete_segment(dir, 1), 0);
+    CHECK_EQ_INT(wal_delete_segment(dir, 3), 0);
+    CHECK_EQ_INT(wal_delete_segment(dir, 4), 0);
+    CHECK_EQ_INT(replay_into(dir, false, &c, &rs, err, sizeof err), 0);
+    CHECK_EQ_INT(rs.segments, 0);
 out:
+    pthread_mutex_destroy(&cl.mu);
     rm_rf(dir);
     free(dir);
+}
+
+/* A segment in the old format (version 1: 8-byte frames, no sequence) is refused as corrupt. */
+static void test_version1_refused(void)
+{
+    for (int last = 0; last <= 1; last++) {
+        char *dir = make_tmpdir();
+        char err[512];
+        seg_buf b = {0};
+        uint8_t h[WAL_SEGMENT_HEADER_BYTES] = {0};
+        memcpy(h, "INGOTWAL", 8);
+        wal_put_u32(h + 8, 1);
+        wal_put_u64(h + 16, 1);
+        wal_put_u32(h + 24, crc32c(h, 24));
+        seg_raw(&b, h, sizeof h);
+        uint8_t f[8];
+        wal_put_u32(f, 5);
+        wal_put_u32(f + 4, crc32c("hello", 5));
+        seg_raw(&b, f, 8);
+        seg_raw(&b, "hello", 5);
+        seg_write(seg_path(dir, 1), &b);
+        if (!last) {
+            b.len = 0;
+            seg_header(&b, 2);
+            seg_write(seg_path(dir, 2), &b);
+        }
+        static collect c;
+        wal_replay_stats rs;
+        CHECK_EQ_INT(replay_into(dir, false, &c, &rs, err, sizeof err), INGOT_E_CORRUPT);
+        CHECK(strstr(err, "1.wal: offset 8: unsupported WAL format version 1") != NULL);
+        CHECK_EQ_INT(c.count, 0);
+        CHECK_EQ_INT(file_size(seg_path(dir, 1)), 32 + 13); /* untouched, not a torn tail */
+        int irc;
+        char *text = inspect_text(dir, &irc);
+        CHECK_EQ_INT(irc, 1);
+        CHECK(text && strstr(text, "CORRUPT at offset 8: unsupported WAL format version 1"));
+        free(text);
+        free(b.p);
+        rm_rf(dir);
+        free(dir);
+    }
 }
 
 int main(void)
@@ -1092,7 +1173,7 @@ int main(void)
     TEST_RUN(test_skip_corrupt_partial);
     TEST_RUN(test_replay_callback_stops);
     TEST_RUN(test_inspect_sequences);
-    TEST_RUN(test_wal_sink);
-    TEST_RUN(test_wal_sink_real_wal);
+    TEST_RUN(test_delete_segment);
+    TEST_RUN(test_version1_refused);
     TEST_MAIN_END();
 }

@@ -1,0 +1,309 @@
+/*
+ * ingester_replay.c: start-up replay of the WAL (ARCHITECTURE §3, §9).
+ *
+ * For each segment in id order: every entry is decoded, parsed and resolved against the catalog
+ * again, and applied straight to the buffer sink (not the WalSink: nothing is logged twice) with
+ * its logged sequence number; then everything buffered is persisted, and the segment deleted.
+ * Replay, persist, delete, repeat: a crash loop still makes progress (IOx #6461).
+ *
+ * Idempotence: the catalog records, per partition, what its Parquet files cover of the WAL (the
+ * largest watermark and the sequences above it). An op, or the part of it that falls into a
+ * partition, that the catalog says is persisted is skipped, so a crash after a persist and before
+ * the segment's deletion never puts a row into two Parquet files. Sequence numbers of the new
+ * segment start past every one replayed or persisted, so they never repeat across restarts.
+ *
+ * Orphans: a crash between a Parquet put and its catalog row leaves an object no catalog row
+ * names, holding rows that replay persists again. The `file` store belongs to this process alone,
+ * so at start-up every *.parquet object the catalog does not know is removed before replay. (An
+ * S3 store may be shared by a fleet, where another ingester's object can be between its put and
+ * its catalog row: orphans there are left to an external collector, as in IOx.)
+ *
+ * A logged op that no longer validates (the catalog was replaced?) stops start-up naming the
+ * segment and sequence: it was acknowledged, so dropping it silently is not an option.
+ */
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "ingester_internal.h"
+#include "util/log.h"
+
+#define PERSISTED_BUCKETS 1024
+
+/* What the catalog says is persisted of one partition. */
+typedef struct persisted_partition {
+    int64_t table_id;
+    char key[11];
+    uint64_t max_sequence;
+    uint64_t *extras; /* ascending, all > max_sequence */
+    size_t extra_count;
+    struct persisted_partition *next;
+} persisted_partition;
+
+typedef struct replay_ctx {
+    ingester *ing;
+    dml_sink buffer_sink;
+    persisted_partition *persisted[PERSISTED_BUCKETS];
+    uint64_t persisted_max; /* the largest sequence any Parquet file covers */
+    uint64_t ops;
+    int oom;
+    lp_batch batch; /* reused across entries */
+    schema_op_tables tables;
+    char err[512];
+} replay_ctx;
+
+static size_t bucket_of(int64_t table_id, const char *key)
+{
+    uint64_t h = (uint64_t)table_id * 0x9E3779B97F4A7C15ull;
+    for (const char *c = key; *c; c++) h = (h ^ (unsigned char)*c) * 1099511628211ull;
+    return (size_t)(h % PERSISTED_BUCKETS);
+}
+
+static void load_persisted(void *arg, int64_t table_id, const char *partition_key,
+                           uint64_t max_sequence, const char *sequence_extras)
+{
+    replay_ctx *rc = arg;
+    persisted_partition *p = calloc(1, sizeof *p);
+    if (!p) {
+        rc->oom = 1;
+        return;
+    }
+    p->table_id = table_id;
+    snprintf(p->key, sizeof p->key, "%s", partition_key);
+    p->max_sequence = max_sequence;
+    if (max_sequence > rc->persisted_max) rc->persisted_max = max_sequence;
+    size_t n = *sequence_extras ? 1 : 0;
+    for (const char *c = sequence_extras; *c; c++) n += *c == ',';
+    if (n && !(p->extras = calloc(n, sizeof *p->extras))) rc->oom = 1;
+    for (const char *c = sequence_extras; p->extras && *c;) {
+        char *end;
+        uint64_t v = strtoull(c, &end, 10);
+        p->extras[p->extra_count++] = v;
+        if (v > rc->persisted_max) rc->persisted_max = v;
+        c = *end == ',' ? end + 1 : end;
+        if (end == c && *c) break; /* not a number: stop rather than loop */
+    }
+    size_t b = bucket_of(table_id, partition_key);
+    p->next = rc->persisted[b];
+    rc->persisted[b] = p;
+}
+
+static bool is_persisted(replay_ctx *rc, int64_t table_id, const char *key, uint64_t sequence)
+{
+    for (persisted_partition *p = rc->persisted[bucket_of(table_id, key)]; p; p = p->next) {
+        if (p->table_id != table_id || strcmp(p->key, key) != 0) continue;
+        if (sequence <= p->max_sequence) return true;
+        for (size_t i = 0; i < p->extra_count; i++)
+            if (p->extras[i] == sequence) return true;
+        return false;
+    }
+    return false;
+}
+
+/* Drop the lines of the batch whose partition already holds this op in Parquet. */
+static size_t drop_persisted_lines(replay_ctx *rc, uint64_t sequence)
+{
+    lp_batch *b = &rc->batch;
+    size_t kept = 0, dropped = 0;
+    for (size_t i = 0; i < b->line_count; i++) {
+        const lp_line *line = &b->lines[i];
+        char key[11];
+        buffer_partition_key(line->time_ns, key);
+        if (is_persisted(rc, rc->tables.tables[line->table_slot]->catalog_id, key, sequence)) {
+            dropped++;
+            continue;
+        }
+        b->lines[kept++] = *line;
+    }
+    b->line_count = kept;
+    return dropped;
+}
+
+static int replay_entry(void *arg, uint64_t segment_id, uint64_t sequence, const uint8_t *payload,
+                        size_t len)
+{
+    replay_ctx *rc = arg;
+    ingester *ing = rc->ing;
+    dml_decoded d;
+    int rv = dml_op_decode(payload, len, &d, rc->err, sizeof rc->err);
+    if (rv != 0) return rv;
+    char ns_name[SCHEMA_MAX_NAMESPACE_BYTES + 1];
+    if (d.namespace_len > SCHEMA_MAX_NAMESPACE_BYTES) {
+        snprintf(rc->err, sizeof rc->err, "segment %" PRIu64 ", sequence %" PRIu64 ": namespace name too long",
+                 segment_id, sequence);
+        return INGOT_E_CORRUPT;
+    }
+    memcpy(ns_name, d.namespace_name, d.namespace_len);
+    ns_name[d.namespace_len] = '\0';
+    schema_namespace *ns;
+    if ((rv = schema_namespace_get(ing->schema, ns_name, true, &ns, rc->err, sizeof rc->err)) != 0)
+        return rv;
+    lp_batch_reset(&rc->batch);
+    lp_options opts = {.precision = d.precision, .default_time_ns = d.default_time_ns, .max_errors = 1};
+    if ((rv = lp_parse(d.lp_text, d.lp_len, &opts, &rc->batch)) != 0) return rv;
+    rv = schema_check(ing->schema, ns, &rc->batch, false, &rc->tables, rc->err, sizeof rc->err);
+    if (rv == 0 && rc->batch.bad_line_count > 0) {
+        const lp_error *e = &rc->batch.errors[0];
+        snprintf(rc->err, sizeof rc->err,
+                 "segment %" PRIu64 ", sequence %" PRIu64 ": logged write no longer validates "
+                 "(line %u, column %u: %s); was the catalog replaced?",
+                 segment_id, sequence, e->line_number, e->column, e->message);
+        return INGOT_E_CORRUPT;
+    }
+    if (rv != 0) return rv;
+    if (drop_persisted_lines(rc, sequence) > 0) ing->replay_ops_skipped++;
+    if (rc->batch.line_count > 0) {
+        dml_op op = {.sequence = sequence,
+                     .ns = ns,
+                     .namespace_name = d.namespace_name,
+                     .namespace_len = d.namespace_len,
+                     .batch = &rc->batch,
+                     .tables = &rc->tables,
+                     .lp_text = d.lp_text,
+                     .lp_len = d.lp_len,
+                     .precision = d.precision,
+                     .default_time_ns = d.default_time_ns,
+                     .row_count = rc->batch.line_count};
+        if ((rv = dml_sink_apply(&rc->buffer_sink, &op)) != 0) {
+            snprintf(rc->err, sizeof rc->err, "segment %" PRIu64 ": applying sequence %" PRIu64 ": %s",
+                     segment_id, sequence, ingot_strerror(rv));
+            return rv;
+        }
+    }
+    atomic_store(&ing->replay_watermark, sequence);
+    rc->ops++;
+    return 0;
+}
+
+/* The segment is in the buffer: persist all of it, then the segment can go. */
+static int replay_segment_end(void *arg, uint64_t segment_id, const char *path)
+{
+    replay_ctx *rc = arg;
+    ingester *ing = rc->ing;
+    int rv = persister_persist_all(ing->persist, ing->buffer);
+    persister_wait_idle(ing->persist); /* hot partitions queued during the replay */
+    if (rv != 0) {
+        snprintf(rc->err, sizeof rc->err, "persisting segment %" PRIu64 ": %s", segment_id,
+                 ingot_strerror(rv));
+        return rv;
+    }
+    if ((rv = wal_delete_segment(ing->cfg->wal_dir, segment_id)) != 0) {
+        snprintf(rc->err, sizeof rc->err, "deleting %s: %s", path, ingot_strerror(rv));
+        return rv;
+    }
+    atomic_fetch_add(&ing->segments_deleted, 1);
+    log_info("wal replay: segment %" PRIu64 " replayed, persisted and deleted", segment_id);
+    return 0;
+}
+
+typedef struct orphan_sweep {
+    ingester *ing;
+    char **paths; /* objects to remove */
+    size_t count, cap;
+    int rv;
+} orphan_sweep;
+
+static void collect_orphan(void *arg, const char *path, uint64_t size_bytes)
+{
+    (void)size_bytes;
+    orphan_sweep *o = arg;
+    size_t len = strlen(path);
+    const char *name = strrchr(path, '/');
+    name = name ? name + 1 : path;
+    if (len < 8 || strcmp(path + len - 8, ".parquet") != 0 || strlen(name) != 36 + 8) return;
+    char uuid[37];
+    memcpy(uuid, name, 36);
+    uuid[36] = '\0';
+    int64_t id;
+    int rv = o->ing->cat.parquet_file_lookup(o->ing->cat.self, uuid, &id);
+    if (rv == 0) return;
+    if (rv != INGOT_E_NOT_FOUND) {
+        o->rv = rv;
+        return;
+    }
+    if (o->count == o->cap) {
+        size_t cap = o->cap ? o->cap * 2 : 16;
+        char **grown = realloc(o->paths, cap * sizeof *grown);
+        if (!grown) {
+            o->rv = INGOT_E_NOMEM;
+            return;
+        }
+        o->paths = grown;
+        o->cap = cap;
+    }
+    if (!(o->paths[o->count] = strdup(path))) o->rv = INGOT_E_NOMEM;
+    else o->count++;
+}
+
+/* Remove the Parquet objects of the file store that no catalog row names (see above). */
+static int remove_orphans(ingester *ing, char *err, size_t errlen)
+{
+    if (strcmp(ing->cfg->object_store, "file") != 0) return 0;
+    orphan_sweep o = {.ing = ing};
+    int rv = ing->store.list(ing->store.self, "", collect_orphan, &o);
+    if (rv == 0) rv = o.rv;
+    for (size_t i = 0; i < o.count; i++) {
+        if (rv == 0) {
+            rv = ing->store.remove(ing->store.self, o.paths[i]);
+            if (rv == 0) log_warn("object store: removed %s: no catalog row names it (a crash "
+                                  "between its put and its catalog row)", o.paths[i]);
+        }
+        free(o.paths[i]);
+    }
+    free(o.paths);
+    if (rv != 0) snprintf(err, errlen, "removing orphaned Parquet objects: %s", ingot_strerror(rv));
+    return rv;
+}
+
+static double monotonic_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+int ingester_replay(ingester *ing, uint64_t *next_sequence, char *err, size_t errlen)
+{
+    replay_ctx *rc = calloc(1, sizeof *rc);
+    if (!rc) return INGOT_E_NOMEM;
+    rc->ing = ing;
+    rc->buffer_sink = buffer_tree_as_sink(ing->buffer);
+    double t0 = monotonic_seconds();
+    int rv = remove_orphans(ing, err, errlen);
+    if (rv != 0) goto done;
+    rv = ing->cat.persisted_sequences(ing->cat.self, load_persisted, rc);
+    if (rv == 0 && rc->oom) rv = INGOT_E_NOMEM;
+    if (rv != 0) {
+        snprintf(err, errlen, "reading what is persisted from the catalog: %s", ingot_strerror(rv));
+        goto done;
+    }
+    wal_replay_callbacks cb = {.on_entry = replay_entry, .on_segment_end = replay_segment_end, .arg = rc};
+    rv = wal_replay(ing->cfg->wal_dir, ing->cfg->wal_skip_corrupt, &cb, &ing->replay, err, errlen);
+    if (rv != 0) {
+        size_t n = strlen(err);
+        if (rc->err[0]) snprintf(err + n, errlen - n, "%swal replay: %s", n ? ": " : "", rc->err);
+        goto done;
+    }
+    ing->replay_seconds = monotonic_seconds() - t0;
+    uint64_t last = ing->replay.max_sequence > rc->persisted_max ? ing->replay.max_sequence
+                                                                  : rc->persisted_max;
+    *next_sequence = last + 1;
+    atomic_store(&ing->replay_watermark, last);
+    log_info("wal replay: %" PRIu64 " segments, %" PRIu64 " ops (%" PRIu64 " skipped as persisted), %"
+             PRIu64 " torn tails truncated (%" PRIu64 " bytes), %" PRIu64
+             " corrupt segments set aside, %.3f s; next sequence %" PRIu64,
+             ing->replay.segments, rc->ops, ing->replay_ops_skipped, ing->replay.torn_tails,
+             ing->replay.torn_bytes, ing->replay.corrupt_skipped, ing->replay_seconds, *next_sequence);
+done:
+    for (size_t b = 0; b < PERSISTED_BUCKETS; b++)
+        for (persisted_partition *p = rc->persisted[b], *next; p; p = next) {
+            next = p->next;
+            free(p->extras);
+            free(p);
+        }
+    lp_batch_free(&rc->batch);
+    schema_op_tables_free(&rc->tables);
+    free(rc);
+    return rv;
+}

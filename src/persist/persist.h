@@ -1,0 +1,80 @@
+/*
+ * persist.h: the persister: turns buffer snapshots into Parquet files in the object store,
+ * recorded in the catalog (ARCHITECTURE §6), on the PersistHandle's workers.
+ *
+ * One job per snapshot: catalog partition (create) -> sort key (computed, compare-and-swap in the
+ * catalog, redone on conflict) -> sort + de-duplicate (compaction pool) -> Parquet -> object
+ * store put (retried with back-off) -> parquet_file row (retried; it records the WAL sequences the
+ * file covers) -> detach the snapshot from the buffer -> release the permit -> notify.
+ *
+ * Idempotence: a snapshot is detached only after its catalog row exists, and replay skips every
+ * op the catalog says is persisted for a partition, so a crash at any step leaves each row in
+ * exactly one Parquet file (an orphan object without a catalog row is possible and harmless).
+ */
+#ifndef INGOT_PERSIST_H
+#define INGOT_PERSIST_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "buffer/buffer.h"
+#include "catalog/catalog.h"
+#include "store/object_store.h"
+#include "util/error.h"
+#include "util/strbuf.h"
+
+typedef struct persister persister;
+
+typedef struct persister_options {
+    unsigned workers;            /* --persist-workers */
+    unsigned queue_depth;        /* --persist-queue-depth */
+    unsigned compaction_threads; /* threads sorting and de-duplicating */
+    catalog *cat;                /* borrowed */
+    object_store *store;         /* borrowed */
+    /* After every completed job, on a worker thread; must not block. May be NULL. */
+    void (*on_persisted)(void *arg);
+    void *arg;
+} persister_options;
+
+persister *persister_new(const persister_options *opts);
+
+/* Queue a snapshot (the reference passes to the persister), blocking while the queue is full. */
+int persister_enqueue(persister *p, buffer_snapshot *snap);
+
+/*
+ * Queue a snapshot without blocking the caller (hot partitions, rotation): a dispatcher thread
+ * waits for the permit. Takes the reference.
+ */
+void persister_enqueue_async(persister *p, buffer_snapshot *snap);
+
+/* Snapshot every partition of tree with rows and queue them without waiting. */
+int persister_snapshot_all_async(persister *p, buffer_tree *tree);
+
+/* Snapshot every partition of tree with rows, queue them, and wait until they are persisted. */
+int persister_persist_all(persister *p, buffer_tree *tree);
+
+/* Wait until no job is queued, running or waiting for the dispatcher. */
+void persister_wait_idle(persister *p);
+
+/* True while writes must be refused: the queue is full (see persist_handle.h). */
+bool persister_saturated(persister *p);
+
+/* Prometheus metrics of the persister. */
+void persister_metrics(persister *p, strbuf *out);
+
+/* Finish every queued job, stop the threads, free. */
+void persister_free(persister *p);
+
+/*
+ * The sort key of a partition (ARCHITECTURE §1): tag columns in ascending order of distinct
+ * values (ties by name), then time; an existing key only gains columns, inserted before time.
+ * Exposed for tests. stored_json is the catalog's key ("[]" if none); the snapshot's tags and their
+ * cardinalities come from info. On return *data_key_out (malloc'd array of table column indexes of
+ * tags, in sort order, tags absent from the data left out) and *updated_json_out (malloc'd JSON of
+ * the catalog key after adding the data's new tags, or NULL if the stored key needs no change).
+ */
+int persist_sort_key(const char *stored_json, const buffer_snapshot_info *info,
+                     uint32_t **data_key_out, size_t *data_key_count, char **updated_json_out);
+
+#endif
