@@ -437,7 +437,7 @@ static int buffer_tag_column(query_column *out, const buffer_frozen *f, const bu
     for (uint32_t r = 1; r <= dict->count; r++) {
         if (!by_rank[r]) continue;
         const buffer_dict_entry *e = &dict->entries[rank_id[r]];
-        memcpy(out->data.tag.dict_bytes + at, dict->bytes + e->offset, e->len);
+        if (e->len) memcpy(out->data.tag.dict_bytes + at, dict->bytes + e->offset, e->len);
         at += e->len;
         out->data.tag.dict_offsets[by_rank[r]] = (int32_t)at;
     }
@@ -499,7 +499,7 @@ int buffer_batch_column(query_column *out, const buffer_frozen *f, const buffer_
         for (size_t i = 0; i < n; i++) {
             if (pick[i] != UINT32_MAX) {
                 size_t len = so[pick[i] + 1] - so[pick[i]];
-                memcpy(out->data.str.bytes + at, c->str_bytes + so[pick[i]], len);
+                if (len) memcpy(out->data.str.bytes + at, c->str_bytes + so[pick[i]], len);
                 at += len;
             }
             out->data.str.offsets[i + 1] = (int32_t)at;

@@ -250,7 +250,7 @@ static uint32_t buffer_dict_insert(buffer_dict *d, const char *s, size_t len, ui
     e->offset = (uint32_t)d->len;
     e->len = (uint32_t)len;
     e->hash = hash;
-    memcpy(d->bytes + d->len, s, len);
+    if (len) memcpy(d->bytes + d->len, s, len);
     d->len += len;
     uint32_t mask = d->slot_cap - 1;
     uint32_t i = hash & mask;
@@ -468,7 +468,7 @@ void buffer_partition_append(buffer_append_group *g, const dml_op *op, buffer_ap
                 if (v.escaped)
                     c->str_len += lp_str_unescape(v, c->str_bytes + c->str_len);
                 else if (v.len) {
-                    memcpy(c->str_bytes + c->str_len, v.ptr, v.len);
+                    if (v.len) memcpy(c->str_bytes + c->str_len, v.ptr, v.len);
                     c->str_len += v.len;
                 }
                 ((uint32_t *)c->values)[r + 1] = (uint32_t)c->str_len;
@@ -619,7 +619,7 @@ static void buffer_column_put(buffer_column *dst, const buffer_column *src, cons
             dd->entries[dd->count + e] = sd->entries[e];
             dd->entries[dd->count + e].offset += (uint32_t)dd->len;
         }
-        memcpy(dd->bytes + dd->len, sd->bytes, sd->len);
+        if (sd->len) memcpy(dd->bytes + dd->len, sd->bytes, sd->len);
         dd->count += sd->count;
         dd->len += sd->len;
         break;
