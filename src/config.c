@@ -68,7 +68,9 @@ static const flag_def flags[] = {
 };
 #define FLAG_COUNT (sizeof flags / sizeof flags[0])
 
-static int parse_u64(const char *s, uint64_t *out)
+/* A non-negative integer, optionally followed by one letter of units multiplying it by the scale
+ * at the same index. */
+static int parse_scaled(const char *s, const char *units, const uint64_t *scale, uint64_t *out)
 {
     char *end;
     errno = 0;
@@ -76,29 +78,24 @@ static int parse_u64(const char *s, uint64_t *out)
     unsigned long long v = strtoull(s, &end, 10);
     if (errno) return -1;
     uint64_t mul = 1;
-    if (*end == 'K' || *end == 'k') mul = 1024ull, end++;
-    else if (*end == 'M' || *end == 'm') mul = 1024ull * 1024, end++;
-    else if (*end == 'G' || *end == 'g') mul = 1024ull * 1024 * 1024, end++;
-    if (*end != '\0') return -1;
-    if (v > UINT64_MAX / mul) return -1;
+    const char *u = *end ? strchr(units, *end) : NULL;
+    if (u) mul = scale[u - units], end++;
+    if (*end != '\0' || v > UINT64_MAX / mul) return -1;
     *out = (uint64_t)v * mul;
     return 0;
 }
 
+static int parse_u64(const char *s, uint64_t *out)
+{
+    static const uint64_t scale[] = {1024ull, 1024ull, 1024ull << 10, 1024ull << 10, 1024ull << 20,
+                                     1024ull << 20};
+    return parse_scaled(s, "KkMmGg", scale, out);
+}
+
 static int parse_seconds(const char *s, uint64_t *out)
 {
-    char *end;
-    errno = 0;
-    if (!isdigit((unsigned char)*s)) return -1;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (errno) return -1;
-    uint64_t mul = 1;
-    if (*end == 's') end++;
-    else if (*end == 'm') mul = 60, end++;
-    else if (*end == 'h') mul = 3600, end++;
-    if (*end != '\0' || v > UINT64_MAX / mul) return -1;
-    *out = (uint64_t)v * mul;
-    return 0;
+    static const uint64_t scale[] = {1, 60, 3600};
+    return parse_scaled(s, "smh", scale, out);
 }
 
 static int parse_bool(const char *s, bool *out)

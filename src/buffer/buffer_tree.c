@@ -454,19 +454,19 @@ void buffer_tree_set_hot_partition(buffer_tree *tree, size_t threshold_bytes, bu
 }
 
 /*
- * Every partition of the tree, each holding a reference (the caller unrefs them and frees the
- * array). Map locks are taken one at a time, never with a partition mutex. INGOT_E_NOMEM.
+ * Call fn(arg, table) for every table of the tree with the table's lock read-held; a nonzero
+ * return stops the walk and is returned. Map locks are taken one at a time, never with a
+ * partition mutex; namespace and table entries are never removed or moved, so the counts read
+ * first stay valid.
  */
-static int buffer_tree_all_partitions(buffer_tree *tree, buffer_partition ***out, size_t *count)
+static int buffer_tree_each_table(buffer_tree *tree, int (*fn)(void *arg, buffer_table *t), void *arg)
 {
-    buffer_partition **a = NULL;
-    size_t n = 0, cap = 0;
     pthread_rwlock_rdlock(&tree->lock);
     size_t ns_count = tree->ns_count;
     pthread_rwlock_unlock(&tree->lock);
     for (size_t i = 0; i < ns_count; i++) {
         pthread_rwlock_rdlock(&tree->lock);
-        buffer_namespace *ns = tree->nss[i]; /* entries are never removed or moved out */
+        buffer_namespace *ns = tree->nss[i];
         pthread_rwlock_unlock(&tree->lock);
         pthread_rwlock_rdlock(&ns->lock);
         size_t table_count = ns->table_count;
@@ -476,33 +476,53 @@ static int buffer_tree_all_partitions(buffer_tree *tree, buffer_partition ***out
             buffer_table *t = ns->tables[j];
             pthread_rwlock_unlock(&ns->lock);
             pthread_rwlock_rdlock(&t->lock);
-            if (n + t->part_count > cap) {
-                size_t c = cap ? cap * 2 : 16;
-                while (c < n + t->part_count)
-                    c *= 2;
-                buffer_partition **g = realloc(a, c * sizeof *g);
-                if (!g) {
-                    pthread_rwlock_unlock(&t->lock);
-                    goto fail;
-                }
-                a = g;
-                cap = c;
-            }
-            for (size_t k = 0; k < t->part_count; k++) {
-                buffer_partition_ref(t->parts[k]);
-                a[n++] = t->parts[k];
-            }
+            int rc = fn(arg, t);
             pthread_rwlock_unlock(&t->lock);
+            if (rc) return rc;
         }
     }
-    *out = a;
-    *count = n;
     return 0;
-fail:
-    for (size_t k = 0; k < n; k++)
-        buffer_partition_unref(a[k]);
-    free(a);
-    return INGOT_E_NOMEM;
+}
+
+typedef struct partition_list {
+    buffer_partition **a;
+    size_t n, cap;
+} partition_list;
+
+static int collect_partitions(void *arg, buffer_table *t)
+{
+    partition_list *l = arg;
+    if (l->n + t->part_count > l->cap) {
+        size_t c = l->cap ? l->cap * 2 : 16;
+        while (c < l->n + t->part_count)
+            c *= 2;
+        buffer_partition **g = realloc(l->a, c * sizeof *g);
+        if (!g) return INGOT_E_NOMEM;
+        l->a = g;
+        l->cap = c;
+    }
+    for (size_t k = 0; k < t->part_count; k++) {
+        buffer_partition_ref(t->parts[k]);
+        l->a[l->n++] = t->parts[k];
+    }
+    return 0;
+}
+
+/* Every partition of the tree, each holding a reference (the caller unrefs them and frees the
+ * array). INGOT_E_NOMEM. */
+static int buffer_tree_all_partitions(buffer_tree *tree, buffer_partition ***out, size_t *count)
+{
+    partition_list l = {0};
+    int rc = buffer_tree_each_table(tree, collect_partitions, &l);
+    if (rc) {
+        for (size_t k = 0; k < l.n; k++)
+            buffer_partition_unref(l.a[k]);
+        free(l.a);
+        return rc;
+    }
+    *out = l.a;
+    *count = l.n;
+    return 0;
 }
 
 int buffer_tree_snapshot_all(buffer_tree *tree, buffer_snapshot_cb cb, void *arg)
@@ -529,31 +549,20 @@ int buffer_tree_snapshot_all(buffer_tree *tree, buffer_snapshot_cb cb, void *arg
     return rc ? rc : taken;
 }
 
+static int lower_min_sequence(void *arg, buffer_table *t)
+{
+    uint64_t *m = arg;
+    for (size_t k = 0; k < t->part_count; k++) {
+        uint64_t v = atomic_load_explicit(&t->parts[k]->min_sequence, memory_order_acquire);
+        if (v < *m) *m = v;
+    }
+    return 0;
+}
+
 uint64_t buffer_tree_min_sequence(buffer_tree *tree)
 {
     uint64_t m = UINT64_MAX;
-    pthread_rwlock_rdlock(&tree->lock);
-    size_t ns_count = tree->ns_count;
-    pthread_rwlock_unlock(&tree->lock);
-    for (size_t i = 0; i < ns_count; i++) {
-        pthread_rwlock_rdlock(&tree->lock);
-        buffer_namespace *ns = tree->nss[i];
-        pthread_rwlock_unlock(&tree->lock);
-        pthread_rwlock_rdlock(&ns->lock);
-        size_t table_count = ns->table_count;
-        pthread_rwlock_unlock(&ns->lock);
-        for (size_t j = 0; j < table_count; j++) {
-            pthread_rwlock_rdlock(&ns->lock);
-            buffer_table *t = ns->tables[j];
-            pthread_rwlock_unlock(&ns->lock);
-            pthread_rwlock_rdlock(&t->lock);
-            for (size_t k = 0; k < t->part_count; k++) {
-                uint64_t v = atomic_load_explicit(&t->parts[k]->min_sequence, memory_order_acquire);
-                if (v < m) m = v;
-            }
-            pthread_rwlock_unlock(&t->lock);
-        }
-    }
+    buffer_tree_each_table(tree, lower_min_sequence, &m);
     return m;
 }
 
