@@ -5,6 +5,7 @@ folder; run.py discovers and runs them. Each test gets its own data directory an
 """
 import glob
 import gzip
+import random
 import http.client
 import json
 import os
@@ -212,3 +213,44 @@ def persisted_rows(data_dir, table, db="db"):
 def as_int(v):
     """A 64-bit integer read back from Parquet (the reader prints them as strings)."""
     return int(v) if isinstance(v, str) else v
+
+
+T0 = 1767225600000000000  # 2026-01-01T00:00:00Z
+DAY = 86400 * 10**9
+
+
+def load_writer(s, table, tag, acked, stop, errors, sizes=(1, 200), days=1):
+    """Until stop is set, write requests of n rows `table,w=<tag>,b=b<i> v=0..n-1,n=<n>` (spread
+    over `days` days) and record each acknowledged one as (tag, i, n); a status other than 204 or
+    503 goes to errors. Returns when the server goes away (that request was not acknowledged)."""
+    i = 0
+    while not stop.is_set():
+        n = random.randint(*sizes)
+        lp = "".join(f"{table},w={tag},b=b{i} v={j}i,n={n}i {T0 + (i % days) * DAY + j}\n" for j in range(n))
+        try:
+            r = s.write(lp)
+        except (OSError, http.client.HTTPException):
+            return
+        if r.status == 204:
+            acked.append((tag, i, n))
+        elif r.status != 503:
+            errors.append(r)
+        i += 1
+
+
+def check_load(rows, acked):
+    """Rows read back after load_writer: every acknowledged request is there whole, every request
+    present is whole (none half applied), and no row is there twice."""
+    got, sizes, seen = {}, {}, set()
+    for r in rows:
+        key = (r["w"], r["b"])
+        row = key + (str(r["time"]),)
+        assert row not in seen, ("row twice", row, r.get("_file"))
+        seen.add(row)
+        got.setdefault(key, set()).add(as_int(r["v"]))
+        sizes[key] = as_int(r["n"])
+    for tag, i, n in acked:
+        vals = got.get((tag, f"b{i}"))
+        assert vals == set(range(n)), (tag, i, n, vals and sorted(vals)[:5])
+    for key, vals in got.items():
+        assert vals == set(range(sizes[key])), (key, sizes[key], sorted(vals)[:5])

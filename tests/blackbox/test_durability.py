@@ -8,9 +8,8 @@ import signal
 import threading
 import time
 
-from harness import Ingot, as_int, persisted_rows, run_ingot
+from harness import T0, Ingot, as_int, check_load, load_writer, persisted_rows, run_ingot
 
-T0 = 1767225600000000000
 
 
 def segments(data_dir):
@@ -78,29 +77,13 @@ def test_sigterm_refuses_writes_at_once_and_exits_zero():
         s.cleanup()
 
 
-def _writer(s, tid, acked, stop, errors):
-    i = 0
-    while not stop.is_set():
-        n = random.randint(1, 200)
-        lp = "".join(f"load,w=w{tid},b=b{i} v={j}i,n={n}i {T0 + j}\n" for j in range(n))
-        try:
-            r = s.write(lp)
-        except (OSError, http.client.HTTPException):
-            return  # the server died: this request's fate is unknown, it was not acknowledged
-        if r.status == 204:
-            acked.append((tid, i, n))
-        elif r.status not in (503,):
-            errors.append(r)
-        i += 1
-
-
 def test_kill9_under_concurrent_load_loses_no_acknowledged_write():
     s = Ingot()
     try:
-        acked = []
+        acked, errors = [], []
         for round_ in range(3):
-            errors, stop = [], threading.Event()
-            threads = [threading.Thread(target=_writer, args=(s, f"{round_}x{t}", acked, stop, errors))
+            stop = threading.Event()
+            threads = [threading.Thread(target=load_writer, args=(s, "load", f"{round_}x{t}", acked, stop, errors))
                        for t in range(8)]
             for t in threads:
                 t.start()
@@ -113,17 +96,7 @@ def test_kill9_under_concurrent_load_loses_no_acknowledged_write():
             s.start()  # replays, persists and deletes what the killed process left in the WAL
         assert len(acked) > 30, len(acked)
         assert s.stop() == 0
-        rows = persisted_rows(s.data_dir, "load")
-        got, sizes = {}, {}
-        for r in rows:
-            got.setdefault((r["w"], r["b"]), []).append(as_int(r["v"]))
-            sizes[(r["w"], r["b"])] = as_int(r["n"])
-        for tid, i, n in acked:
-            vals = got.get((f"w{tid}", f"b{i}"))
-            assert vals is not None and sorted(vals) == list(range(n)), (tid, i, n, vals and sorted(vals)[:5])
-        # every request present is whole, and no row is there twice
-        for key, vals in got.items():
-            assert sorted(vals) == list(range(sizes[key])), (key, sizes[key], sorted(vals)[:5])
+        check_load(persisted_rows(s.data_dir, "load"), acked)
     finally:
         s.cleanup()
 

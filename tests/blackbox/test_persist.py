@@ -11,10 +11,9 @@ import sqlite3
 import threading
 import time
 
-from harness import Ingot, as_int, parquet_files, read_parquet, wal_segments
+from harness import (DAY, T0, Ingot, as_int, check_load, load_writer, parquet_files, read_parquet,
+                     wal_segments)
 
-T0 = 1767225600000000000
-DAY = 86400 * 10**9
 
 
 def catalog_rows(data_dir, sql):
@@ -67,29 +66,17 @@ def test_graceful_stop_persists_everything_once_sorted_with_empty_wal():
         s.cleanup()
 
 
-def _load(s, tag, acked, stop):
-    i = 0
-    while not stop.is_set():
-        n = random.randint(50, 400)
-        lp = "".join(f"k9,w={tag},b=b{i} v={j}i,n={n}i {T0 + (i % 4) * DAY + j}\n" for j in range(n))
-        try:
-            r = s.write(lp)
-        except (OSError, http.client.HTTPException):
-            return
-        if r.status == 204:
-            acked.append((tag, i, n))
-        i += 1
-
-
 def test_kill9_during_persist_then_restart_every_row_exactly_once():
     # tiny hot-partition threshold: persists run all the time under load
     s = Ingot(args=["--persist-hot-partition-bytes", "20000", "--persist-workers", "2",
                     "--wal-segment-bytes", "200000"])
     try:
-        acked = []
+        acked, errors = [], []
         for round_ in range(2):
             stop = threading.Event()
-            threads = [threading.Thread(target=_load, args=(s, f"r{round_}t{t}", acked, stop)) for t in range(4)]
+            threads = [threading.Thread(target=load_writer,
+                                        args=(s, "k9", f"r{round_}t{t}", acked, stop, errors, (50, 400), 4))
+                       for t in range(4)]
             for t in threads:
                 t.start()
             time.sleep(random.uniform(1.0, 2.0))
@@ -98,22 +85,10 @@ def test_kill9_during_persist_then_restart_every_row_exactly_once():
             for t in threads:
                 t.join()
             s.start()
+        assert not errors, errors[:3]
         assert s.stop() == 0
         assert wal_segments(s.data_dir) == []
-        rows = read_parquet(parquet_files(s.data_dir))
-        seen = {}
-        for r in rows:
-            key = (r["w"], r["b"], str(r["time"]))
-            assert key not in seen, ("row in two files", key, seen[key], r["_file"])
-            seen[key] = r["_file"]
-        got, sizes = {}, {}
-        for r in rows:
-            got.setdefault((r["w"], r["b"]), set()).add(as_int(r["v"]))
-            sizes[(r["w"], r["b"])] = as_int(r["n"])
-        for tag, i, n in acked:
-            assert got.get((tag, f"b{i}")) == set(range(n)), (tag, i, n, sorted(got.get((tag, f"b{i}"), []))[:5])
-        for key, vals in got.items():  # every request present is whole
-            assert vals == set(range(sizes[key])), key
+        check_load(read_parquet(parquet_files(s.data_dir)), acked)
     finally:
         s.cleanup()
 
