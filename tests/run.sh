@@ -3,7 +3,8 @@
 #   1. the release build: unit tests (the PostgreSQL catalog and S3 store ones against a
 #      throwaway PostgreSQL cluster and s3rver on 127.0.0.1, started by tests/pg.sh and
 #      tests/s3.sh), the Parquet files of test_parquet read back by DuckDB, arrow-rs
-#      (parquet-wasm) and hyparquet (tests/readers), then black-box tests against build/ingot
+#      (parquet-wasm) and hyparquet and the Arrow IPC streams of test_arrow_ipc by apache-arrow
+#      and arrow-rs (tests/readers), then black-box tests against build/ingot
 #   2. ASan+UBSan build: unit tests and black-box tests against build/asan/ingot
 #   3. TSan build: the unit tests (the WAL, buffer and schema ones are the concurrent ones)
 #   4. libFuzzer targets (clang): a short run of each over its committed seed corpus
@@ -59,18 +60,24 @@ run_blackbox() { # $1 = ingot binary, $2 = log
     tally "$2"
 }
 
-# test_parquet's sample files, read back value for value by DuckDB, arrow-rs and hyparquet
-run_readers() {
-    local dir log=build/readers.log
+# Sample files written by a unit test, read back value for value by real readers:
+# $1 = name (verify_parquet, verify_arrow), $2 = test binary, $3 = its samples variable.
+run_reader() {
+    local dir log=build/$1.log
     dir=$(mktemp -d)
-    if INGOT_PARQUET_SAMPLES=$dir build/tests/test_parquet >"$log" 2>&1 &&
-        node tests/readers/verify_parquet.mjs "$dir" >>"$log" 2>&1; then :; else
-        grep -q 'verify_parquet: [0-9]* passed' "$log" || echo "verify_parquet: 0 passed, 1 failed" >>"$log"
+    if env "$3=$dir" "$2" >"$log" 2>&1 && node "tests/readers/$1.mjs" "$dir" >>"$log" 2>&1; then :; else
+        grep -q "$1: [0-9]* passed" "$log" || echo "$1: 0 passed, 1 failed" >>"$log"
     fi
-    grep -E 'verify_parquet: [0-9]+ passed|FAIL|mismatch' "$log" | head -20
-    grep -E 'verify_parquet: [0-9]+ passed, [0-9]+ failed' "$log" >"$log.tally"
+    grep -E "$1: [0-9]+ passed|FAIL|MISMATCH|mismatch" "$log" | head -20
+    grep -E "$1: [0-9]+ passed, [0-9]+ failed" "$log" >"$log.tally"
     tally "$log.tally"
     rm -rf "$dir"
+}
+
+# Parquet samples: DuckDB, arrow-rs (parquet-wasm), hyparquet. Arrow IPC samples: apache-arrow, arrow-rs.
+run_readers() {
+    run_reader verify_parquet build/tests/test_parquet INGOT_PARQUET_SAMPLES
+    run_reader verify_arrow build/tests/test_arrow_ipc INGOT_ARROW_SAMPLES
 }
 
 for stage in $STAGES; do

@@ -16,7 +16,8 @@
  * other endpoints; InfluxDB 3's {"error":"…","data":…} on /api/v3/write_lp.
  *
  * Reads stream: the response is produced by a pull callback that takes one partition at a time
- * from the query stream and encodes it (query_text.h) into the socket's pace.
+ * from the query stream and encodes it (query_text.h, or arrow_ipc.h for format=arrow) at the
+ * socket's pace.
  */
 #include "server/http.h"
 
@@ -32,6 +33,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "query/arrow_ipc.h"
 #include "query/query_text.h"
 #include "util/json.h"
 #include "util/log.h"
@@ -362,6 +364,8 @@ typedef struct read_stream {
     query_stream *stream;
     query_batch *batch; /* the partition being encoded */
     size_t row;
+    bool arrow;           /* format=arrow: an Arrow IPC stream instead of text */
+    arrow_ipc_writer *ipc; /* format=arrow: created with the first batch (its schema) */
     query_text_encoder enc;
     strbuf out;         /* encoded bytes not yet handed to MHD */
     size_t out_pos;
@@ -375,11 +379,34 @@ static void read_stream_free(void *cls)
     if (rs->batch) query_batch_free(rs->batch);
     if (rs->stream) query_stream_close(rs->stream);
     query_text_encoder_free(&rs->enc);
+    arrow_ipc_writer_free(rs->ipc);
     strbuf_free(&rs->out);
     if (rs->columns)
         for (char **c = rs->columns; *c; c++) free(*c);
     free(rs->columns);
     free(rs);
+}
+
+/* format=arrow: the schema comes with the first batch, then each batch's dictionaries + rows. */
+static int arrow_batch(read_stream *rs, const query_batch *b)
+{
+    int rv = 0;
+    if (!rs->ipc && (rv = arrow_ipc_writer_new(b, &rs->ipc)) == 0)
+        rv = arrow_ipc_write_schema(rs->ipc, &rs->out);
+    return rv ? rv : arrow_ipc_write_batch(rs->ipc, b, &rs->out);
+}
+
+/* format=arrow at the end: a stream with no batch still has a schema (of no columns). */
+static int arrow_end(read_stream *rs)
+{
+    if (!rs->ipc) {
+        query_batch none = {.partition_key = ""};
+        int rv = arrow_ipc_writer_new(&none, &rs->ipc);
+        if (rv == 0) rv = arrow_ipc_write_schema(rs->ipc, &rs->out);
+        if (rv != 0) return rv;
+    }
+    arrow_ipc_write_end(&rs->out);
+    return 0;
 }
 
 /* MHD pulls the response: refill `out` from the stream, one partition at a time. */
@@ -400,13 +427,22 @@ static ssize_t read_stream_pull(void *cls, uint64_t pos, char *buf, size_t max)
                     return MHD_CONTENT_READER_END_WITH_ERROR;
                 }
                 if (rv == 0) {
-                    query_text_end(&rs->enc, &rs->out);
+                    if (rs->arrow ? arrow_end(rs) != 0 : (query_text_end(&rs->enc, &rs->out), 0))
+                        return MHD_CONTENT_READER_END_WITH_ERROR;
                     rs->ended = true;
                     break;
                 }
                 rs->row = 0;
             }
-            if (query_text_rows(&rs->enc, rs->batch, &rs->row, soft_limit, &rs->out)) {
+            if (rs->arrow) {
+                int rv = arrow_batch(rs, rs->batch);
+                query_batch_free(rs->batch);
+                rs->batch = NULL;
+                if (rv != 0) {
+                    log_error("query: encoding Arrow IPC failed: %s", ingot_strerror(rv));
+                    return MHD_CONTENT_READER_END_WITH_ERROR;
+                }
+            } else if (query_text_rows(&rs->enc, rs->batch, &rs->row, soft_limit, &rs->out)) {
                 query_batch_free(rs->batch);
                 rs->batch = NULL;
             }
@@ -462,8 +498,9 @@ static enum MHD_Result handle_query(struct MHD_Connection *conn, request *rq)
     if (!db || !table) return respond_error(conn, rq, 400, "invalid", "db and table are required", 0);
     enum query_text_format fmt = QUERY_TEXT_JSON;
     const char *f = arg(conn, "format");
-    if (f && query_text_format_parse(f, &fmt) != 0)
-        return respond_error(conn, rq, 400, "invalid", "format must be jsonl, json or csv", 0);
+    bool arrow = f && !strcmp(f, "arrow");
+    if (f && !arrow && query_text_format_parse(f, &fmt) != 0)
+        return respond_error(conn, rq, 400, "invalid", "format must be jsonl, json, csv or arrow", 0);
     query_request q = {.namespace_name = db, .table_name = table, .min_time_ns = INT64_MIN,
                        .max_time_ns = INT64_MAX};
     const char *tmin = arg(conn, "min_time"), *tmax = arg(conn, "max_time");
@@ -488,14 +525,16 @@ static enum MHD_Result handle_query(struct MHD_Connection *conn, request *rq)
         if (rv == INGOT_E_BUSY) return respond_error(conn, rq, 503, "unavailable", err, 1);
         return respond_error(conn, rq, 500, "internal error", err[0] ? err : ingot_strerror(rv), 0);
     }
-    query_text_begin(&rs->enc, fmt, &rs->out);
+    rs->arrow = arrow;
+    if (!arrow) query_text_begin(&rs->enc, fmt, &rs->out);
     struct MHD_Response *resp = MHD_create_response_from_callback(
         MHD_SIZE_UNKNOWN, 64 * 1024, read_stream_pull, rs, read_stream_free);
     if (!resp) {
         read_stream_free(rs);
         return MHD_NO;
     }
-    MHD_add_response_header(resp, "Content-Type", query_text_content_type(fmt));
+    MHD_add_response_header(resp, "Content-Type", arrow ? "application/vnd.apache.arrow.stream"
+                                                        : query_text_content_type(fmt));
     enum MHD_Result r = MHD_queue_response(conn, 200, resp);
     MHD_destroy_response(resp);
     rq->status = 200;

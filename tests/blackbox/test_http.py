@@ -4,9 +4,12 @@ import gzip
 import http.client
 import json
 import os
+import subprocess
 import zlib
 
 from harness import Ingot, run_ingot
+
+READER_ARROW = os.path.join(os.path.dirname(__file__), "..", "readers", "read_arrow.mjs")
 
 T0 = 1767225600000000000  # 2026-01-01T00:00:00Z in ns
 
@@ -290,3 +293,30 @@ def test_many_tables_partitions_and_types_across_days():
         assert s.write(lp).status == 204
         total = sum(len(s.rows(f"tab{i}")) for i in range(7))
         assert total == 3000
+
+
+def test_query_arrow_stream_matches_jsonl():
+    with Ingot() as s:
+        lp = (f"ar,h=a,r=x v=1i,f=1.5,b=t,s=\"hi\",u=18446744073709551615u {T0 + 1}\n"
+              f"ar,h=b v=-2i -5\n"
+              f"ar,h=c f=2.5 {86400 * 10**9}\n")
+        assert s.write(lp).status == 204
+        r = s.query("ar", fmt="arrow")
+        assert r.status == 200 and r.headers["content-type"] == "application/vnd.apache.arrow.stream", r
+        out = subprocess.run(["node", READER_ARROW], input=r.body, capture_output=True, timeout=60)
+        assert out.returncode == 0, out.stderr.decode()[-2000:]
+        lines = [json.loads(l) for l in out.stdout.decode().splitlines()]
+        types = {f["name"]: f["type"] for f in lines[0]["schema"]}
+        assert types == {"h": "Dictionary<Int32, Utf8>", "r": "Dictionary<Int32, Utf8>", "b": "Bool",
+                         "f": "Float64", "s": "Utf8", "u": "Uint64", "v": "Int64",
+                         "time": "Timestamp<NANOSECOND, UTC>"}, types
+        rows = {r["h"]: r for r in lines[1:]}
+        assert rows["a"] == {"h": "a", "r": "x", "b": True, "f": 1.5, "s": "hi", "u": "18446744073709551615",
+                             "v": "1", "time": str(T0 + 1)}, rows["a"]
+        assert rows["b"]["time"] == "-5" and rows["b"]["v"] == "-2" and rows["b"]["f"] is None
+        assert rows["c"]["f"] == 2.5 and rows["c"]["time"] == str(86400 * 10**9)
+        # the same rows as the text answer
+        assert sorted(rows) == sorted(r["h"] for r in s.rows("ar"))
+        empty = s.query("ar", fmt="arrow", min_time=9 * 10**18)
+        out = subprocess.run(["node", READER_ARROW], input=empty.body, capture_output=True, timeout=60)
+        assert out.returncode == 0 and len(out.stdout.decode().splitlines()) == 1, out
