@@ -57,10 +57,19 @@ def test_sigterm_refuses_writes_at_once_and_exits_zero():
                 statuses.append((r.status, r.body))
                 i += 1
 
+        # a file where the table's directory must go: the final persist waits until it goes
+        blocker = os.path.join(s.data_dir, "objects", "db", "g")
+        os.makedirs(os.path.dirname(blocker), exist_ok=True)
+        open(blocker, "w").close()
         t = threading.Thread(target=writer)
         t.start()
         time.sleep(0.2)
         s.proc.send_signal(signal.SIGTERM)
+        deadline = time.time() + 30
+        while not any(st == 503 for st, _ in list(statuses)):
+            assert time.time() < deadline, "no write was refused while stopping"
+            time.sleep(0.01)
+        os.remove(blocker)
         assert s.proc.wait(60) == 0
         stop.set()
         t.join()
