@@ -27,6 +27,7 @@
 #include <time.h>
 
 #include "ingester_internal.h"
+#include "util/hash.h"
 #include "util/log.h"
 
 #define PERSISTED_BUCKETS 1024
@@ -55,9 +56,7 @@ typedef struct replay_ctx {
 
 static size_t bucket_of(int64_t table_id, const char *key)
 {
-    uint64_t h = (uint64_t)table_id * 0x9E3779B97F4A7C15ull;
-    for (const char *c = key; *c; c++) h = (h ^ (unsigned char)*c) * 1099511628211ull;
-    return (size_t)(h % PERSISTED_BUCKETS);
+    return (size_t)(hash_bytes(key, strlen(key), (uint64_t)table_id) % PERSISTED_BUCKETS);
 }
 
 static void load_persisted(void *arg, int64_t table_id, const char *partition_key,

@@ -44,6 +44,7 @@
 #include "buffer/buffer.h"
 #include "dml/dml.h"
 #include "dml/schema.h"
+#include "util/hash.h"
 #include "query/query.h"
 
 /* ---- test seam ---------------------------------------------------------------------------- */
@@ -54,27 +55,10 @@
  */
 extern _Atomic long buffer_fail_alloc_countdown;
 
-/* A 32-bit hash of n bytes (word-at-a-time multiply-xorshift mixing). */
+/* A 32-bit hash of n bytes (util/hash.h). */
 static inline uint32_t buffer_hash_bytes(const void *data, size_t n)
 {
-    const unsigned char *s = data;
-    uint64_t h = 0x9E3779B97F4A7C15ull ^ (uint64_t)n;
-    while (n >= 8) {
-        uint64_t w;
-        __builtin_memcpy(&w, s, 8);
-        h = (h ^ w) * 0xBF58476D1CE4E5B9ull;
-        h ^= h >> 31;
-        s += 8;
-        n -= 8;
-    }
-    uint64_t w = 0;
-    for (size_t i = 0; i < n; i++)
-        w |= (uint64_t)s[i] << (8 * i);
-    h = (h ^ w) * 0x94D049BB133111EBull;
-    h ^= h >> 29;
-    h *= 0xBF58476D1CE4E5B9ull;
-    h ^= h >> 32;
-    return (uint32_t)h;
+    return (uint32_t)hash_bytes(data, n, 0);
 }
 
 /* ---- storage ------------------------------------------------------------------------------ */

@@ -50,6 +50,7 @@
 
 #include "util/column_type.h"
 #include "util/error.h"
+#include "util/hash.h"
 #include "util/log.h"
 
 #define COL_HASH_SLOTS 512u /* power of two, > 2 * SCHEMA_MAX_COLUMNS */
@@ -78,12 +79,7 @@ typedef struct name_map {
 
 static uint32_t name_hash(const char *s, size_t len)
 {
-    uint32_t h = 2166136261u;
-    for (size_t i = 0; i < len; i++) {
-        h ^= (unsigned char)s[i];
-        h *= 16777619u;
-    }
-    return h ^ (h >> 15);
+    return (uint32_t)hash_bytes(s, len, 0);
 }
 
 static void *map_find(const name_map *m, const char *name, size_t len, uint32_t hash)

@@ -35,6 +35,7 @@
 
 #include "parquet/thrift_compact.h"
 #include "util/error.h"
+#include "util/hash.h"
 
 int parquet_bit_width(uint64_t v)
 {
@@ -184,26 +185,6 @@ void parquet_plain_bools(strbuf *out, const uint8_t *bools, size_t n)
     }
 }
 
-static uint64_t hash_bytes(const char *p, size_t len)
-{
-    uint64_t h = 0x9E3779B97F4A7C15ull ^ len;
-    while (len >= 8) {
-        uint64_t w;
-        memcpy(&w, p, 8);
-        h = (h ^ w) * 0xff51afd7ed558ccdull;
-        h ^= h >> 32;
-        p += 8;
-        len -= 8;
-    }
-    uint64_t w = 0;
-    if (len) {
-        memcpy(&w, p, len);
-    }
-    h = (h ^ w) * 0xc4ceb9fe1a85ec53ull;
-    h ^= h >> 29;
-    return h;
-}
-
 int parquet_dict_init(parquet_dict *d, size_t max_entries)
 {
     memset(d, 0, sizeof *d);
@@ -225,7 +206,7 @@ int parquet_dict_init(parquet_dict *d, size_t max_entries)
 
 int parquet_dict_add(parquet_dict *d, const char *ptr, uint32_t len, uint32_t *id)
 {
-    size_t s = (size_t)hash_bytes(ptr, len) & d->slot_mask;
+    size_t s = (size_t)hash_bytes(ptr, len, 0) & d->slot_mask;
     for (;;) {
         uint32_t e = d->slots[s];
         if (e == 0) {

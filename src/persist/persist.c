@@ -33,6 +33,7 @@
 #include "parquet/parquet.h"
 #include "persist/persist_handle.h"
 #include "query/query_text.h"
+#include "util/hash.h"
 #include "util/json.h"
 #include "util/log.h"
 
@@ -113,9 +114,7 @@ static void backoff(unsigned *delay_ms)
 
 static uint64_t partition_hash(int64_t table_id, const char *key)
 {
-    uint64_t h = 1469598103934665603ull ^ (uint64_t)table_id;
-    for (const char *c = key; *c; c++) h = (h ^ (unsigned char)*c) * 1099511628211ull;
-    return h ^ (h >> 29);
+    return hash_bytes(key, strlen(key), (uint64_t)table_id);
 }
 
 /* The cache entry of (table, day), created empty if absent; NULL on OOM. cache_mu held. */
