@@ -20,6 +20,7 @@
 #include <stdint.h>
 
 /* List callbacks: name is valid only during the call. */
+typedef void (*catalog_namespace_cb)(void *arg, int64_t namespace_id, const char *name);
 typedef void (*catalog_table_cb)(void *arg, int64_t table_id, const char *name);
 typedef void (*catalog_column_cb)(void *arg, int64_t column_id, const char *name, int column_type);
 
@@ -47,6 +48,9 @@ typedef struct catalog_parquet_file {
 } catalog_parquet_file;
 
 typedef void (*catalog_parquet_file_cb)(void *arg, const catalog_parquet_file *file);
+/* sort_key: the partition's sort key as stored (a JSON array, "[]" until first persisted). */
+typedef void (*catalog_partition_cb)(void *arg, int64_t partition_id, const char *partition_key,
+                                     const char *sort_key);
 typedef void (*catalog_persisted_cb)(void *arg, int64_t table_id, const char *partition_key,
                                      uint64_t max_sequence_number, const char *sequence_extras);
 
@@ -58,6 +62,8 @@ typedef struct catalog {
     int (*namespace_lookup)(void *self, const char *name, int64_t *id_out);
     /* id of table name in namespace ns_id, creating it if absent */
     int (*table_get_or_create)(void *self, int64_t ns_id, const char *name, int64_t *id_out);
+    /* every namespace, in id order */
+    int (*list_namespaces)(void *self, catalog_namespace_cb cb, void *arg);
     /* every table of a namespace, in id order */
     int (*list_tables)(void *self, int64_t ns_id, catalog_table_cb cb, void *arg);
     /* every column of a table, in id order */
@@ -87,6 +93,8 @@ typedef struct catalog {
      */
     int (*partition_cas_sort_key)(void *self, int64_t partition_id, const char *old_key,
                                   const char *new_key, char **observed_out);
+    /* Every partition of a table, in partition_key order. Strings are valid during the call. */
+    int (*list_partitions)(void *self, int64_t table_id, catalog_partition_cb cb, void *arg);
     /*
      * Record a persisted Parquet file. Inserting a row whose object_store_id exists already is
      * 0 and changes nothing (a retried insert); *id_out (may be NULL) gets the stored row's id.

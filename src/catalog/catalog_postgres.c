@@ -35,7 +35,8 @@
  * returned as INGOT_E_CATALOG; the handle stays usable.
  *
  * Callbacks of the list calls run after the rows are read and the mutex is released, so a
- * callback may call into the catalog again.
+ * callback may call into the catalog again. list_partitions orders partition keys with
+ * COLLATE "C" (byte order), as SQLite's BINARY collation does, whatever the database's locale.
  */
 #include "catalog/catalog.h"
 
@@ -220,6 +221,19 @@ static int pg_command(catalog_postgres *c, const char *what, const char *sql, co
 }
 
 /*
+ * Run a query under the lock and return its rows in *res_out (caller PQclears) for a list call,
+ * whose callbacks then run without the lock. Takes and releases the lock.
+ */
+static int pg_read(catalog_postgres *c, const char *what, const char *sql, const pg_params *p,
+                   PGresult **res_out)
+{
+    pthread_mutex_lock(&c->lock);
+    int ret = pg_run(c, what, sql, p, res_out);
+    pthread_mutex_unlock(&c->lock);
+    return ret;
+}
+
+/*
  * The get-or-create pattern: SELECT; if absent INSERT ... ON CONFLICT DO NOTHING; SELECT again.
  * Caller holds the lock.
  */
@@ -329,9 +343,7 @@ static int pg_read_names(catalog_postgres *c, const char *what, const char *sql,
     pg_params p = {0};
     param_i64(&p, key);
     PGresult *res;
-    pthread_mutex_lock(&c->lock);
-    int ret = pg_run(c, what, sql, &p, &res);
-    pthread_mutex_unlock(&c->lock);
+    int ret = pg_read(c, what, sql, &p, &res);
     if (ret) return ret;
     int n = PQntuples(res), with_type = PQnfields(res) > 2;
     pg_list_row *rows = calloc(n ? (size_t)n : 1, sizeof *rows);
@@ -364,6 +376,19 @@ static void free_names(pg_list_row *rows, int n)
     for (int i = 0; i < n; i++)
         free(rows[i].name);
     free(rows);
+}
+
+static int pg_list_namespaces(void *self, catalog_namespace_cb cb, void *arg)
+{
+    PGresult *res;
+    int ret =
+        pg_read(self, "list namespaces", "SELECT id, name FROM namespace ORDER BY id", NULL, &res);
+    if (ret) return ret;
+    /* the PGresult owns the strings, and the lock is already released */
+    for (int i = 0, n = PQntuples(res); i < n; i++)
+        cb(arg, value_i64(res, i, 0), PQgetvalue(res, i, 1));
+    PQclear(res);
+    return 0;
 }
 
 static int pg_list_tables(void *self, int64_t ns_id, catalog_table_cb cb, void *arg)
@@ -493,6 +518,22 @@ out:
     return ret;
 }
 
+static int pg_list_partitions(void *self, int64_t table_id, catalog_partition_cb cb, void *arg)
+{
+    pg_params p = {0};
+    param_i64(&p, table_id);
+    PGresult *res;
+    int ret = pg_read(self, "list partitions",
+                      "SELECT id, partition_key, sort_key FROM partition WHERE table_id = $1 "
+                      "ORDER BY partition_key COLLATE \"C\"",
+                      &p, &res);
+    if (ret) return ret;
+    for (int i = 0, n = PQntuples(res); i < n; i++)
+        cb(arg, value_i64(res, i, 0), PQgetvalue(res, i, 1), PQgetvalue(res, i, 2));
+    PQclear(res);
+    return 0;
+}
+
 /* ---- Parquet files ---- */
 
 static int pg_parquet_file_insert(void *self, const catalog_parquet_file *f, int64_t *id_out)
@@ -544,8 +585,9 @@ static int pg_parquet_file_lookup(void *self, const char *object_store_id, int64
     pg_params q = {0};
     param_text(&q, object_store_id);
     pthread_mutex_lock(&c->lock);
-    int ret = pg_select_id(c, "select parquet file",
-                           "SELECT id FROM parquet_file WHERE object_store_id = $1", &q, id_out, NULL);
+    int ret =
+        pg_select_id(c, "select parquet file",
+                     "SELECT id FROM parquet_file WHERE object_store_id = $1", &q, id_out, NULL);
     pthread_mutex_unlock(&c->lock);
     return ret;
 }
@@ -556,16 +598,14 @@ static int pg_parquet_file_list(void *self, int64_t table_id, catalog_parquet_fi
     pg_params p = {0};
     param_i64(&p, table_id);
     PGresult *res;
-    pthread_mutex_lock(&c->lock);
-    int ret = pg_run(c, "list parquet files",
-                     "SELECT f.id, f.namespace_id, f.table_id, f.partition_id, "
-                     "f.object_store_id, f.min_time, f.max_time, f.row_count, "
-                     "f.file_size_bytes, f.max_sequence_number, f.sequence_extras, f.created_at, "
-                     "p.partition_key "
-                     "FROM parquet_file f JOIN partition p ON p.id = f.partition_id "
-                     "WHERE f.table_id = $1 ORDER BY f.id",
-                     &p, &res);
-    pthread_mutex_unlock(&c->lock);
+    int ret = pg_read(c, "list parquet files",
+                      "SELECT f.id, f.namespace_id, f.table_id, f.partition_id, "
+                      "f.object_store_id, f.min_time, f.max_time, f.row_count, "
+                      "f.file_size_bytes, f.max_sequence_number, f.sequence_extras, f.created_at, "
+                      "p.partition_key "
+                      "FROM parquet_file f JOIN partition p ON p.id = f.partition_id "
+                      "WHERE f.table_id = $1 ORDER BY f.id",
+                      &p, &res);
     if (ret) return ret;
     /* the PGresult owns the strings: no copies needed, and the lock is already released */
     for (int i = 0, n = PQntuples(res); i < n; i++) {
@@ -593,14 +633,12 @@ static int pg_persisted_sequences(void *self, catalog_persisted_cb cb, void *arg
 {
     catalog_postgres *c = self;
     PGresult *res;
-    pthread_mutex_lock(&c->lock);
-    int ret = pg_run(c, "read persisted sequences",
-                     "SELECT p.table_id, p.partition_key, MAX(f.max_sequence_number), "
-                     "string_agg(NULLIF(f.sequence_extras, ''), ',') "
-                     "FROM parquet_file f JOIN partition p ON p.id = f.partition_id "
-                     "GROUP BY p.id ORDER BY p.id",
-                     NULL, &res);
-    pthread_mutex_unlock(&c->lock);
+    int ret = pg_read(c, "read persisted sequences",
+                      "SELECT p.table_id, p.partition_key, MAX(f.max_sequence_number), "
+                      "string_agg(NULLIF(f.sequence_extras, ''), ',') "
+                      "FROM parquet_file f JOIN partition p ON p.id = f.partition_id "
+                      "GROUP BY p.id ORDER BY p.id",
+                      NULL, &res);
     if (ret) return ret;
     int n = PQntuples(res);
     char **merged = calloc(n ? (size_t)n : 1, sizeof *merged);
@@ -734,11 +772,13 @@ int catalog_postgres_open(const char *conninfo, catalog *out, char *err, size_t 
         .namespace_get_or_create = pg_namespace_get_or_create,
         .namespace_lookup = pg_namespace_lookup,
         .table_get_or_create = pg_table_get_or_create,
+        .list_namespaces = pg_list_namespaces,
         .list_tables = pg_list_tables,
         .list_columns = pg_list_columns,
         .column_upsert = pg_column_upsert,
         .partition_get_or_create = pg_partition_get_or_create,
         .partition_cas_sort_key = pg_partition_cas_sort_key,
+        .list_partitions = pg_list_partitions,
         .parquet_file_insert = pg_parquet_file_insert,
         .parquet_file_lookup = pg_parquet_file_lookup,
         .parquet_file_list = pg_parquet_file_list,

@@ -32,6 +32,8 @@
  * Parquet file row is keyed by its object_store_id, so a retried insert adds nothing.
  * persisted_sequences groups the files per partition (MAX of max_sequence_number, the
  * concatenated sequence_extras) and normalises the lists in C (catalog_extras_merge).
+ * list_partitions orders by partition_key in SQLite's BINARY collation (byte order), which the
+ * PostgreSQL back end matches with COLLATE "C".
  *
  * Durability and recovery: WAL journal mode with synchronous=FULL, so a call that returned 0 has
  * its rows on disk; a crash mid-call leaves the last committed state (SQLite's own recovery). Every
@@ -39,14 +41,15 @@
  * Database failures are logged with sqlite3_errmsg and returned as INGOT_E_CATALOG; the handle
  * stays usable (statements are reset on every path).
  *
- * Callbacks of the list calls (tables, columns, Parquet files, persisted sequences) run after the
- * rows are read and the mutex is released, so a callback may call into the catalog again.
+ * Every list call (namespaces, tables, columns, partitions, Parquet files, persisted sequences)
+ * reads all its rows into a private array under the mutex (list_read) and runs the callbacks
+ * after the mutex is released, so a callback may call into the catalog again.
  */
 #include "catalog/catalog.h"
 
 #include <pthread.h>
 #include <sqlite3.h>
-#include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -61,6 +64,7 @@
 enum catalog_stmt {
     ST_NS_SELECT,
     ST_NS_INSERT,
+    ST_NS_LIST,
     ST_TABLE_SELECT,
     ST_TABLE_INSERT,
     ST_TABLE_LIST,
@@ -71,6 +75,7 @@ enum catalog_stmt {
     ST_PART_INSERT,
     ST_PART_CAS,
     ST_PART_SORT_KEY,
+    ST_PART_LIST,
     ST_FILE_INSERT,
     ST_FILE_ID,
     ST_FILE_LIST,
@@ -82,6 +87,7 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_NS_SELECT] = "SELECT id FROM namespace WHERE name = ?1",
     [ST_NS_INSERT] = "INSERT INTO namespace(name, created_at) VALUES(?1, ?2) "
                      "ON CONFLICT(name) DO NOTHING",
+    [ST_NS_LIST] = "SELECT id, name FROM namespace ORDER BY id",
     [ST_TABLE_SELECT] = "SELECT id FROM table_name WHERE namespace_id = ?1 AND name = ?2",
     [ST_TABLE_INSERT] = "INSERT INTO table_name(namespace_id, name) VALUES(?1, ?2) "
                         "ON CONFLICT(namespace_id, name) DO NOTHING",
@@ -96,6 +102,8 @@ static const char *const stmt_sql[ST_COUNT] = {
                        "ON CONFLICT(table_id, partition_key) DO NOTHING",
     [ST_PART_CAS] = "UPDATE partition SET sort_key = ?1 WHERE id = ?2 AND sort_key = ?3",
     [ST_PART_SORT_KEY] = "SELECT sort_key FROM partition WHERE id = ?1",
+    [ST_PART_LIST] = "SELECT id, partition_key, sort_key FROM partition WHERE table_id = ?1 "
+                     "ORDER BY partition_key",
     [ST_FILE_INSERT] = "INSERT INTO parquet_file(namespace_id, table_id, partition_id, "
                        "object_store_id, min_time, max_time, row_count, file_size_bytes, "
                        "max_sequence_number, sequence_extras, created_at) "
@@ -157,11 +165,12 @@ typedef struct catalog_sqlite {
     sqlite3_stmt *stmts[ST_COUNT]; /* lock; prepared at open, reset after each use */
 } catalog_sqlite;
 
-/* One row read by a list call, handed to the callback after the lock is released. */
+/* One row of a namespace, table, column or partition listing (see list_read). */
 typedef struct list_row {
     int64_t id;
-    char *name;
+    char *name; /* or the partition key */
     int column_type;
+    char *sort_key; /* partitions only */
 } list_row;
 
 /* Log a database failure of operation what and return INGOT_E_CATALOG. Caller holds the lock. */
@@ -215,6 +224,65 @@ static int bind_text(catalog_sqlite *c, sqlite3_stmt *st, int idx, const char *s
         return ret;
     }
     return 0;
+}
+
+/* Copy a text column (NULL reads as "") into a malloc'd string; NULL when out of memory. */
+static char *column_strdup(sqlite3_stmt *st, int col)
+{
+    const unsigned char *s = sqlite3_column_text(st, col);
+    return strdup(s ? (const char *)s : "");
+}
+
+/*
+ * Reads the current row of st into row (zeroed beforehand): 0 or a negative code. Whatever it
+ * allocated before failing stays in row for the caller's free function.
+ */
+typedef int (*row_read_fn)(sqlite3_stmt *st, void *row);
+
+/*
+ * The body of every list call: under the lock, bind key to the statement `which` (if it takes a
+ * parameter), step it to its end and read each row with read_row into a growing array of
+ * elements of elem_size bytes. Returns that array (NULL if empty) with *n_out elements and the
+ * result in *ret_out (0 or a negative code). On failure the array still holds every row read so
+ * far, a partly read one included, for the caller to free; the statement is reset either way.
+ */
+static void *list_read(catalog_sqlite *c, enum catalog_stmt which, int64_t key, const char *what,
+                       size_t elem_size, row_read_fn read_row, size_t *n_out, int *ret_out)
+{
+    unsigned char *rows = NULL;
+    size_t n = 0, cap = 0;
+    int ret = 0;
+    pthread_mutex_lock(&c->lock);
+    sqlite3_stmt *st = c->stmts[which];
+    if (sqlite3_bind_parameter_count(st) > 0) sqlite3_bind_int64(st, 1, key);
+    for (;;) {
+        int rc = sqlite3_step(st);
+        if (rc == SQLITE_DONE) break;
+        if (rc != SQLITE_ROW) {
+            ret = db_fail(c, what);
+            break;
+        }
+        if (n == cap) {
+            size_t ncap = cap ? cap * 2 : 16;
+            unsigned char *grown =
+                ncap <= SIZE_MAX / elem_size ? realloc(rows, ncap * elem_size) : NULL;
+            if (!grown) {
+                ret = INGOT_E_NOMEM;
+                break;
+            }
+            rows = grown;
+            cap = ncap;
+        }
+        void *row = rows + n++ * elem_size;
+        memset(row, 0, elem_size);
+        if ((ret = read_row(st, row))) break;
+    }
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    pthread_mutex_unlock(&c->lock);
+    *n_out = n;
+    *ret_out = ret;
+    return rows;
 }
 
 static int cat_namespace_lookup_locked(catalog_sqlite *c, const char *name, int64_t *id_out)
@@ -334,97 +402,74 @@ out:
 
 static void free_rows(list_row *rows, size_t n)
 {
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n; i++) {
         free(rows[i].name);
+        free(rows[i].sort_key);
+    }
     free(rows);
 }
 
-/*
- * Read every row of the list statement st (bound to key) into *rows_out. with_type says whether
- * column 2 is a column type. Takes and releases the lock.
- */
-static int read_rows(catalog_sqlite *c, enum catalog_stmt which, int64_t key, bool with_type,
-                     list_row **rows_out, size_t *n_out)
+/* list_read row readers for list_row: (id, name), (id, name, type), (id, key, sort key) */
+static int read_name_row(sqlite3_stmt *st, void *row)
 {
-    list_row *rows = NULL;
-    size_t n = 0, cap = 0;
-    int ret = 0;
-    pthread_mutex_lock(&c->lock);
-    sqlite3_stmt *st = c->stmts[which];
-    sqlite3_bind_int64(st, 1, key);
-    for (;;) {
-        int rc = sqlite3_step(st);
-        if (rc == SQLITE_DONE) break;
-        if (rc != SQLITE_ROW) {
-            ret = db_fail(c, which == ST_TABLE_LIST ? "list tables" : "list columns");
-            goto fail;
-        }
-        if (n == cap) {
-            size_t ncap = cap ? cap * 2 : 16;
-            list_row *nr = realloc(rows, ncap * sizeof *nr);
-            if (!nr) {
-                ret = INGOT_E_NOMEM;
-                goto fail;
-            }
-            rows = nr;
-            cap = ncap;
-        }
-        const unsigned char *name = sqlite3_column_text(st, 1);
-        rows[n].id = sqlite3_column_int64(st, 0);
-        rows[n].name = strdup(name ? (const char *)name : "");
-        rows[n].column_type = with_type ? sqlite3_column_int(st, 2) : 0;
-        if (!rows[n].name) {
-            ret = INGOT_E_NOMEM;
-            goto fail;
-        }
-        n++;
-    }
-    sqlite3_reset(st);
-    sqlite3_clear_bindings(st);
-    pthread_mutex_unlock(&c->lock);
-    *rows_out = rows;
-    *n_out = n;
-    return 0;
-fail:
-    sqlite3_reset(st);
-    sqlite3_clear_bindings(st);
-    pthread_mutex_unlock(&c->lock);
+    list_row *r = row;
+    r->id = sqlite3_column_int64(st, 0);
+    r->name = column_strdup(st, 1);
+    return r->name ? 0 : INGOT_E_NOMEM;
+}
+
+static int read_column_row(sqlite3_stmt *st, void *row)
+{
+    list_row *r = row;
+    r->column_type = sqlite3_column_int(st, 2);
+    return read_name_row(st, row);
+}
+
+static int read_partition_row(sqlite3_stmt *st, void *row)
+{
+    list_row *r = row;
+    r->sort_key = column_strdup(st, 2);
+    if (!r->sort_key) return INGOT_E_NOMEM;
+    return read_name_row(st, row);
+}
+
+static int cat_list_namespaces(void *self, catalog_namespace_cb cb, void *arg)
+{
+    size_t n;
+    int ret;
+    list_row *rows =
+        list_read(self, ST_NS_LIST, 0, "list namespaces", sizeof *rows, read_name_row, &n, &ret);
+    for (size_t i = 0; ret == 0 && i < n; i++)
+        cb(arg, rows[i].id, rows[i].name);
     free_rows(rows, n);
     return ret;
 }
 
 static int cat_list_tables(void *self, int64_t ns_id, catalog_table_cb cb, void *arg)
 {
-    list_row *rows;
     size_t n;
-    int ret = read_rows(self, ST_TABLE_LIST, ns_id, false, &rows, &n);
-    if (ret) return ret;
-    for (size_t i = 0; i < n; i++)
+    int ret;
+    list_row *rows =
+        list_read(self, ST_TABLE_LIST, ns_id, "list tables", sizeof *rows, read_name_row, &n, &ret);
+    for (size_t i = 0; ret == 0 && i < n; i++)
         cb(arg, rows[i].id, rows[i].name);
     free_rows(rows, n);
-    return 0;
+    return ret;
 }
 
 static int cat_list_columns(void *self, int64_t table_id, catalog_column_cb cb, void *arg)
 {
-    list_row *rows;
     size_t n;
-    int ret = read_rows(self, ST_COL_LIST, table_id, true, &rows, &n);
-    if (ret) return ret;
-    for (size_t i = 0; i < n; i++)
+    int ret;
+    list_row *rows = list_read(self, ST_COL_LIST, table_id, "list columns", sizeof *rows,
+                               read_column_row, &n, &ret);
+    for (size_t i = 0; ret == 0 && i < n; i++)
         cb(arg, rows[i].id, rows[i].name, rows[i].column_type);
     free_rows(rows, n);
-    return 0;
+    return ret;
 }
 
 /* ---- partitions ---- */
-
-/* Copy a text column (NULL reads as "") into a malloc'd string; NULL when out of memory. */
-static char *column_strdup(sqlite3_stmt *st, int col)
-{
-    const unsigned char *s = sqlite3_column_text(st, col);
-    return strdup(s ? (const char *)s : "");
-}
 
 /* Find partition (table_id, key). 0, INGOT_E_NOT_FOUND, or an error. Caller holds the lock. */
 static int cat_partition_lookup_locked(catalog_sqlite *c, int64_t table_id, const char *key,
@@ -519,6 +564,18 @@ out:
     return ret;
 }
 
+static int cat_list_partitions(void *self, int64_t table_id, catalog_partition_cb cb, void *arg)
+{
+    size_t n;
+    int ret;
+    list_row *rows = list_read(self, ST_PART_LIST, table_id, "list partitions", sizeof *rows,
+                               read_partition_row, &n, &ret);
+    for (size_t i = 0; ret == 0 && i < n; i++)
+        cb(arg, rows[i].id, rows[i].name, rows[i].sort_key);
+    free_rows(rows, n);
+    return ret;
+}
+
 /* ---- Parquet files ---- */
 
 /* Check what catalog_parquet_file_insert needs of a row. */
@@ -591,70 +648,37 @@ static void free_file_rows(file_row *rows, size_t n)
     free(rows);
 }
 
+/* row reader of list_read for ST_FILE_LIST */
+static int read_file_row(sqlite3_stmt *st, void *row)
+{
+    file_row *r = row;
+    r->f.id = sqlite3_column_int64(st, 0);
+    r->f.namespace_id = sqlite3_column_int64(st, 1);
+    r->f.table_id = sqlite3_column_int64(st, 2);
+    r->f.partition_id = sqlite3_column_int64(st, 3);
+    const unsigned char *uuid = sqlite3_column_text(st, 4);
+    snprintf(r->f.object_store_id, sizeof r->f.object_store_id, "%s",
+             uuid ? (const char *)uuid : "");
+    r->f.min_time = sqlite3_column_int64(st, 5);
+    r->f.max_time = sqlite3_column_int64(st, 6);
+    r->f.row_count = sqlite3_column_int64(st, 7);
+    r->f.file_size_bytes = sqlite3_column_int64(st, 8);
+    r->f.max_sequence_number = (uint64_t)sqlite3_column_int64(st, 9);
+    r->f.created_at = sqlite3_column_int64(st, 11);
+    r->f.sequence_extras = r->sequence_extras = column_strdup(st, 10);
+    r->f.partition_key = r->partition_key = column_strdup(st, 12);
+    return r->sequence_extras && r->partition_key ? 0 : INGOT_E_NOMEM;
+}
+
 static int cat_parquet_file_list(void *self, int64_t table_id, catalog_parquet_file_cb cb,
                                  void *arg)
 {
-    catalog_sqlite *c = self;
-    file_row *rows = NULL;
-    size_t n = 0, cap = 0;
-    int ret = 0;
-    pthread_mutex_lock(&c->lock);
-    sqlite3_stmt *st = c->stmts[ST_FILE_LIST];
-    sqlite3_bind_int64(st, 1, table_id);
-    for (;;) {
-        int rc = sqlite3_step(st);
-        if (rc == SQLITE_DONE) break;
-        if (rc != SQLITE_ROW) {
-            ret = db_fail(c, "list parquet files");
-            goto fail;
-        }
-        if (n == cap) {
-            size_t ncap = cap ? cap * 2 : 16;
-            file_row *nr = realloc(rows, ncap * sizeof *nr);
-            if (!nr) {
-                ret = INGOT_E_NOMEM;
-                goto fail;
-            }
-            rows = nr;
-            cap = ncap;
-        }
-        file_row *r = &rows[n];
-        memset(r, 0, sizeof *r);
-        r->f.id = sqlite3_column_int64(st, 0);
-        r->f.namespace_id = sqlite3_column_int64(st, 1);
-        r->f.table_id = sqlite3_column_int64(st, 2);
-        r->f.partition_id = sqlite3_column_int64(st, 3);
-        const unsigned char *uuid = sqlite3_column_text(st, 4);
-        snprintf(r->f.object_store_id, sizeof r->f.object_store_id, "%s",
-                 uuid ? (const char *)uuid : "");
-        r->f.min_time = sqlite3_column_int64(st, 5);
-        r->f.max_time = sqlite3_column_int64(st, 6);
-        r->f.row_count = sqlite3_column_int64(st, 7);
-        r->f.file_size_bytes = sqlite3_column_int64(st, 8);
-        r->f.max_sequence_number = (uint64_t)sqlite3_column_int64(st, 9);
-        r->f.created_at = sqlite3_column_int64(st, 11);
-        n++;
-        r->sequence_extras = column_strdup(st, 10);
-        r->partition_key = column_strdup(st, 12);
-        if (!r->sequence_extras || !r->partition_key) {
-            ret = INGOT_E_NOMEM;
-            goto fail;
-        }
-    }
-    sqlite3_reset(st);
-    sqlite3_clear_bindings(st);
-    pthread_mutex_unlock(&c->lock);
-    for (size_t i = 0; i < n; i++) {
-        rows[i].f.partition_key = rows[i].partition_key;
-        rows[i].f.sequence_extras = rows[i].sequence_extras;
+    size_t n;
+    int ret;
+    file_row *rows = list_read(self, ST_FILE_LIST, table_id, "list parquet files", sizeof *rows,
+                               read_file_row, &n, &ret);
+    for (size_t i = 0; ret == 0 && i < n; i++)
         cb(arg, &rows[i].f);
-    }
-    free_file_rows(rows, n);
-    return 0;
-fail:
-    sqlite3_reset(st);
-    sqlite3_clear_bindings(st);
-    pthread_mutex_unlock(&c->lock);
     free_file_rows(rows, n);
     return ret;
 }
@@ -676,61 +700,32 @@ static void free_persisted_rows(persisted_row *rows, size_t n)
     free(rows);
 }
 
+/* row reader of list_read for ST_PERSISTED: merges the partition's extras lists */
+static int read_persisted_row(sqlite3_stmt *st, void *row)
+{
+    persisted_row *r = row;
+    r->table_id = sqlite3_column_int64(st, 0);
+    r->max_sequence_number = (uint64_t)sqlite3_column_int64(st, 2);
+    r->partition_key = column_strdup(st, 1);
+    if (!r->partition_key) return INGOT_E_NOMEM;
+    const unsigned char *concat = sqlite3_column_text(st, 3);
+    int ret =
+        catalog_extras_merge((const char *)concat, r->max_sequence_number, &r->sequence_extras);
+    if (ret == INGOT_E_CORRUPT)
+        log_error("catalog: partition \"%s\" of table %lld has a malformed sequence_extras list",
+                  r->partition_key, (long long)r->table_id);
+    return ret;
+}
+
 static int cat_persisted_sequences(void *self, catalog_persisted_cb cb, void *arg)
 {
-    catalog_sqlite *c = self;
-    persisted_row *rows = NULL;
-    size_t n = 0, cap = 0;
-    int ret = 0;
-    pthread_mutex_lock(&c->lock);
-    sqlite3_stmt *st = c->stmts[ST_PERSISTED];
-    for (;;) {
-        int rc = sqlite3_step(st);
-        if (rc == SQLITE_DONE) break;
-        if (rc != SQLITE_ROW) {
-            ret = db_fail(c, "read persisted sequences");
-            goto fail;
-        }
-        if (n == cap) {
-            size_t ncap = cap ? cap * 2 : 16;
-            persisted_row *nr = realloc(rows, ncap * sizeof *nr);
-            if (!nr) {
-                ret = INGOT_E_NOMEM;
-                goto fail;
-            }
-            rows = nr;
-            cap = ncap;
-        }
-        persisted_row *r = &rows[n++];
-        memset(r, 0, sizeof *r);
-        r->table_id = sqlite3_column_int64(st, 0);
-        r->max_sequence_number = (uint64_t)sqlite3_column_int64(st, 2);
-        r->partition_key = column_strdup(st, 1);
-        if (!r->partition_key) {
-            ret = INGOT_E_NOMEM;
-            goto fail;
-        }
-        const unsigned char *concat = sqlite3_column_text(st, 3);
-        ret =
-            catalog_extras_merge((const char *)concat, r->max_sequence_number, &r->sequence_extras);
-        if (ret) {
-            if (ret == INGOT_E_CORRUPT)
-                log_error("catalog: partition \"%s\" of table %lld has a malformed "
-                          "sequence_extras list",
-                          r->partition_key, (long long)r->table_id);
-            goto fail;
-        }
-    }
-    sqlite3_reset(st);
-    pthread_mutex_unlock(&c->lock);
-    for (size_t i = 0; i < n; i++)
+    size_t n;
+    int ret;
+    persisted_row *rows = list_read(self, ST_PERSISTED, 0, "read persisted sequences", sizeof *rows,
+                                    read_persisted_row, &n, &ret);
+    for (size_t i = 0; ret == 0 && i < n; i++)
         cb(arg, rows[i].table_id, rows[i].partition_key, rows[i].max_sequence_number,
            rows[i].sequence_extras);
-    free_persisted_rows(rows, n);
-    return 0;
-fail:
-    sqlite3_reset(st);
-    pthread_mutex_unlock(&c->lock);
     free_persisted_rows(rows, n);
     return ret;
 }
@@ -858,11 +853,13 @@ int catalog_sqlite_open(const char *path, catalog *out, char *err, size_t errlen
         .namespace_get_or_create = cat_namespace_get_or_create,
         .namespace_lookup = cat_namespace_lookup,
         .table_get_or_create = cat_table_get_or_create,
+        .list_namespaces = cat_list_namespaces,
         .list_tables = cat_list_tables,
         .list_columns = cat_list_columns,
         .column_upsert = cat_column_upsert,
         .partition_get_or_create = cat_partition_get_or_create,
         .partition_cas_sort_key = cat_partition_cas_sort_key,
+        .list_partitions = cat_list_partitions,
         .parquet_file_insert = cat_parquet_file_insert,
         .parquet_file_lookup = cat_parquet_file_lookup,
         .parquet_file_list = cat_parquet_file_list,

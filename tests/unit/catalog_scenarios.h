@@ -1,10 +1,12 @@
 /*
- * catalog_scenarios.h: back-end independent catalog tests, shared by test_catalog.c (SQLite) and
- * test_catalog_postgres.c (PostgreSQL). Each scenario talks to the catalog only through the
- * interface of catalog.h, so both back ends must give the same answers.
+ * catalog_scenarios.h: back-end independent catalog tests, shared by test_catalog.c (SQLite)
+ * and test_catalog_postgres.c (PostgreSQL). Each scenario talks to
+ * the catalog only through the interface of catalog.h, so both back ends must give the same
+ * answers.
  *
  * A PostgreSQL database outlives one run and is shared by all scenarios, so every scenario names
- * its namespaces with sc_name() (a per-run tag) and only looks at rows it made itself.
+ * its namespaces with sc_name() (a per-run tag) and only looks at rows it made itself; the one
+ * exception, sc_list_empty, wants a catalog nothing has been written to yet.
  * The including file sets sc_tag before running scenarios.
  */
 #ifndef INGOT_CATALOG_SCENARIOS_H
@@ -245,6 +247,160 @@ static void sc_cas_sort_key(catalog *cat)
     CHECK(obs == NULL);
 }
 
+/* ---- list_namespaces, list_partitions ---- */
+
+/*
+ * What list_namespaces reported: every row's order, and the rows of sc_list_namespaces (named
+ * "lsns_<base>_<tag>"; other scenarios of the run share the tag).
+ */
+struct sc_ns_list {
+    int total;
+    bool ascending; /* every id above the one before */
+    int64_t last_id;
+    int n; /* this run's rows */
+    int64_t ids[8];
+    char names[8][96];
+};
+
+static void sc_collect_namespace(void *arg, int64_t id, const char *name)
+{
+    struct sc_ns_list *c = arg;
+    if (c->total > 0 && id <= c->last_id) c->ascending = false;
+    c->last_id = id;
+    c->total++;
+    size_t len = strlen(name), tag = strlen(sc_tag);
+    if (strncmp(name, "lsns_", 5) == 0 && len > tag + 5 && name[len - tag - 1] == '_' &&
+        strcmp(name + len - tag, sc_tag) == 0 && c->n < 8) {
+        c->ids[c->n] = id;
+        snprintf(c->names[c->n], sizeof c->names[0], "%s", name);
+        c->n++;
+    }
+}
+
+/* What list_partitions reported; each callback also looks its partition up again (re-entry). */
+struct sc_part_list {
+    catalog *cat;
+    int64_t table_id;
+    int n;
+    int64_t ids[8];
+    char keys[8][24];
+    char sort_keys[8][64];
+    int reentry_failures; /* lookups from inside the callback that failed or disagreed */
+};
+
+static void sc_collect_partition(void *arg, int64_t id, const char *key, const char *sort_key)
+{
+    struct sc_part_list *c = arg;
+    if (c->n < 8) {
+        c->ids[c->n] = id;
+        snprintf(c->keys[c->n], sizeof c->keys[0], "%s", key);
+        snprintf(c->sort_keys[c->n], sizeof c->sort_keys[0], "%s", sort_key);
+    }
+    c->n++;
+    /* the catalog's lock is not held during callbacks: calling back in must work */
+    int64_t again = -1;
+    char *stored = NULL;
+    if (c->cat->partition_get_or_create(c->cat->self, c->table_id, key, &again, &stored) != 0 ||
+        again != id || !stored || strcmp(stored, sort_key) != 0)
+        c->reentry_failures++;
+    free(stored);
+}
+
+/* A fresh catalog (nothing written yet) lists nothing. */
+static void sc_list_empty(catalog *cat)
+{
+    struct sc_ns_list ns = {.ascending = true};
+    CHECK_EQ_INT(cat->list_namespaces(cat->self, sc_collect_namespace, &ns), 0);
+    CHECK_EQ_INT(ns.total, 0);
+    struct sc_part_list parts = {.cat = cat, .table_id = 1};
+    CHECK_EQ_INT(cat->list_partitions(cat->self, 1, sc_collect_partition, &parts), 0);
+    CHECK_EQ_INT(parts.n, 0);
+}
+
+/* Namespaces come in id order (here not name order), once each, with their names. */
+static void sc_list_namespaces(catalog *cat)
+{
+    static const char *const bases[3] = {"lsns_zeta", "lsns_alpha", "lsns_mid"};
+    char name[128];
+    int64_t ids[3] = {-1, -1, -1}, again = -2;
+    for (int i = 0; i < 3; i++)
+        CHECK_EQ_INT(
+            cat->namespace_get_or_create(cat->self, sc_name(name, sizeof name, bases[i]), &ids[i]),
+            0);
+    CHECK_EQ_INT(
+        cat->namespace_get_or_create(cat->self, sc_name(name, sizeof name, bases[0]), &again), 0);
+    CHECK_EQ_INT(again, ids[0]);
+    CHECK(ids[0] < ids[1] && ids[1] < ids[2]);
+
+    struct sc_ns_list got = {.ascending = true};
+    CHECK_EQ_INT(cat->list_namespaces(cat->self, sc_collect_namespace, &got), 0);
+    CHECK(got.ascending);
+    CHECK(got.total >= 3);
+    CHECK_EQ_INT(got.n, 3);
+    for (int i = 0; i < 3 && i < got.n; i++) {
+        CHECK_EQ_INT(got.ids[i], ids[i]);
+        CHECK_EQ_STR(got.names[i], sc_name(name, sizeof name, bases[i]));
+    }
+}
+
+/*
+ * The partitions of one table in partition_key byte order (created in another order), not those
+ * of a neighbour table, each with its stored sort key: "[]" until a CAS, then the newest key.
+ */
+static void sc_list_partitions(catalog *cat)
+{
+    int64_t ns, t, t2;
+    sc_ns_table(cat, "listpart", &ns, &t);
+    CHECK_EQ_INT(cat->table_get_or_create(cat->self, ns, "mem", &t2), 0);
+    struct sc_part_list got = {.cat = cat, .table_id = t};
+    CHECK_EQ_INT(cat->list_partitions(cat->self, t, sc_collect_partition, &got), 0);
+    CHECK_EQ_INT(got.n, 0); /* a table without partitions */
+
+    /* byte order puts "B" before "a" (a locale-aware order would not) */
+    static const char *const made[5] = {"2026-01-03", "a", "2026-01-01", "B", "2026-01-02"};
+    static const char *const sorted[5] = {"2026-01-01", "2026-01-02", "2026-01-03", "B", "a"};
+    int64_t ids[5];
+    for (int i = 0; i < 5; i++)
+        CHECK_EQ_INT(cat->partition_get_or_create(cat->self, t, made[i], &ids[i], NULL), 0);
+    int64_t other[2];
+    CHECK_EQ_INT(cat->partition_get_or_create(cat->self, t2, "2026-01-01", &other[0], NULL), 0);
+    CHECK_EQ_INT(cat->partition_get_or_create(cat->self, t2, "2026-01-015", &other[1], NULL), 0);
+    /* 2026-01-02 gets a sort key, then a longer one */
+    CHECK_EQ_INT(cat->partition_cas_sort_key(cat->self, ids[4], "[]", "[\"host\",\"time\"]", NULL),
+                 0);
+    CHECK_EQ_INT(cat->partition_cas_sort_key(cat->self, ids[4], "[\"host\",\"time\"]",
+                                             "[\"host\",\"region\",\"time\"]", NULL),
+                 0);
+    /* a lost CAS changes nothing */
+    CHECK_EQ_INT(cat->partition_cas_sort_key(cat->self, ids[2], "[\"x\"]", "[\"y\"]", NULL),
+                 INGOT_E_CONFLICT);
+
+    CHECK_EQ_INT(cat->list_partitions(cat->self, t, sc_collect_partition, &got), 0);
+    CHECK_EQ_INT(got.n, 5);
+    CHECK_EQ_INT(got.reentry_failures, 0);
+    static const int made_index[5] = {2, 4, 0, 3, 1}; /* sorted[i] is made[made_index[i]] */
+    for (int i = 0; i < 5 && i < got.n; i++) {
+        CHECK_EQ_STR(got.keys[i], sorted[i]);
+        CHECK_EQ_INT(got.ids[i], ids[made_index[i]]);
+        CHECK_EQ_STR(got.sort_keys[i], i == 1 ? "[\"host\",\"region\",\"time\"]" : "[]");
+    }
+
+    struct sc_part_list mem = {.cat = cat, .table_id = t2};
+    CHECK_EQ_INT(cat->list_partitions(cat->self, t2, sc_collect_partition, &mem), 0);
+    CHECK_EQ_INT(mem.n, 2);
+    CHECK_EQ_INT(mem.reentry_failures, 0);
+    CHECK_EQ_STR(mem.keys[0], "2026-01-01");
+    CHECK_EQ_INT(mem.ids[0], other[0]);
+    CHECK_EQ_STR(mem.keys[1], "2026-01-015");
+    CHECK_EQ_INT(mem.ids[1], other[1]);
+    CHECK_EQ_STR(mem.sort_keys[1], "[]");
+
+    struct sc_part_list none = {.cat = cat, .table_id = INT64_C(999999999)};
+    CHECK_EQ_INT(cat->list_partitions(cat->self, INT64_C(999999999), sc_collect_partition, &none),
+                 0);
+    CHECK_EQ_INT(none.n, 0);
+}
+
 /* A file row for partition p of table t in namespace ns; uuid made from n. */
 static catalog_parquet_file sc_file(int64_t ns, int64_t t, int64_t p, int n, uint64_t max_seq,
                                     const char *extras)
@@ -308,8 +464,9 @@ static void sc_file_insert_and_list(catalog *cat)
     int64_t looked = 0;
     CHECK_EQ_INT(cat->parquet_file_lookup(cat->self, f2.object_store_id, &looked), 0);
     CHECK_EQ_INT(looked, id2);
-    CHECK_EQ_INT(cat->parquet_file_lookup(cat->self, "00000000-0000-4000-8000-000000000000", &looked),
-                 INGOT_E_NOT_FOUND);
+    CHECK_EQ_INT(
+        cat->parquet_file_lookup(cat->self, "00000000-0000-4000-8000-000000000000", &looked),
+        INGOT_E_NOT_FOUND);
 
     struct sc_files got = {0};
     CHECK_EQ_INT(cat->parquet_file_list(cat->self, t, sc_collect_file, &got), 0);

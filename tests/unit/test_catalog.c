@@ -94,11 +94,12 @@ static void test_open_failure_describes_path(void)
 }
 
 /* Open a fresh catalog file called name (removing an older one). */
-static int open_fresh(const char *name, catalog *cat)
+/* Open the catalog file name in tmp_dir, removing it first if fresh. */
+static int open_file(const char *name, bool fresh, catalog *cat)
 {
     char path[512], err[256] = "";
     make_path(path, sizeof path, name);
-    unlink(path);
+    if (fresh) unlink(path);
     int rc = catalog_sqlite_open(path, cat, err, sizeof err);
     if (rc) fprintf(stderr, "  open %s: %s\n", path, err);
     return rc;
@@ -109,7 +110,7 @@ static int open_fresh(const char *name, catalog *cat)
     static void test_##name(void)                                                                  \
     {                                                                                              \
         catalog cat;                                                                               \
-        CHECK_EQ_INT(open_fresh(#name ".sqlite", &cat), 0);                                        \
+        CHECK_EQ_INT(open_file(#name ".sqlite", true, &cat), 0);                                   \
         sc_##name(&cat);                                                                           \
         cat.close(cat.self);                                                                       \
     }
@@ -128,7 +129,7 @@ static void test_row_counts(void)
 {
     char path[512];
     catalog cat;
-    CHECK_EQ_INT(open_fresh("counts.sqlite", &cat), 0);
+    CHECK_EQ_INT(open_file("counts.sqlite", true, &cat), 0);
     make_path(path, sizeof path, "counts.sqlite");
     sc_get_or_create_idempotent(&cat);
     CHECK_EQ_INT(count_rows(path, "SELECT count(*) FROM namespace"), 2);
@@ -201,6 +202,58 @@ static void test_catalog_open_dispatch(void)
     CHECK(strstr(err, "127.0.0.1") != NULL);
 }
 
+/* ---- the listings (catalog_scenarios.h), and again through a second handle ---- */
+
+SCENARIO_TEST(list_empty)
+SCENARIO_TEST(list_namespaces)
+SCENARIO_TEST(list_partitions)
+
+/* Both listings on one file, then again through a new handle on it: same rows, same order. */
+static void test_lists_after_reopen(void)
+{
+    catalog cat;
+    CHECK_EQ_INT(open_file("reopen.sqlite", true, &cat), 0);
+    sc_list_namespaces(&cat);
+    int64_t ns = -1, t = -1, p = -1;
+    char name[128];
+    CHECK_EQ_INT(cat.namespace_lookup(cat.self, sc_name(name, sizeof name, "listpart"), &ns),
+                 INGOT_E_NOT_FOUND);
+    sc_list_partitions(&cat);
+    CHECK_EQ_INT(cat.namespace_lookup(cat.self, name, &ns), 0);
+    CHECK_EQ_INT(cat.table_get_or_create(cat.self, ns, "cpu", &t), 0);
+    struct sc_ns_list before = {.ascending = true};
+    CHECK_EQ_INT(cat.list_namespaces(cat.self, sc_collect_namespace, &before), 0);
+    cat.close(cat.self);
+
+    CHECK_EQ_INT(open_file("reopen.sqlite", false, &cat), 0);
+    struct sc_ns_list after = {.ascending = true};
+    CHECK_EQ_INT(cat.list_namespaces(cat.self, sc_collect_namespace, &after), 0);
+    CHECK_EQ_INT(after.total, 4); /* zeta, alpha, mid, listpart */
+    CHECK_EQ_INT(after.total, before.total);
+    CHECK(after.ascending);
+    CHECK_EQ_INT(after.n, before.n);
+    for (int i = 0; i < after.n && i < before.n; i++) {
+        CHECK_EQ_INT(after.ids[i], before.ids[i]);
+        CHECK_EQ_STR(after.names[i], before.names[i]);
+    }
+    struct sc_part_list parts = {.cat = &cat, .table_id = t};
+    CHECK_EQ_INT(cat.list_partitions(cat.self, t, sc_collect_partition, &parts), 0);
+    CHECK_EQ_INT(parts.n, 5);
+    CHECK_EQ_INT(parts.reentry_failures, 0);
+    CHECK_EQ_STR(parts.keys[0], "2026-01-01");
+    CHECK_EQ_STR(parts.keys[4], "a");
+    CHECK_EQ_STR(parts.sort_keys[1], "[\"host\",\"region\",\"time\"]");
+    /* a partition added now goes to its place in key order */
+    CHECK_EQ_INT(cat.partition_get_or_create(cat.self, t, "2026-01-00", &p, NULL), 0);
+    struct sc_part_list more = {.cat = &cat, .table_id = t};
+    CHECK_EQ_INT(cat.list_partitions(cat.self, t, sc_collect_partition, &more), 0);
+    CHECK_EQ_INT(more.n, 6);
+    CHECK_EQ_STR(more.keys[0], "2026-01-00");
+    CHECK_EQ_INT(more.ids[0], p);
+    CHECK_EQ_STR(more.keys[1], "2026-01-01");
+    cat.close(cat.self);
+}
+
 static void test_extras_helpers(void)
 {
     CHECK_EQ_INT(catalog_extras_validate(NULL, 0), 0);
@@ -250,6 +303,10 @@ int main(void)
     TEST_RUN(test_concurrent);
     TEST_RUN(test_catalog_open_dispatch);
     TEST_RUN(test_extras_helpers);
+    TEST_RUN(test_list_empty);
+    TEST_RUN(test_list_namespaces);
+    TEST_RUN(test_list_partitions);
+    TEST_RUN(test_lists_after_reopen);
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp_dir);
     if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmp_dir);

@@ -1,8 +1,9 @@
 /*
  * test_catalog_postgres.c: the PostgreSQL catalog back end (catalog_postgres.c) against the server
  * named by INGOT_TEST_POSTGRES (a libpq conninfo; tests/pg.sh run starts a throwaway one). Runs
- * the back-end independent scenarios of catalog_scenarios.h, two handles on one database, a
- * reopen, the schema version check and the reconnect after a lost connection.
+ * the back-end independent scenarios of catalog_scenarios.h (the empty listing only in a database
+ * of its own; partition key order also in an ICU-collated database), two handles on one
+ * database, a reopen, the schema version check and the reconnect after a lost connection.
  *
  * The test creates a fresh database (ingot_test_<pid>_<time>) on that server and drops it at the
  * end; if it may not create databases it uses the named one (every scenario names its rows with
@@ -109,6 +110,9 @@ SCENARIO_TEST(file_insert_and_list)
 SCENARIO_TEST(file_insert_invalid)
 SCENARIO_TEST(persisted_sequences)
 SCENARIO_TEST(concurrent)
+SCENARIO_TEST(list_empty)
+SCENARIO_TEST(list_namespaces)
+SCENARIO_TEST(list_partitions)
 
 static void test_two_handles_agree(void)
 {
@@ -205,6 +209,41 @@ static void test_future_version_refused(void)
     CHECK_EQ_INT(admin_exec(test_conninfo, sql), 0);
 }
 
+/*
+ * Partition keys list in byte order even in a database whose collation is locale-aware (an ICU
+ * en-US scratch database, where "a" sorts before "B"), as in SQLite.
+ */
+static void test_list_partitions_icu_database(void)
+{
+    char db[96], other[2048], sql[256];
+    snprintf(db, sizeof db, "ingot_icu_%s", sc_tag);
+    snprintf(sql, sizeof sql,
+             "CREATE DATABASE %s TEMPLATE template0 LOCALE_PROVIDER icu ICU_LOCALE 'en-US' "
+             "LOCALE 'C'",
+             db);
+    if (admin_exec(test_conninfo, sql) != 0) {
+        fprintf(stderr, "  (no ICU database: byte order of partition keys not tested)\n");
+        return;
+    }
+    CHECK_EQ_INT(conninfo_with_db(test_conninfo, db, other, sizeof other), 0);
+    /* the database really orders "a" before "B" */
+    CHECK_EQ_INT(admin_value(other, "SELECT count(*) FROM (VALUES ('a'), ('B')) v(x) "
+                                    "WHERE x < 'B' AND x = 'a'"),
+                 1);
+    char err[512] = "";
+    catalog cat;
+    int rc = catalog_postgres_open(other, &cat, err, sizeof err);
+    CHECK_EQ_INT(rc, 0);
+    if (rc == 0) {
+        sc_list_partitions(&cat);
+        cat.close(cat.self);
+    } else {
+        fprintf(stderr, "  open: %s\n", err);
+    }
+    snprintf(sql, sizeof sql, "DROP DATABASE %s", db);
+    CHECK_EQ_INT(admin_exec(test_conninfo, sql), 0);
+}
+
 /* The server ends the handle's session: the next call reconnects once and succeeds. */
 static void test_reconnect_after_lost_connection(void)
 {
@@ -254,6 +293,7 @@ int main(void)
         snprintf(test_conninfo, sizeof test_conninfo, "%s", base);
     }
     TEST_RUN(test_schema_rows);
+    if (own_db) TEST_RUN(test_list_empty); /* before any scenario writes a row */
     TEST_RUN(test_get_or_create_idempotent);
     TEST_RUN(test_column_conflict);
     TEST_RUN(test_lists);
@@ -263,11 +303,14 @@ int main(void)
     TEST_RUN(test_file_insert_invalid);
     TEST_RUN(test_persisted_sequences);
     TEST_RUN(test_concurrent);
+    TEST_RUN(test_list_namespaces);
+    TEST_RUN(test_list_partitions);
     TEST_RUN(test_two_handles_agree);
     TEST_RUN(test_cas_race_two_handles);
     TEST_RUN(test_reopen_keeps_data);
     TEST_RUN(test_catalog_open_uri);
     TEST_RUN(test_future_version_refused);
+    TEST_RUN(test_list_partitions_icu_database);
     if (own_db) TEST_RUN(test_reconnect_after_lost_connection);
     if (own_db) {
         snprintf(sql, sizeof sql, "DROP DATABASE %s", db);
