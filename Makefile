@@ -10,9 +10,9 @@ SAN ?=
 CC ?= cc
 OPT ?= -O2
 
-PKGS := libmicrohttpd sqlite3 zlib libzstd libpq libcurl libcrypto
+PKGS := libmicrohttpd sqlite3 zlib libzstd libpq libcurl libcrypto grpc libprotobuf-c
 CFLAGS_COMMON := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
-	-Wno-missing-field-initializers -g -pthread -msse4.2 -mpclmul -Isrc -Iinclude \
+	-Wno-missing-field-initializers -g -pthread -msse4.2 -mpclmul -Isrc -Iinclude -I$(BUILD)/gen \
 	$(shell pkg-config --cflags $(PKGS))
 LDLIBS := $(shell pkg-config --libs $(PKGS)) -lpthread -lm
 
@@ -23,8 +23,12 @@ endif
 CFLAGS := $(CFLAGS_COMMON) $(OPT) $(CFLAGS_SAN) $(EXTRA_CFLAGS)
 LDFLAGS := $(CFLAGS_SAN) -pthread
 
+# proto/ -> protobuf-c message code (pack/unpack only) in $(BUILD)/gen, part of the library.
+PROTO_SRC := $(sort $(shell find proto -name '*.proto'))
+PROTO_C := $(PROTO_SRC:proto/%.proto=$(BUILD)/gen/%.pb-c.c)
+PROTO_H := $(PROTO_C:.c=.h)
 LIB_SRC := $(filter-out src/main.c,$(sort $(wildcard src/*.c src/*/*.c)))
-LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
+LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/obj/%.o) $(PROTO_C:$(BUILD)/gen/%.c=$(BUILD)/obj/gen/%.o)
 TEST_SRC := $(sort $(wildcard tests/unit/test_*.c))
 TEST_BIN := $(TEST_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 BENCH_SRC := $(sort $(wildcard bench/bench_*.c))
@@ -36,7 +40,15 @@ FUZZ_BIN := $(FUZZ_SRC:fuzz/%.c=build/fuzz/%)
 .SECONDARY:
 all: $(BUILD)/ingot $(TEST_BIN)
 
-$(BUILD)/obj/%.o: %.c
+$(BUILD)/gen/%.pb-c.c $(BUILD)/gen/%.pb-c.h: proto/%.proto
+	@mkdir -p $(BUILD)/gen
+	protoc-c --proto_path=proto --c_out=$(BUILD)/gen $<
+
+$(BUILD)/obj/gen/%.o: $(BUILD)/gen/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/obj/%.o: %.c | $(PROTO_H)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
 
@@ -59,7 +71,7 @@ bench: $(BENCH_BIN)
 
 # libFuzzer targets: clang, ASan+UBSan, linked against every library source.
 FUZZ_CFLAGS := $(CFLAGS_COMMON) -O1 -fsanitize=fuzzer,address,undefined -fno-omit-frame-pointer
-build/fuzz/%: fuzz/%.c $(LIB_SRC)
+build/fuzz/%: fuzz/%.c $(LIB_SRC) $(PROTO_C)
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_CFLAGS) -o $@ $^ $(LDLIBS)
 

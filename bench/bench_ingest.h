@@ -53,7 +53,7 @@ static inline long bench_apply(bench_env *e, const char *body, size_t len, uint6
         e->batch.bad_line_count)
         return -1;
     dml_op op = {.sequence = sequence, .ns = e->ns, .namespace_name = "bench", .namespace_len = 5,
-                 .batch = &e->batch, .tables = &e->tables, .lp_text = body, .lp_len = len,
+                 .batch = &e->batch, .tables = &e->tables, .body = body, .body_len = len,
                  .row_count = e->batch.line_count};
     dml_sink sink = buffer_tree_as_sink(e->tree);
     return dml_sink_apply(&sink, &op) == 0 ? (long)e->batch.line_count : -1;

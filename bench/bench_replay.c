@@ -35,9 +35,9 @@ static int on_entry(void *arg, uint64_t segment_id, uint64_t sequence, const uin
     dml_decoded d;
     char err[256];
     if (dml_op_decode(payload, len, &d, err, sizeof err) != 0) return r->failed = 1;
-    r->bytes += d.lp_len;
+    r->bytes += d.body_len;
     if (!r->env) return 0;
-    long n = bench_apply(r->env, d.lp_text, d.lp_len, sequence);
+    long n = bench_apply(r->env, d.body, d.body_len, sequence);
     if (n < 0) return r->failed = 1;
     r->lines += (uint64_t)n;
     return 0;
@@ -65,8 +65,8 @@ int main(int argc, char **argv)
         return 1;
     }
     for (size_t b = 0; b < count; b++) {
-        dml_op op = {.namespace_name = "bench", .namespace_len = 5, .lp_text = bodies[b].data,
-                     .lp_len = bodies[b].len, .precision = LP_PRECISION_NS};
+        dml_op op = {.namespace_name = "bench", .namespace_len = 5, .body = bodies[b].data,
+                     .body_len = bodies[b].len, .precision = LP_PRECISION_NS};
         uint8_t header[DML_PAYLOAD_HEADER_BYTES];
         struct iovec iov[3];
         dml_op_encode(&op, header, iov);

@@ -46,7 +46,7 @@ static int fuzz_on_entry(void *arg, uint64_t segment_id, uint64_t sequence, cons
         /* touch the decoded ranges so ASan checks their bounds */
         volatile uint8_t sink = 0;
         if (d.namespace_len) sink ^= (uint8_t)d.namespace_name[d.namespace_len - 1];
-        if (d.lp_len) sink ^= (uint8_t)d.lp_text[d.lp_len - 1];
+        if (d.body_len) sink ^= (uint8_t)d.body[d.body_len - 1];
         (void)sink;
     }
     seen->entries++;

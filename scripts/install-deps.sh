@@ -11,7 +11,7 @@ export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -q
 $SUDO apt-get install -y -q --no-install-recommends \
     build-essential pkg-config clang libclang-rt-14-dev \
-    libmicrohttpd-dev libsqlite3-dev zlib1g-dev libzstd-dev libpq-dev libcurl4-openssl-dev libssl-dev \
+    libmicrohttpd-dev libsqlite3-dev zlib1g-dev libzstd-dev libpq-dev libcurl4-openssl-dev libssl-dev libgrpc-dev libprotobuf-c-dev protobuf-c-compiler \
     postgresql python3 curl sqlite3 ca-certificates
 command -v npm >/dev/null || $SUDO apt-get install -y -q --no-install-recommends nodejs npm
 (cd tests/readers && npm ci --no-audit --no-fund --loglevel=error)

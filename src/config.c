@@ -32,7 +32,9 @@ static const flag_def flags[] = {
     {"data-dir", FLAG_STRING, OFF(data_dir), "./ingot-data", "directory for the WAL, catalog and objects"},
     {"http-bind", FLAG_STRING, OFF(http_bind), "127.0.0.1:8080", "HTTP listen address host:port"},
     {"grpc-bind", FLAG_STRING, OFF(grpc_bind), "127.0.0.1:8082",
-     "gRPC listen address host:port (reserved: the gRPC front end is not built yet)"},
+     "gRPC listen address host:port (WriteService, Arrow Flight DoGet, CatalogService)"},
+    {"grpc-threads", FLAG_U64, OFF(grpc_threads), "16",
+     "threads serving gRPC calls (a write waits for its WAL commit on one)"},
     {"wal-dir", FLAG_STRING, OFF(wal_dir), NULL, "write-ahead log directory (default <data-dir>/wal)"},
     {"wal-segment-bytes", FLAG_U64, OFF(wal_segment_bytes), "128M", "rotate a WAL segment past this size"},
     {"wal-rotation-period", FLAG_SECONDS, OFF(wal_rotation_period_s), "300",
@@ -63,7 +65,8 @@ static const flag_def flags[] = {
     {"http-max-connections", FLAG_U64, OFF(http_max_connections), "1000",
      "open HTTP connections at once"},
     {"auth-token", FLAG_STRING, OFF(auth_token), NULL,
-     "require 'Authorization: Token|Bearer <token>' on every endpoint but /health"},
+     "require 'Authorization: Token|Bearer <token>' on every HTTP endpoint but /health and "
+     "on every gRPC call (metadata authorization)"},
     {"log-level", FLAG_STRING, OFF(log_level), "info", "debug, info, warn or error"},
 };
 #define FLAG_COUNT (sizeof flags / sizeof flags[0])

@@ -15,7 +15,8 @@
 typedef struct ingot_config {
     char *data_dir;              /* --data-dir */
     char *http_bind;             /* --http-bind host:port */
-    char *grpc_bind;             /* --grpc-bind host:port (the gRPC front end is a later issue) */
+    char *grpc_bind;             /* --grpc-bind host:port */
+    uint64_t grpc_threads;       /* --grpc-threads */
     char *wal_dir;               /* --wal-dir, default <data-dir>/wal */
     uint64_t wal_segment_bytes;  /* --wal-segment-bytes */
     uint64_t wal_rotation_period_s; /* --wal-rotation-period (seconds) */

@@ -40,6 +40,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "dml/pbdata.h"
 #include "ingester_internal.h"
 #include "util/log.h"
 
@@ -187,8 +188,9 @@ static int apply_op(ingester *ing, const ingester_write_request *req, schema_nam
                  .namespace_len = strlen(req->namespace_name),
                  .batch = batch,
                  .tables = tables,
-                 .lp_text = text,
-                 .lp_len = text_len,
+                 .body_kind = req->body_kind,
+                 .body = text,
+                 .body_len = text_len,
                  .precision = req->precision,
                  .default_time_ns = default_time_ns,
                  .row_count = batch->line_count,
@@ -201,7 +203,14 @@ static int write_counted(ingester *ing, const ingester_write_request *req, inges
 {
     int rv;
     lp_options opts = {.precision = req->precision, .default_time_ns = now_ns(), .max_errors = 100};
-    if ((rv = lp_parse(req->body, req->body_len, &opts, &res->batch)) != 0) return rv;
+    if (req->body_kind == DML_BODY_DATABASE_BATCH) {
+        opts.default_time_ns = 0; /* every row has its time */
+        rv = pbdata_decode_batch((const uint8_t *)req->body, req->body_len, req->precision,
+                                 &res->batch, res->message, sizeof res->message);
+    } else {
+        rv = lp_parse(req->body, req->body_len, &opts, &res->batch);
+    }
+    if (rv != 0) return rv;
     if (res->batch.bad_line_count > 0 && !req->partial_ok) return INGOT_E_INVALID;
     if (res->batch.line_count == 0) return res->batch.bad_line_count ? INGOT_E_INVALID : 0;
 
@@ -278,6 +287,26 @@ void ingester_write_result_free(ingester_write_result *res)
     lp_batch_free(&res->batch);
 }
 
+void ingester_describe_bad_rows(const ingester_write_request *req, const ingester_write_result *res,
+                                strbuf *out)
+{
+    const lp_batch *b = &res->batch;
+    bool rows = req->body_kind == DML_BODY_DATABASE_BATCH;
+    strbuf_printf(out, "%zu bad %s%s: ", b->bad_line_count, rows ? "row" : "line",
+                  b->bad_line_count == 1 ? "" : "s");
+    for (size_t i = 0; i < b->error_count; i++) {
+        const lp_error *e = &b->errors[i];
+        if (rows) /* a batch row's text is its table name (pbdata.h) */
+            strbuf_printf(out, "%srow %u (table %.*s): %s", i ? "; " : "", e->line_number,
+                          (int)e->line_len, e->line_text, e->message);
+        else
+            strbuf_printf(out, "%sline %u, column %u: %s", i ? "; " : "", e->line_number,
+                          e->column, e->message);
+    }
+    if (b->bad_line_count > b->error_count)
+        strbuf_printf(out, "; and %zu more", b->bad_line_count - b->error_count);
+}
+
 /* --- query -------------------------------------------------------------------------------- */
 
 /*
@@ -345,6 +374,11 @@ fail:
     free(ls);
     atomic_fetch_sub(&ing->queries_open, 1);
     return rv;
+}
+
+catalog *ingester_catalog(ingester *ing)
+{
+    return &ing->cat;
 }
 
 /* --- metrics ------------------------------------------------------------------------------ */

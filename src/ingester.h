@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "catalog/catalog.h"
 #include "config.h"
 #include "dml/dml.h"
 #include "lp/lp.h"
@@ -27,29 +28,38 @@ int ingester_open(const ingot_config *cfg, ingester **out, char *err, size_t err
 
 typedef struct ingester_write_request {
     const char *namespace_name; /* NUL-terminated */
+    enum dml_body body_kind;    /* line protocol, or a serialized DatabaseBatch (gRPC, pbdata.h) */
     const char *body;           /* borrowed for the call */
     size_t body_len;
-    enum lp_precision precision;
-    bool partial_ok;            /* /api/v3/write_lp accept_partial: apply the good lines */
+    enum lp_precision precision; /* AUTO only for line protocol */
+    bool partial_ok;            /* line protocol, /api/v3/write_lp accept_partial: apply the good lines */
     enum dml_durability durability;
 } ingester_write_request;
 
 typedef struct ingester_write_result {
-    lp_batch batch;       /* after the call: errors[] describes bad lines (in line order) */
+    lp_batch batch;       /* after the call: errors[] describes bad lines or rows (in order) */
     size_t lines_written; /* lines applied */
     char message[512];    /* a request-level error (bad namespace, WAL failure, ...) */
 } ingester_write_result;
 
 /*
- * Parse, validate, commit to the WAL and apply to the buffer. The result must be freed with
- * ingester_write_result_free whatever the outcome. Returns:
+ * Parse (or decode), validate, commit to the WAL and apply to the buffer. The result must be
+ * freed with ingester_write_result_free whatever the outcome. Returns:
  *   0                     every good line applied (with partial_ok, bad lines may have been
  *                         skipped: result->batch.bad_line_count);
- *   INGOT_E_INVALID       bad lines (nothing applied) or a bad namespace name (message);
+ *   INGOT_E_INVALID       bad lines or rows (result->batch.errors; nothing applied), or a bad
+ *                         namespace name or malformed DatabaseBatch (message);
  *   INGOT_E_SHUTTING_DOWN, INGOT_E_WAL_FAILED, INGOT_E_CATALOG, INGOT_E_NOMEM (message).
  */
 int ingester_write(ingester *ing, const ingester_write_request *req, ingester_write_result *result);
 void ingester_write_result_free(ingester_write_result *result);
+
+/*
+ * The bad lines or rows of a refused write as one sentence: "2 bad lines: line 2, column 5: …;
+ * line 7, column 1: …" for line protocol, "1 bad row: row 3 (table cpu): …" for a batch.
+ */
+void ingester_describe_bad_rows(const ingester_write_request *req,
+                                const ingester_write_result *result, strbuf *out);
 
 /*
  * Start a query (see query.h). Beyond --concurrent-query-limit open streams: INGOT_E_BUSY.
@@ -57,6 +67,9 @@ void ingester_write_result_free(ingester_write_result *result);
  */
 int ingester_query(ingester *ing, const query_request *req, query_stream **out, char *err,
                    size_t errlen);
+
+/* The catalog, for the front ends' read-only listings (the gRPC CatalogService). */
+catalog *ingester_catalog(ingester *ing);
 
 /* Append the ingester's Prometheus metrics (WAL, buffer, writes, replay) to out. */
 void ingester_metrics(ingester *ing, strbuf *out);

@@ -139,8 +139,15 @@ static int replay_entry(void *arg, uint64_t segment_id, uint64_t sequence, const
     if ((rv = schema_namespace_get(ing->schema, ns_name, true, &ns, rc->err, sizeof rc->err)) != 0)
         return rv;
     lp_batch_reset(&rc->batch);
-    lp_options opts = {.precision = d.precision, .default_time_ns = d.default_time_ns, .max_errors = 1};
-    if ((rv = lp_parse(d.lp_text, d.lp_len, &opts, &rc->batch)) != 0) return rv;
+    char why[256];
+    rv = dml_decoded_rows(&d, &rc->batch, why, sizeof why);
+    if (rv == INGOT_E_INVALID) {
+        snprintf(rc->err, sizeof rc->err,
+                 "segment %" PRIu64 ", sequence %" PRIu64 ": logged batch does not decode: %s",
+                 segment_id, sequence, why);
+        return INGOT_E_CORRUPT;
+    }
+    if (rv != 0) return rv;
     rv = schema_check(ing->schema, ns, &rc->batch, false, &rc->tables, rc->err, sizeof rc->err);
     if (rv == 0 && rc->batch.bad_line_count > 0) {
         const lp_error *e = &rc->batch.errors[0];
@@ -159,8 +166,9 @@ static int replay_entry(void *arg, uint64_t segment_id, uint64_t sequence, const
                      .namespace_len = d.namespace_len,
                      .batch = &rc->batch,
                      .tables = &rc->tables,
-                     .lp_text = d.lp_text,
-                     .lp_len = d.lp_len,
+                     .body_kind = d.body_kind,
+                     .body = d.body,
+                     .body_len = d.body_len,
                      .precision = d.precision,
                      .default_time_ns = d.default_time_ns,
                      .row_count = rc->batch.line_count};

@@ -8,8 +8,9 @@
  * Signals: SIGTERM and SIGINT are blocked in every thread before any thread starts and taken
  * with sigwait() here. The first one starts the graceful stop (ARCHITECTURE §9): writes are
  * refused at once (503 "shutting down"), the writes in flight finish, everything buffered is
- * persisted while queries are still answered, every WAL segment is deleted, then the HTTP server
- * stops and the process exits 0 with an empty WAL. A second signal during the stop exits at once
+ * persisted while queries (HTTP and Flight) are still answered, every WAL segment is deleted,
+ * then the HTTP server stops and the gRPC server last, and the process exits 0 with an empty WAL.
+ * (The signals are blocked before gRPC starts its own threads, which must never take them.) A second signal during the stop exits at once
  * with status 1; every acknowledged write is still in the WAL and is replayed at the next start.
  */
 #include <pthread.h>
@@ -21,6 +22,7 @@
 
 #include "config.h"
 #include "ingester.h"
+#include "server/grpc_server.h"
 #include "server/http.h"
 #include "util/log.h"
 #include "wal/wal.h"
@@ -78,6 +80,17 @@ static int serve(int argc, char **argv)
         config_free(&cfg);
         return 1;
     }
+    grpc_front_options go = {.bind = cfg.grpc_bind,
+                             .max_request_bytes = cfg.max_request_bytes,
+                             .auth_token = cfg.auth_token,
+                             .threads = (unsigned)cfg.grpc_threads};
+    grpc_front *grpc = NULL;
+    if ((rv = grpc_front_start(&go, ing, &grpc, err, sizeof err)) != 0) {
+        log_error("start-up failed: %s", err);
+        ingester_close(ing);
+        config_free(&cfg);
+        return 1;
+    }
     http_options ho = {.bind = cfg.http_bind,
                        .max_request_bytes = cfg.max_request_bytes,
                        .max_connections = cfg.http_max_connections,
@@ -85,11 +98,12 @@ static int serve(int argc, char **argv)
     http_server *http = NULL;
     if ((rv = http_server_start(&ho, ing, &http, err, sizeof err)) != 0) {
         log_error("start-up failed: %s", err);
+        grpc_front_stop(grpc, 0);
         ingester_close(ing);
         config_free(&cfg);
         return 1;
     }
-    log_info("ingot serving HTTP on %s%s", cfg.http_bind,
+    log_info("ingot serving HTTP on %s and gRPC on %s%s", cfg.http_bind, cfg.grpc_bind,
              cfg.auth_token ? " (token required)" : "");
 
     int sig = 0;
@@ -103,6 +117,7 @@ static int serve(int argc, char **argv)
         log_error("stop: the final persist failed (%s); the WAL keeps the data for the next start",
                   ingot_strerror(drv));
     http_server_stop(http, 10000);
+    grpc_front_stop(grpc, 10000); /* last: the ingester decides when (ARCHITECTURE §9) */
     ingester_close(ing);
     log_info("ingot stopped%s", drv == 0 ? " with an empty WAL" : "");
     config_free(&cfg);

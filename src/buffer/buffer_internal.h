@@ -123,6 +123,7 @@ typedef struct buffer_partition {
     buffer_snapshot **snaps;     /* mu: attached snapshots, oldest first; each holds a ref */
     size_t snap_count, snap_cap; /* mu */
     size_t snap_rows;            /* mu: rows of the attached snapshots */
+    uint64_t persisted_count;    /* mu: snapshots persisted and detached so far */
 } buffer_partition;
 
 /* The spare u64 room after the runs (run_cap entries). */
@@ -257,6 +258,7 @@ int buffer_tree_snapshot(buffer_tree *tree, const char *namespace_name, const ch
  */
 typedef struct buffer_frozen {
     const schema_table *table;
+    uint64_t persisted_count; /* the partition's, when the copy was taken */
     size_t row_count;
     uint64_t *seq;
     uint32_t column_count;

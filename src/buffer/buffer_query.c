@@ -562,6 +562,7 @@ static int buffer_stream_next(query_stream *s, query_batch **out)
     if (!pick || !batch) goto fail;
     memcpy(batch->partition_key, p->key, sizeof batch->partition_key);
     batch->partition_id = p->id;
+    batch->completed_persistence_count = f.persisted_count;
     batch->row_count = d.row_count;
     batch->columns = calloc(st->proj_count ? st->proj_count : 1, sizeof *batch->columns);
     if (!batch->columns) goto fail;

@@ -187,6 +187,7 @@ void buffer_snapshot_persisted(buffer_snapshot *snap)
     bool found = buffer_snapshot_unlink(p, snap);
     if (found) {
         p->snap_rows -= snap->row_count;
+        p->persisted_count++;
         buffer_partition_publish(p);
         atomic_fetch_sub(&p->totals->rows, snap->row_count);
         atomic_fetch_sub(&p->totals->bytes, snap->bytes);

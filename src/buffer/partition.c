@@ -787,6 +787,7 @@ int buffer_partition_freeze(buffer_partition *p, const bool *want, size_t want_c
                          .runs = p->runs,
                          .run_count = p->run_count};
     live.table = p->table;
+    out->persisted_count = p->persisted_count;
     rc = buffer_frozen_build(&buf, 1, want, want_count, min_time_ns, max_time_ns,
                              nsnap ? &live : out);
     pthread_mutex_unlock(&p->mu);

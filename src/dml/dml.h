@@ -4,14 +4,15 @@
  *
  *   handler -> parse -> schema_check -> dml_sink (WalSink) -> dml_sink (BufferTree) -> ack
  *
- * A dml_op is one request's validated rows for one namespace: the parsed lp_batch (resolved by
- * schema_check: every line has table_slot, every tag and field its column index), the tables it
- * touches, and the line-protocol text those rows came from (the WAL logs that text; replay
- * parses it again and gets the same rows because precision and default time travel with it).
- * The op borrows everything; it lives on the handler's stack for one request.
+ * A dml_op is one request's validated rows for one namespace: the rows as an lp_batch (resolved
+ * by schema_check: every line has table_slot, every tag and field its column index), the tables
+ * it touches, and the request body those rows came from: line-protocol text, or the serialized
+ * DatabaseBatch of a gRPC columnar write (pbdata.h). The WAL logs that body; replay decodes it
+ * again and gets the same rows because precision and default time travel with it. The op
+ * borrows everything; it lives on the handler's stack for one request.
  *
  * WAL payload of an op (all integers little-endian):
- *   u8  kind            1 = line protocol
+ *   u8  kind            1 = line protocol, 2 = DatabaseBatch (protobuf, ingot.write.v1)
  *   u8  precision       enum lp_precision
  *   u16 namespace_len
  *   u32 reserved        0
@@ -32,7 +33,12 @@
 #include "lp/lp.h"
 
 #define DML_PAYLOAD_HEADER_BYTES 16
-#define DML_KIND_LINE_PROTOCOL 1
+
+/* What an op's body is (the payload's kind byte is this + 1). */
+enum dml_body {
+    DML_BODY_LINE_PROTOCOL = 0,
+    DML_BODY_DATABASE_BATCH = 1,
+};
 
 /* How long the WalSink waits before it passes the op on (and the request is acknowledged). */
 enum dml_durability {
@@ -47,8 +53,9 @@ typedef struct dml_op {
     size_t namespace_len;
     lp_batch *batch;             /* borrowed; resolved by schema_check */
     schema_op_tables *tables;    /* borrowed */
-    const char *lp_text;         /* borrowed: the text the batch's lines came from */
-    size_t lp_len;
+    enum dml_body body_kind;
+    const char *body;            /* borrowed: the request body the batch's rows came from */
+    size_t body_len;
     enum lp_precision precision;
     int64_t default_time_ns;
     size_t row_count;            /* == batch->line_count */
@@ -79,13 +86,21 @@ void dml_op_encode(const dml_op *op, uint8_t header_out[DML_PAYLOAD_HEADER_BYTES
 
 /* A payload read back from the WAL: the fields point into the payload buffer. */
 typedef struct dml_decoded {
+    enum dml_body body_kind;
     enum lp_precision precision;
     int64_t default_time_ns;
     const char *namespace_name;
     size_t namespace_len;
-    const char *lp_text;
-    size_t lp_len;
+    const char *body;
+    size_t body_len;
 } dml_decoded;
+
+/*
+ * The rows of a decoded body into batch (zeroed or reset), for replay: line protocol is parsed
+ * (a bad line, which a logged body cannot have, lands in batch->errors), a DatabaseBatch is decoded (pbdata.h; a malformed one is
+ * INGOT_E_INVALID with the reason in err). The batch points into d's payload.
+ */
+int dml_decoded_rows(const dml_decoded *d, lp_batch *batch, char *err, size_t errlen);
 
 /* Decode a WAL payload. INGOT_E_CORRUPT (message in err) if it is not a valid op payload. */
 int dml_op_decode(const uint8_t *payload, size_t len, dml_decoded *out, char *err, size_t errlen);

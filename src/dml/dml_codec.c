@@ -2,7 +2,7 @@
  * dml_codec.c: a dml_op as a WAL entry payload, and back (see dml.h for the layout).
  *
  * Layout (little-endian, written and read byte by byte, never through struct casts):
- *   off  0  u8  kind            DML_KIND_LINE_PROTOCOL (1)
+ *   off  0  u8  kind            1 line protocol, 2 DatabaseBatch (enum dml_body + 1)
  *   off  1  u8  precision       enum lp_precision, 0..4
  *   off  2  u16 namespace_len
  *   off  4  u32 reserved        0
@@ -23,6 +23,8 @@
 #include "dml/dml.h"
 
 #include <stdio.h>
+
+#include "dml/pbdata.h"
 
 #include "util/error.h"
 
@@ -68,7 +70,7 @@ static uint64_t get_u64(const uint8_t *p)
 void dml_op_encode(const dml_op *op, uint8_t header_out[DML_PAYLOAD_HEADER_BYTES],
                    struct iovec iov[3])
 {
-    header_out[0] = DML_KIND_LINE_PROTOCOL;
+    header_out[0] = (uint8_t)(op->body_kind + 1);
     header_out[1] = (uint8_t)op->precision;
     put_u16(header_out + 2, (uint16_t)op->namespace_len);
     put_u32(header_out + 4, 0);
@@ -77,8 +79,8 @@ void dml_op_encode(const dml_op *op, uint8_t header_out[DML_PAYLOAD_HEADER_BYTES
     iov[0].iov_len = DML_PAYLOAD_HEADER_BYTES;
     iov[1].iov_base = (void *)op->namespace_name;
     iov[1].iov_len = op->namespace_name ? op->namespace_len : 0;
-    iov[2].iov_base = (void *)op->lp_text;
-    iov[2].iov_len = op->lp_text ? op->lp_len : 0;
+    iov[2].iov_base = (void *)op->body;
+    iov[2].iov_len = op->body ? op->body_len : 0;
 }
 
 int dml_op_decode(const uint8_t *payload, size_t len, dml_decoded *out, char *err, size_t errlen)
@@ -88,7 +90,7 @@ int dml_op_decode(const uint8_t *payload, size_t len, dml_decoded *out, char *er
                  DML_PAYLOAD_HEADER_BYTES);
         return INGOT_E_CORRUPT;
     }
-    if (payload[0] != DML_KIND_LINE_PROTOCOL) {
+    if (payload[0] != DML_BODY_LINE_PROTOCOL + 1 && payload[0] != DML_BODY_DATABASE_BATCH + 1) {
         snprintf(err, errlen, "op payload offset 0: unknown kind %u", payload[0]);
         return INGOT_E_CORRUPT;
     }
@@ -109,11 +111,27 @@ int dml_op_decode(const uint8_t *payload, size_t len, dml_decoded *out, char *er
                  ns_len, len);
         return INGOT_E_CORRUPT;
     }
+    if (payload[0] == DML_BODY_DATABASE_BATCH + 1 && payload[1] > LP_PRECISION_S) {
+        snprintf(err, errlen, "op payload offset 1: precision %u is not one of a batch", payload[1]);
+        return INGOT_E_CORRUPT;
+    }
+    out->body_kind = (enum dml_body)(payload[0] - 1);
     out->precision = (enum lp_precision)payload[1];
     out->default_time_ns = (int64_t)get_u64(payload + 8);
     out->namespace_name = (const char *)payload + DML_PAYLOAD_HEADER_BYTES;
     out->namespace_len = ns_len;
-    out->lp_text = (const char *)payload + DML_PAYLOAD_HEADER_BYTES + ns_len;
-    out->lp_len = len - DML_PAYLOAD_HEADER_BYTES - ns_len;
+    out->body = (const char *)payload + DML_PAYLOAD_HEADER_BYTES + ns_len;
+    out->body_len = len - DML_PAYLOAD_HEADER_BYTES - ns_len;
     return 0;
+}
+
+int dml_decoded_rows(const dml_decoded *d, lp_batch *batch, char *err, size_t errlen)
+{
+    if (d->body_kind == DML_BODY_DATABASE_BATCH)
+        return pbdata_decode_batch((const uint8_t *)d->body, d->body_len, d->precision, batch, err,
+                                   errlen);
+    lp_options opts = {.precision = d->precision,
+                       .default_time_ns = d->default_time_ns,
+                       .max_errors = 1};
+    return lp_parse(d->body, d->body_len, &opts, batch);
 }

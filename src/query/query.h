@@ -57,12 +57,22 @@ typedef struct query_column {
 typedef struct query_batch {
     char partition_key[11];  /* "YYYY-MM-DD" */
     uint64_t partition_id;   /* stable for the partition's life in this process */
+    uint64_t completed_persistence_count; /* snapshots of the partition persisted before the pull */
     size_t row_count;        /* may be 0: a partition with no row in the time range */
     size_t column_count;
     query_column *columns;   /* in projection order; `time` is a column like the others */
 } query_batch;
 
 void query_batch_free(query_batch *batch); /* frees the contents and the batch */
+
+/*
+ * A view of rows [start, start + count) of b, for sending a big batch in pieces: start must be a
+ * multiple of 8 so bitmaps slice at byte boundaries. view and cols (b->column_count entries)
+ * borrow b's arrays (string offsets are not rebased: offsets[0] may be > 0, tag dictionaries are
+ * b's); nothing is copied and the view must not be freed.
+ */
+void query_batch_slice(const query_batch *b, size_t start, size_t count, query_batch *view,
+                       query_column *cols);
 
 typedef struct query_stream query_stream;
 

@@ -247,22 +247,11 @@ static bool arg_bool(struct MHD_Connection *conn, const char *name, bool dflt, b
 }
 
 /* "line 3, column 17: invalid field value" for each bad line, up to 100. */
-static void describe_line_errors(strbuf *msg, const lp_batch *b)
-{
-    if (b->bad_line_count == 1) strbuf_puts(msg, "1 bad line: ");
-    else strbuf_printf(msg, "%zu bad lines: ", b->bad_line_count);
-    for (size_t i = 0; i < b->error_count; i++) {
-        const lp_error *e = &b->errors[i];
-        strbuf_printf(msg, "%sline %u, column %u: %s", i ? "; " : "", e->line_number, e->column,
-                      e->message);
-    }
-    if (b->bad_line_count > b->error_count)
-        strbuf_printf(msg, "; and %zu more", b->bad_line_count - b->error_count);
-}
-
 static enum MHD_Result respond_line_errors(struct MHD_Connection *conn, request *rq,
-                                           const lp_batch *b, bool partial_applied)
+                                           const ingester_write_request *wr,
+                                           const ingester_write_result *res, bool partial_applied)
 {
+    const lp_batch *b = &res->batch;
     strbuf out = {0};
     if (rq->ep == EP_WRITE_V3) {
         strbuf_puts(&out, partial_applied ? "{\"error\":\"partial write of line protocol occurred\""
@@ -279,7 +268,7 @@ static enum MHD_Result respond_line_errors(struct MHD_Connection *conn, request 
         strbuf_puts(&out, "]}");
     } else {
         strbuf msg = {0};
-        describe_line_errors(&msg, b);
+        ingester_describe_bad_rows(wr, res, &msg);
         strbuf_printf(&out, "{\"code\":\"invalid\",\"line\":%u,\"message\":",
                       b->error_count ? b->errors[0].line_number : 0);
         json_put_string(&out, msg.data ? msg.data : "", msg.len);
@@ -345,7 +334,7 @@ static enum MHD_Result handle_write(struct MHD_Connection *conn, request *rq)
     enum MHD_Result r;
     if (rv == 0 && res.batch.bad_line_count == 0) r = respond(conn, rq, 204, NULL, NULL, 0);
     else if (rv == 0 || (rv == INGOT_E_INVALID && res.batch.bad_line_count > 0))
-        r = respond_line_errors(conn, rq, &res.batch, rv == 0 && res.lines_written > 0);
+        r = respond_line_errors(conn, rq, &wr, &res, rv == 0 && res.lines_written > 0);
     else if (rv == INGOT_E_INVALID) r = respond_error(conn, rq, 400, "invalid", res.message, 0);
     else if (rv == INGOT_E_BUSY) /* persist backlog or disk full: retry soon */
         r = respond_error(conn, rq, 503, "unavailable", res.message, 1);

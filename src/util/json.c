@@ -1,7 +1,8 @@
 /*
  * json.c: the little JSON the project writes and reads itself (see json.h). Output is always
- * valid UTF-8: a byte that starts no valid sequence is written as U+FFFD. The reader only knows
- * arrays of strings (sort keys) and decodes every escape JSON has, surrogate pairs included.
+ * valid UTF-8: a byte that starts no valid sequence is written as U+FFFD. The reader knows
+ * arrays of strings (sort keys) and flat objects (Flight tickets), and decodes every escape JSON
+ * has, surrogate pairs included. Input must be NUL-terminated; a NUL inside ends it.
  */
 #include "util/json.h"
 
@@ -152,51 +153,175 @@ static bool read_string(const char **pp, strbuf *b)
     return true;
 }
 
-int json_parse_string_array(const char *json, char ***items_out, size_t *count_out)
+/* A JSON array of strings starting at *pp ('['); *pp is moved past it. */
+static int read_string_array(const char **pp, char ***items_out, size_t *count_out)
 {
     char **items = NULL;
     size_t count = 0;
     strbuf b = {0};
-    const char *p = skip_space(json);
-    if (*p++ != '[') goto invalid;
+    int rc = INGOT_E_INVALID;
+    const char *p = *pp;
+    if (*p++ != '[') goto fail;
     p = skip_space(p);
     if (*p == ']') {
         p++;
     } else {
         for (;;) {
-            if (*p != '"') goto invalid;
+            if (*p != '"') goto fail;
             strbuf_reset(&b);
             strbuf_append(&b, "", 0);
-            if (!read_string(&p, &b)) goto invalid;
-            if (strbuf_failed(&b)) goto nomem;
+            if (!read_string(&p, &b)) goto fail;
+            rc = INGOT_E_NOMEM;
+            if (strbuf_failed(&b)) goto fail;
             char **grown = realloc(items, (count + 1) * sizeof *items);
-            if (!grown) goto nomem;
+            if (!grown) goto fail;
             items = grown;
-            if (!(items[count] = malloc(b.len + 1))) goto nomem;
+            if (!(items[count] = malloc(b.len + 1))) goto fail;
             memcpy(items[count], b.data ? b.data : "", b.len);
             items[count++][b.len] = '\0';
+            rc = INGOT_E_INVALID;
             p = skip_space(p);
             if (*p == ']') {
                 p++;
                 break;
             }
-            if (*p++ != ',') goto invalid;
+            if (*p++ != ',') goto fail;
             p = skip_space(p);
         }
     }
-    if (*skip_space(p) != '\0') goto invalid;
     strbuf_free(&b);
+    *pp = p;
     *items_out = items;
     *count_out = count;
     return 0;
-invalid:
+fail:
     json_free_string_array(items, count);
     strbuf_free(&b);
-    return INGOT_E_INVALID;
-nomem:
-    json_free_string_array(items, count);
-    strbuf_free(&b);
-    return INGOT_E_NOMEM;
+    return rc;
+}
+
+int json_parse_string_array(const char *json, char ***items_out, size_t *count_out)
+{
+    const char *p = skip_space(json);
+    int rc = read_string_array(&p, items_out, count_out);
+    if (rc == 0 && *skip_space(p) != '\0') {
+        json_free_string_array(*items_out, *count_out);
+        rc = INGOT_E_INVALID;
+    }
+    return rc;
+}
+
+/* A JSON string at *pp into a malloc'd NUL-terminated copy. */
+static int read_string_dup(const char **pp, char **out)
+{
+    strbuf b = {0};
+    strbuf_append(&b, "", 0);
+    if (!read_string(pp, &b)) {
+        strbuf_free(&b);
+        return INGOT_E_INVALID;
+    }
+    if (strbuf_failed(&b)) {
+        strbuf_free(&b);
+        return INGOT_E_NOMEM;
+    }
+    *out = b.data; /* strbuf data is NUL-terminated */
+    return 0;
+}
+
+/* An integer literal (no fraction, no exponent) within int64 at *pp. */
+static int read_integer(const char **pp, int64_t *out)
+{
+    const char *p = *pp;
+    bool neg = *p == '-';
+    if (neg) p++;
+    if (*p < '0' || *p > '9') return INGOT_E_INVALID;
+    uint64_t v = 0, limit = neg ? (uint64_t)INT64_MAX + 1 : (uint64_t)INT64_MAX;
+    for (; *p >= '0' && *p <= '9'; p++) {
+        uint64_t d = (uint64_t)(*p - '0');
+        if (v > (limit - d) / 10) return INGOT_E_INVALID;
+        v = v * 10 + d;
+    }
+    if (*p == '.' || *p == 'e' || *p == 'E') return INGOT_E_INVALID;
+    *out = neg ? (int64_t)(0 - v) : (int64_t)v;
+    *pp = p;
+    return 0;
+}
+
+static int read_member_value(const char **pp, json_member *m)
+{
+    const char *p = *pp;
+    int rc;
+    if (*p == '"') {
+        m->kind = JSON_MEMBER_STRING;
+        rc = read_string_dup(&p, &m->string);
+    } else if (*p == '[') {
+        m->kind = JSON_MEMBER_STRING_ARRAY;
+        rc = read_string_array(&p, &m->items, &m->count);
+    } else if (!strncmp(p, "null", 4)) {
+        m->kind = JSON_MEMBER_NULL;
+        p += 4;
+        rc = 0;
+    } else {
+        m->kind = JSON_MEMBER_INTEGER;
+        rc = read_integer(&p, &m->integer);
+    }
+    *pp = p;
+    return rc;
+}
+
+int json_parse_flat_object(const char *json, json_member **members_out, size_t *count_out)
+{
+    json_member *ms = NULL;
+    size_t count = 0;
+    int rc = INGOT_E_INVALID;
+    const char *p = skip_space(json);
+    if (*p++ != '{') goto fail;
+    p = skip_space(p);
+    if (*p == '}') {
+        p++;
+    } else {
+        for (;;) {
+            rc = INGOT_E_NOMEM;
+            json_member *grown = realloc(ms, (count + 1) * sizeof *ms);
+            if (!grown) goto fail;
+            ms = grown;
+            memset(&ms[count], 0, sizeof ms[count]);
+            count++;
+            rc = INGOT_E_INVALID;
+            if (*p != '"') goto fail;
+            if ((rc = read_string_dup(&p, &ms[count - 1].key)) != 0) goto fail;
+            p = skip_space(p);
+            rc = INGOT_E_INVALID;
+            if (*p++ != ':') goto fail;
+            p = skip_space(p);
+            if ((rc = read_member_value(&p, &ms[count - 1])) != 0) goto fail;
+            rc = INGOT_E_INVALID;
+            p = skip_space(p);
+            if (*p == '}') {
+                p++;
+                break;
+            }
+            if (*p++ != ',') goto fail;
+            p = skip_space(p);
+        }
+    }
+    if (*skip_space(p) != '\0') goto fail;
+    *members_out = ms;
+    *count_out = count;
+    return 0;
+fail:
+    json_free_members(ms, count);
+    return rc;
+}
+
+void json_free_members(json_member *members, size_t count)
+{
+    for (size_t i = 0; i < count; i++) {
+        free(members[i].key);
+        free(members[i].string);
+        json_free_string_array(members[i].items, members[i].count);
+    }
+    free(members);
 }
 
 void json_put_string_array(strbuf *out, const char *const *items, size_t count)

@@ -509,6 +509,77 @@ static void test_stream_structure(void)
 }
 
 /* Every buffer of a dirty batch (junk before strings, garbage in null slots) decodes right. */
+/*
+ * Check record batch message m against rows [first, first + rows) of b, made by all_values with
+ * batch number ctx: null counts, validity masked past the rows, every value, string offsets from 0.
+ */
+static void check_values(const query_batch *b, int ctx, size_t first, size_t rows, const ipc_msg *m)
+{
+    rb_view v;
+    rb_open(m->header, m, &v);
+    size_t buf = 0;
+    for (size_t c = 0; c < ALL_COLS; c++) {
+        const query_column *qc = &b->columns[c];
+        int64_t nulls = 0;
+        for (size_t r = 0; r < rows; r++) {
+            tval t = {0};
+            all_values(&ctx, c, first + r, &t);
+            nulls += t.null;
+        }
+        CHECK_EQ_INT(rd64(v.nodes + 16 * c + 8), nulls);
+        int64_t vlen;
+        const uint8_t *validity = rb_buffer(&v, buf++, &vlen);
+        CHECK_EQ_INT(vlen, nulls ? (int64_t)(rows + 7) / 8 : 0);
+        if (vlen && rows % 8) CHECK_EQ_INT(validity[vlen - 1] >> (rows % 8), 0); /* masked */
+        int64_t len;
+        const uint8_t *data = rb_buffer(&v, buf++, &len);
+        for (size_t r = 0; r < rows; r++) {
+            tval t = {0};
+            all_values(&ctx, c, first + r, &t);
+            bool valid = !vlen || ((validity[r / 8] >> (r % 8)) & 1);
+            CHECK_EQ_INT(valid, !t.null);
+            if (t.null) {
+                if (qc->type == COLUMN_TAG) CHECK_EQ_INT(rd32(data + 4 * r), 0);
+                continue;
+            }
+            switch (qc->type) {
+            case COLUMN_TIME:
+            case COLUMN_I64:
+                CHECK_EQ_INT(rd64(data + 8 * r), t.i);
+                break;
+            case COLUMN_U64:
+                CHECK((uint64_t)rd64(data + 8 * r) == t.u);
+                break;
+            case COLUMN_F64: {
+                double d;
+                memcpy(&d, data + 8 * r, 8);
+                CHECK(d == t.f && signbit(d) == signbit(t.f));
+                break;
+            }
+            case COLUMN_BOOL:
+                CHECK_EQ_INT((data[r / 8] >> (r % 8)) & 1, t.b);
+                break;
+            case COLUMN_TAG: {
+                int32_t id = (int32_t)rd32(data + 4 * r);
+                CHECK_EQ_INT(id, qc->data.tag.ids[first + r]);
+                break;
+            }
+            case COLUMN_STRING: {
+                const int32_t *off = (const int32_t *)data;
+                int64_t blen;
+                const uint8_t *bytes = rb_buffer(&v, buf, &blen);
+                CHECK_EQ_INT(off[0], 0);
+                CHECK_EQ_INT(off[r + 1] - off[r], strlen(t.s));
+                CHECK(!memcmp(bytes + off[r], t.s, strlen(t.s)));
+                break;
+            }
+            }
+        }
+        if (qc->type == COLUMN_BOOL && rows % 8) CHECK_EQ_INT(data[len - 1] >> (rows % 8), 0);
+        if (qc->type == COLUMN_STRING) buf++;
+    }
+}
+
 static void test_values(void)
 {
     int n0 = 3;
@@ -538,71 +609,32 @@ static void test_values(void)
             CHECK(!memcmp(bytes + off[d], qc->data.tag.dict_bytes + s, (size_t)(e - s)));
         }
     }
-    rb_view v;
-    rb_open(m[3].header, &m[3], &v);
-    size_t buf = 0;
-    for (size_t c = 0; c < ALL_COLS; c++) {
-        const query_column *qc = &b->columns[c];
-        int64_t nulls = 0;
-        for (size_t r = 0; r < rows; r++) {
-            tval t = {0};
-            all_values(&n0, c, r, &t);
-            nulls += t.null;
-        }
-        CHECK_EQ_INT(rd64(v.nodes + 16 * c + 8), nulls);
-        int64_t vlen;
-        const uint8_t *validity = rb_buffer(&v, buf++, &vlen);
-        CHECK_EQ_INT(vlen, nulls ? (int64_t)(rows + 7) / 8 : 0);
-        if (vlen) CHECK_EQ_INT(validity[vlen - 1] >> (rows % 8), 0); /* masked past rows */
-        int64_t len;
-        const uint8_t *data = rb_buffer(&v, buf++, &len);
-        for (size_t r = 0; r < rows; r++) {
-            tval t = {0};
-            all_values(&n0, c, r, &t);
-            bool valid = !vlen || ((validity[r / 8] >> (r % 8)) & 1);
-            CHECK_EQ_INT(valid, !t.null);
-            if (t.null) {
-                if (qc->type == COLUMN_TAG) CHECK_EQ_INT(rd32(data + 4 * r), 0);
-                continue;
-            }
-            switch (qc->type) {
-            case COLUMN_TIME:
-            case COLUMN_I64:
-                CHECK_EQ_INT(rd64(data + 8 * r), t.i);
-                break;
-            case COLUMN_U64:
-                CHECK((uint64_t)rd64(data + 8 * r) == t.u);
-                break;
-            case COLUMN_F64: {
-                double d;
-                memcpy(&d, data + 8 * r, 8);
-                CHECK(d == t.f && signbit(d) == signbit(t.f));
-                break;
-            }
-            case COLUMN_BOOL:
-                CHECK_EQ_INT((data[r / 8] >> (r % 8)) & 1, t.b);
-                break;
-            case COLUMN_TAG: {
-                int32_t id = (int32_t)rd32(data + 4 * r);
-                CHECK_EQ_INT(id, qc->data.tag.ids[r]);
-                break;
-            }
-            case COLUMN_STRING: {
-                const int32_t *off = (const int32_t *)data;
-                int64_t blen;
-                const uint8_t *bytes = rb_buffer(&v, buf, &blen);
-                CHECK_EQ_INT(off[0], 0);
-                CHECK_EQ_INT(off[r + 1] - off[r], strlen(t.s));
-                CHECK(!memcmp(bytes + off[r], t.s, strlen(t.s)));
-                break;
-            }
-            }
-        }
-        if (qc->type == COLUMN_BOOL) CHECK_EQ_INT(data[len - 1] >> (rows % 8), 0);
-        if (qc->type == COLUMN_STRING) buf++;
-    }
+    check_values(b, n0, 0, rows, &m[3]);
 done:
     strbuf_free(&out);
+    query_batch_free(b);
+}
+
+/* query_batch_slice views encode as the rows they cover (Flight sends big batches in slices). */
+static void test_slices(void)
+{
+    int n0 = 2;
+    batch_opts o = {.string_base = 3, .dirty = true};
+    const size_t rows = 37;
+    query_batch *b = make_batch(all_cols, ALL_COLS, rows, all_values, &n0, &o);
+    const size_t cuts[][2] = {{0, 8}, {8, 16}, {24, 13}, {32, 5}, {16, 0}};
+    for (size_t k = 0; k < sizeof cuts / sizeof cuts[0]; k++) {
+        query_column cols[ALL_COLS];
+        query_batch view, *vp = &view;
+        query_batch_slice(b, cuts[k][0], cuts[k][1], &view, cols);
+        CHECK_EQ_INT(view.row_count, cuts[k][1]);
+        strbuf out = write_stream(&vp, 1);
+        ipc_msg m[8];
+        int n = read_stream((const uint8_t *)out.data, out.len, m, 8);
+        CHECK_EQ_INT(n, 4);
+        if (n == 4) check_values(b, n0, cuts[k][0], cuts[k][1], &m[3]);
+        strbuf_free(&out);
+    }
     query_batch_free(b);
 }
 
@@ -904,6 +936,7 @@ int main(void)
     TEST_RUN(test_schema);
     TEST_RUN(test_stream_structure);
     TEST_RUN(test_values);
+    TEST_RUN(test_slices);
     TEST_RUN(test_invalid_batches);
     TEST_RUN(test_messages_match_stream);
     TEST_RUN(test_samples);

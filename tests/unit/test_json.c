@@ -51,10 +51,54 @@ static void test_string_array_parsing(void)
         CHECK_EQ_INT(json_parse_string_array(bad[i], &out, &n), INGOT_E_INVALID);
 }
 
+static const json_member *member(const json_member *ms, size_t n, const char *key)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!strcmp(ms[i].key, key)) return &ms[i];
+    return NULL;
+}
+
+static void test_flat_object_parsing(void)
+{
+    json_member *ms;
+    size_t n;
+    const char *doc = " {\"namespace\" : \"d\\u00e9b\", \"columns\":[\"a\",\"b\"],\"min_time\":-9223372036854775808,"
+                      "\"max_time\":\"1700000000000000001\",\"none\":null,\"big\":9223372036854775807} ";
+    CHECK_EQ_INT(json_parse_flat_object(doc, &ms, &n), 0);
+    CHECK_EQ_INT(n, 6);
+    const json_member *m = member(ms, n, "namespace");
+    CHECK(m && m->kind == JSON_MEMBER_STRING && !strcmp(m->string, "d\xc3\xa9" "b"));
+    m = member(ms, n, "columns");
+    CHECK(m && m->kind == JSON_MEMBER_STRING_ARRAY && m->count == 2 && !strcmp(m->items[1], "b"));
+    m = member(ms, n, "min_time");
+    CHECK(m && m->kind == JSON_MEMBER_INTEGER && m->integer == INT64_MIN);
+    m = member(ms, n, "big");
+    CHECK(m && m->kind == JSON_MEMBER_INTEGER && m->integer == INT64_MAX);
+    m = member(ms, n, "max_time");
+    CHECK(m && m->kind == JSON_MEMBER_STRING && !strcmp(m->string, "1700000000000000001"));
+    m = member(ms, n, "none");
+    CHECK(m && m->kind == JSON_MEMBER_NULL);
+    CHECK(ms[0].key && !strcmp(ms[0].key, "namespace")); /* document order */
+    json_free_members(ms, n);
+    CHECK_EQ_INT(json_parse_flat_object("{}", &ms, &n), 0);
+    CHECK_EQ_INT(n, 0);
+    json_free_members(ms, n);
+    const char *bad[] = {"", "{", "[]", "{\"a\"}", "{\"a\":}", "{\"a\":1,}", "{\"a\":1.5}",
+                         "{\"a\":1e3}", "{\"a\":true}", "{\"a\":{}}", "{\"a\":[1]}",
+                         "{\"a\":9223372036854775808}", "{\"a\":-9223372036854775809}",
+                         "{\"a\":1} x", "{a:1}", "{\"a\":-}", "{\"a\":nul}"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        int rv = json_parse_flat_object(bad[i], &ms, &n);
+        CHECK_EQ_INT(rv, INGOT_E_INVALID);
+        if (rv != INGOT_E_INVALID) fprintf(stderr, "  accepted: %s\n", bad[i]);
+    }
+}
+
 int main(void)
 {
     TEST_RUN(test_string_escaping);
     TEST_RUN(test_string_array_round_trip);
     TEST_RUN(test_string_array_parsing);
+    TEST_RUN(test_flat_object_parsing);
     TEST_MAIN_END();
 }

@@ -207,7 +207,7 @@ static int write_rows(fixture *f, const char *table, int rows, uint64_t seq, int
     if (rv == 0 && b.bad_line_count) rv = INGOT_E_INVALID;
     if (rv == 0) {
         dml_op op = {.sequence = seq, .ns = f->ns, .namespace_name = "db", .namespace_len = 2,
-                     .batch = &b, .tables = &tables, .lp_text = lp.data, .lp_len = lp.len,
+                     .batch = &b, .tables = &tables, .body = lp.data, .body_len = lp.len,
                      .row_count = b.line_count};
         dml_sink sink = buffer_tree_as_sink(f->tree);
         rv = dml_sink_apply(&sink, &op);

@@ -157,14 +157,14 @@ static void test_codec_round_trip(void)
     dml_op op = {.sequence = 0x0102030405060708ull, /* not encoded: the WAL frame has it */
                  .namespace_name = "db_one",
                  .namespace_len = 6,
-                 .lp_text = "cpu,host=a usage=1 1\n",
-                 .lp_len = 21,
+                 .body = "cpu,host=a usage=1 1\n",
+                 .body_len = 21,
                  .precision = LP_PRECISION_MS,
                  .default_time_ns = -1234567890123ll};
     uint8_t hdr[DML_PAYLOAD_HEADER_BYTES];
     struct iovec iov[3];
     dml_op_encode(&op, hdr, iov);
-    CHECK_EQ_INT(hdr[0], 1);
+    CHECK_EQ_INT(hdr[0], 1); /* line protocol */
     CHECK_EQ_INT(hdr[1], LP_PRECISION_MS);
     CHECK_EQ_INT(hdr[2], 6);
     CHECK_EQ_INT(wal_get_u32(hdr + 4), 0);                       /* reserved */
@@ -183,16 +183,20 @@ static void test_codec_round_trip(void)
     CHECK(d.default_time_ns == op.default_time_ns);
     CHECK_EQ_INT(d.namespace_len, 6);
     CHECK(memcmp(d.namespace_name, "db_one", 6) == 0);
-    CHECK_EQ_INT(d.lp_len, 21);
-    CHECK(memcmp(d.lp_text, op.lp_text, 21) == 0);
+    CHECK_EQ_INT(d.body_len, 21);
+    CHECK(memcmp(d.body, op.body, 21) == 0);
+    CHECK_EQ_INT(d.body_kind, DML_BODY_LINE_PROTOCOL);
+    op.body_kind = DML_BODY_DATABASE_BATCH;
+    dml_op_encode(&op, hdr, iov);
+    CHECK_EQ_INT(hdr[0], 2);
     /* empty text is fine */
     CHECK_EQ_INT(dml_op_decode(payload, 22, &d, err, sizeof err), 0);
-    CHECK_EQ_INT(d.lp_len, 0);
+    CHECK_EQ_INT(d.body_len, 0);
 }
 
 static void test_codec_decode_errors(void)
 {
-    dml_op op = {.namespace_name = "ns", .namespace_len = 2, .lp_text = "m f=1", .lp_len = 5};
+    dml_op op = {.namespace_name = "ns", .namespace_len = 2, .body = "m f=1", .body_len = 5};
     uint8_t hdr[DML_PAYLOAD_HEADER_BYTES], p[64];
     struct iovec iov[3];
     dml_op_encode(&op, hdr, iov);
@@ -207,9 +211,19 @@ static void test_codec_decode_errors(void)
     CHECK_EQ_INT(dml_op_decode(p, 15, &d, err, sizeof err), INGOT_E_CORRUPT);
     CHECK(strstr(err, "shorter") != NULL);
     memcpy(q, p, len);
-    q[0] = 2;
+    q[0] = 3;
     CHECK_EQ_INT(dml_op_decode(q, len, &d, err, sizeof err), INGOT_E_CORRUPT);
     CHECK(strstr(err, "kind") != NULL);
+    q[0] = 0;
+    CHECK_EQ_INT(dml_op_decode(q, len, &d, err, sizeof err), INGOT_E_CORRUPT);
+    /* a DatabaseBatch body takes the four fixed precisions only (no auto) */
+    q[0] = 2;
+    q[1] = LP_PRECISION_AUTO;
+    CHECK_EQ_INT(dml_op_decode(q, len, &d, err, sizeof err), INGOT_E_CORRUPT);
+    CHECK(strstr(err, "precision") != NULL);
+    q[1] = LP_PRECISION_S;
+    CHECK_EQ_INT(dml_op_decode(q, len, &d, err, sizeof err), 0);
+    CHECK_EQ_INT(d.body_kind, DML_BODY_DATABASE_BATCH);
     memcpy(q, p, len);
     q[1] = 5;
     CHECK_EQ_INT(dml_op_decode(q, len, &d, err, sizeof err), INGOT_E_CORRUPT);
@@ -224,7 +238,7 @@ static void test_codec_decode_errors(void)
     CHECK(strstr(err, "namespace length") != NULL);
     q[2] = 7; /* exactly fits: no text */
     CHECK_EQ_INT(dml_op_decode(q, len, &d, err, sizeof err), 0);
-    CHECK_EQ_INT(d.lp_len, 0);
+    CHECK_EQ_INT(d.body_len, 0);
 }
 
 /* ---- writer ---- */
@@ -1037,7 +1051,7 @@ static void test_inspect_sequences(void)
     CHECK_EQ_INT(wal_open(dir, 1 << 20, 3, 100, NULL, NULL, &w, err, sizeof err), 0);
     if (!w) goto out;
     for (uint64_t s = 100; s < 105; s++) {
-        dml_op op = {.namespace_name = "ns", .namespace_len = 2, .lp_text = "m f=1", .lp_len = 5};
+        dml_op op = {.namespace_name = "ns", .namespace_len = 2, .body = "m f=1", .body_len = 5};
         uint8_t h[DML_PAYLOAD_HEADER_BYTES];
         struct iovec iov[3];
         dml_op_encode(&op, h, iov);

@@ -76,7 +76,7 @@ static int fake_apply(void *self, dml_op *op)
     in->calls++;
     if (in->wal) in->wal_calls_seen = in->wal->calls;
     in->seq_seen = op->sequence;
-    if (op->lp_len >= 5 && memcmp(op->lp_text, "block", 5) == 0) {
+    if (op->body_len >= 5 && memcmp(op->body, "block", 5) == 0) {
         in->blocked++;
         pthread_cond_broadcast(&in->cv);
         while (!in->release)
@@ -119,8 +119,8 @@ static void test_wal_sink(void)
     dml_sink sink = wal_sink_as_dml(s);
     dml_op op = {.namespace_name = "db",
                  .namespace_len = 2,
-                 .lp_text = "m v=1 5",
-                 .lp_len = 7,
+                 .body = "m v=1 5",
+                 .body_len = 7,
                  .precision = LP_PRECISION_S,
                  .default_time_ns = 99};
     CHECK_EQ_INT(dml_sink_apply(&sink, &op), 0);
@@ -137,7 +137,7 @@ static void test_wal_sink(void)
     CHECK_EQ_INT(fw.len, 16 + 2 + 7);
     CHECK_EQ_INT(d.precision, LP_PRECISION_S);
     CHECK_EQ_INT(d.default_time_ns, 99);
-    CHECK(d.lp_len == 7 && memcmp(d.lp_text, "m v=1 5", 7) == 0);
+    CHECK(d.body_len == 7 && memcmp(d.body, "m v=1 5", 7) == 0);
 
     op.durability = DML_DURABILITY_WRITTEN;
     CHECK_EQ_INT(dml_sink_apply(&sink, &op), 0);
@@ -184,7 +184,7 @@ static void *sink_call_thread(void *p)
 {
     sink_call *c = p;
     dml_op op = {
-        .namespace_name = "db", .namespace_len = 2, .lp_text = c->text, .lp_len = strlen(c->text)};
+        .namespace_name = "db", .namespace_len = 2, .body = c->text, .body_len = strlen(c->text)};
     c->rc = dml_sink_apply(&c->sink, &op);
     c->seq = op.sequence;
     return NULL;
@@ -312,8 +312,8 @@ static void *wm_writer(void *p)
         int n = snprintf(text, sizeof text, "m t=%d,i=%d", a->thread, i);
         dml_op op = {.namespace_name = "db",
                      .namespace_len = 2,
-                     .lp_text = text,
-                     .lp_len = (size_t)n,
+                     .body = text,
+                     .body_len = (size_t)n,
                      .durability = i % 3 ? DML_DURABILITY_SYNCED : DML_DURABILITY_WRITTEN};
         if (dml_sink_apply(&sink, &op) != 0) a->failures++;
     }
@@ -394,8 +394,8 @@ static void test_wal_sink_real_wal(void)
         int n = snprintf(text, sizeof text, "m v=%d", i);
         dml_op op = {.namespace_name = "dbx",
                      .namespace_len = 3,
-                     .lp_text = text,
-                     .lp_len = (size_t)n,
+                     .body = text,
+                     .body_len = (size_t)n,
                      .default_time_ns = i};
         CHECK_EQ_INT(dml_sink_apply(&sink, &op), 0);
         CHECK_EQ_INT(op.sequence, (uint64_t)i + 1);
