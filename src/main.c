@@ -94,7 +94,9 @@ static int serve(int argc, char **argv)
     http_options ho = {.bind = cfg.http_bind,
                        .max_request_bytes = cfg.max_request_bytes,
                        .max_connections = cfg.http_max_connections,
-                       .auth_token = cfg.auth_token};
+                       .auth_token = cfg.auth_token,
+                       .more_metrics = grpc_front_metrics,
+                       .more_metrics_arg = grpc};
     http_server *http = NULL;
     if ((rv = http_server_start(&ho, ing, &http, err, sizeof err)) != 0) {
         log_error("start-up failed: %s", err);

@@ -19,13 +19,14 @@
 
 typedef struct builder {
     bool failed;
-    int64_t table_id;      /* find_table: the match */
-    const char *want_name; /* find_table: the name sought */
+    int64_t table_id;       /* find_table: the match */
+    const char *want_name;  /* find_table: the name sought */
     ProtobufCMessage *list; /* the message the callbacks append to */
 } builder;
 
 /* Append a new message of `desc` to the repeated field (*items, *count). NULL on OOM. */
-static void *push(builder *b, const ProtobufCMessageDescriptor *desc, size_t *count, void *items_field)
+static void *push(builder *b, const ProtobufCMessageDescriptor *desc, size_t *count,
+                  void *items_field)
 {
     void ***items = items_field;
     void **grown = realloc(*items, (*count + 1) * sizeof **items);
@@ -147,8 +148,8 @@ static int find(catalog *cat, const char *ns, const char *table, int64_t *ns_id,
 static ProtobufCMessage *unpack_request(rpc *r, const ProtobufCMessageDescriptor *desc)
 {
     grpc_slice bytes = rpc_request_bytes(r);
-    ProtobufCMessage *m =
-        protobuf_c_message_unpack(desc, NULL, GRPC_SLICE_LENGTH(bytes), GRPC_SLICE_START_PTR(bytes));
+    ProtobufCMessage *m = protobuf_c_message_unpack(desc, NULL, GRPC_SLICE_LENGTH(bytes),
+                                                    GRPC_SLICE_START_PTR(bytes));
     grpc_slice_unref(bytes);
     if (!m) rpc_finish(r, NULL, GRPC_STATUS_INVALID_ARGUMENT, "the request does not decode");
     return m;
@@ -223,8 +224,10 @@ void catalog_service_call(rpc *r)
         }
     }
     if (rv == 0 && b.failed) rv = INGOT_E_NOMEM;
-    if (rv == 0) rpc_finish(r, rpc_buffer_pack(b.list), GRPC_STATUS_OK, NULL);
-    else rpc_finish(r, NULL, rpc_status_of(rv), err[0] ? err : ingot_strerror(rv));
+    if (rv == 0)
+        rpc_finish(r, rpc_buffer_pack(b.list), GRPC_STATUS_OK, NULL);
+    else
+        rpc_finish(r, NULL, rpc_status_of(rv), err[0] ? err : ingot_strerror(rv));
     if (b.list) protobuf_c_message_free_unpacked(b.list, NULL);
     protobuf_c_message_free_unpacked(req, NULL);
 }

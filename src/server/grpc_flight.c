@@ -37,17 +37,16 @@
 enum flight_state { FS_NEXT_PARTITION, FS_METADATA, FS_SCHEMA, FS_DICTIONARIES, FS_RECORDS };
 
 struct flight_stream {
-    query_stream *query;     /* NULL once ended */
-    json_member *ticket;     /* owns the strings req points to */
+    query_stream *query; /* NULL once ended */
+    json_member *ticket; /* owns the strings req points to */
     size_t ticket_members;
-    const char **columns;
-    query_batch *batch;      /* the partition being sent */
-    arrow_ipc_writer *ipc;   /* its writer (schema of this partition) */
+    query_batch *batch;    /* the partition being sent */
+    arrow_ipc_writer *ipc; /* its writer (schema of this partition) */
     enum flight_state state;
-    size_t dictionary;       /* next dictionary message */
-    size_t row;              /* next row of the record batches */
+    size_t dictionary; /* next dictionary message */
+    size_t row;        /* next row of the record batches */
     size_t chunk_rows;
-    bool records_sent;       /* at least one record batch of this partition went out */
+    bool records_sent; /* at least one record batch of this partition went out */
     strbuf header;
 };
 
@@ -58,7 +57,6 @@ void flight_stream_free(flight_stream *fs)
     if (fs->batch) query_batch_free(fs->batch);
     arrow_ipc_writer_free(fs->ipc);
     json_free_members(fs->ticket, fs->ticket_members);
-    free(fs->columns);
     strbuf_free(&fs->header);
     free(fs);
 }
@@ -84,8 +82,9 @@ static int parse_ticket(flight_stream *fs, const char *json, query_request *req,
                         size_t errlen)
 {
     if (json_parse_flat_object(json, &fs->ticket, &fs->ticket_members) != 0) {
-        snprintf(err, errlen, "invalid ticket: expected a JSON object {\"namespace\",\"table\","
-                              "\"columns\",\"min_time\",\"max_time\"}");
+        snprintf(err, errlen,
+                 "invalid ticket: expected a JSON object {\"namespace\",\"table\","
+                 "\"columns\",\"min_time\",\"max_time\"}");
         return INGOT_E_INVALID;
     }
     *req = (query_request){.min_time_ns = INT64_MIN, .max_time_ns = INT64_MAX};
@@ -146,8 +145,8 @@ static size_t varint_len(uint64_t v)
     return n;
 }
 
-static grpc_byte_buffer *flight_data(const strbuf *header, const char *metadata, size_t metadata_len,
-                                     strbuf *body)
+static grpc_byte_buffer *flight_data(const strbuf *header, const char *metadata,
+                                     size_t metadata_len, strbuf *body)
 {
     size_t hlen = header ? header->len : 0, blen = body ? body->len : 0;
     size_t head_len = (hlen ? 1 + varint_len(hlen) + hlen : 0) +
@@ -196,9 +195,11 @@ static size_t chunk_rows(const query_batch *b)
             per_row += 1;
             break;
         case COLUMN_STRING:
-            per_row += 4 + (b->row_count ? (size_t)(c->data.str.offsets[b->row_count] -
-                                                    c->data.str.offsets[0]) / b->row_count
-                                         : 0);
+            per_row +=
+                4 + (b->row_count
+                         ? (size_t)(c->data.str.offsets[b->row_count] - c->data.str.offsets[0]) /
+                               b->row_count
+                         : 0);
             break;
         default:
             per_row += 8;
@@ -232,11 +233,12 @@ static int produce(rpc *r, grpc_byte_buffer **out, char *err, size_t errlen)
             continue;
         case FS_METADATA: {
             char meta[256];
-            int n = snprintf(meta, sizeof meta,
-                             "{\"partition_key\":\"%s\",\"partition_id\":%" PRIu64
-                             ",\"ingester_uuid\":\"%s\",\"completed_persistence_count\":%" PRIu64 "}",
-                             fs->batch->partition_key, fs->batch->partition_id,
-                             r->srv->ingester_uuid, fs->batch->completed_persistence_count);
+            int n =
+                snprintf(meta, sizeof meta,
+                         "{\"partition_key\":\"%s\",\"partition_id\":%" PRIu64
+                         ",\"ingester_uuid\":\"%s\",\"completed_persistence_count\":%" PRIu64 "}",
+                         fs->batch->partition_key, fs->batch->partition_id, r->srv->ingester_uuid,
+                         fs->batch->completed_persistence_count);
             fs->state = FS_SCHEMA;
             *out = flight_data(NULL, meta, (size_t)n, NULL);
             return 1;
@@ -251,7 +253,8 @@ static int produce(rpc *r, grpc_byte_buffer **out, char *err, size_t errlen)
             return 1;
         case FS_DICTIONARIES:
             if (fs->dictionary + 1 < arrow_ipc_batch_message_count(fs->ipc)) {
-                rv = arrow_ipc_batch_message(fs->ipc, fs->batch, fs->dictionary++, &fs->header, &body);
+                rv = arrow_ipc_batch_message(fs->ipc, fs->batch, fs->dictionary++, &fs->header,
+                                             &body);
                 if (rv != 0) goto encode_failed;
                 *out = flight_data(&fs->header, NULL, 0, &body);
                 return 1;
@@ -268,8 +271,8 @@ static int produce(rpc *r, grpc_byte_buffer **out, char *err, size_t errlen)
                 continue;
             }
             size_t n = left < fs->chunk_rows ? left : fs->chunk_rows;
-            query_column *cols = calloc(fs->batch->column_count ? fs->batch->column_count : 1,
-                                        sizeof *cols);
+            query_column *cols =
+                calloc(fs->batch->column_count ? fs->batch->column_count : 1, sizeof *cols);
             if (!cols) {
                 rv = INGOT_E_NOMEM;
                 goto encode_failed;
@@ -305,16 +308,20 @@ static void advance(rpc *r)
     }
     query_stream_close(r->flight->query); /* the slot is free before the status goes out */
     r->flight->query = NULL;
-    if (rv == 0) rpc_finish(r, NULL, GRPC_STATUS_OK, NULL);
-    else rpc_finish(r, NULL, rv == INGOT_E_NOMEM ? GRPC_STATUS_RESOURCE_EXHAUSTED : GRPC_STATUS_INTERNAL, err);
+    if (rv == 0)
+        rpc_finish(r, NULL, GRPC_STATUS_OK, NULL);
+    else
+        rpc_finish(r, NULL,
+                   rv == INGOT_E_NOMEM ? GRPC_STATUS_RESOURCE_EXHAUSTED : GRPC_STATUS_INTERNAL,
+                   err);
 }
 
 void flight_do_get(rpc *r)
 {
     char err[300];
     grpc_slice bytes = rpc_request_bytes(r);
-    Arrow__Flight__Protocol__Ticket *ticket =
-        arrow__flight__protocol__ticket__unpack(NULL, GRPC_SLICE_LENGTH(bytes), GRPC_SLICE_START_PTR(bytes));
+    Arrow__Flight__Protocol__Ticket *ticket = arrow__flight__protocol__ticket__unpack(
+        NULL, GRPC_SLICE_LENGTH(bytes), GRPC_SLICE_START_PTR(bytes));
     grpc_slice_unref(bytes);
     flight_stream *fs = calloc(1, sizeof *fs);
     char *json = NULL;

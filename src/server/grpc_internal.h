@@ -38,6 +38,8 @@ enum rpc_method {
     RPC_UNKNOWN = RPC_METHOD_COUNT, /* any other method: the generic request */
 };
 
+#define RPC_STATUS_COUNT (GRPC_STATUS_UNAUTHENTICATED + 1) /* status codes 0..16 */
+
 enum rpc_tag_kind { TAG_NEW, TAG_CLOSE, TAG_STEP, TAG_DONE };
 
 typedef struct rpc rpc;
@@ -55,13 +57,14 @@ struct grpc_front {
     grpc_completion_queue *cq;
     void *methods[RPC_METHOD_COUNT]; /* registered method handles */
     const char *auth_token;
-    char ingester_uuid[37];          /* random per process: Flight partition metadata */
+    char ingester_uuid[37]; /* random per process: Flight partition metadata */
     pthread_t *threads;
     unsigned thread_count;
     pthread_mutex_t mu;
-    pthread_cond_t cond;             /* mu: shutdown_done changed */
-    bool shutdown_done;              /* mu: the shutdown tag came back */
+    pthread_cond_t cond; /* mu: shutdown_done changed */
+    bool shutdown_done;  /* mu: the shutdown tag came back */
     rpc_tag shutdown_tag;
+    atomic_uint_fast64_t calls[RPC_METHOD_COUNT + 1][RPC_STATUS_COUNT]; /* by status */
 };
 
 struct rpc {
@@ -69,18 +72,18 @@ struct rpc {
     enum rpc_method method;
     grpc_call *call;
     gpr_timespec deadline;
-    grpc_metadata_array metadata;  /* the request's initial metadata */
-    grpc_call_details details;     /* RPC_UNKNOWN only */
-    grpc_byte_buffer *request;     /* unary-request methods: the request message */
+    grpc_metadata_array metadata; /* the request's initial metadata */
+    grpc_call_details details;    /* RPC_UNKNOWN only */
+    grpc_byte_buffer *request;    /* unary-request methods: the request message */
     rpc_tag tag_new, tag_close, tag_step, tag_done;
-    int cancelled;                 /* set when TAG_CLOSE completes */
+    int cancelled; /* set when TAG_CLOSE completes */
     atomic_int refs;
-    grpc_byte_buffer *sending;     /* the message of the outstanding send (freed at its tag) */
-    grpc_byte_buffer *received;    /* Handshake: the message of the outstanding receive */
+    grpc_byte_buffer *sending;  /* the message of the outstanding send (freed at its tag) */
+    grpc_byte_buffer *received; /* Handshake: the message of the outstanding receive */
     grpc_slice status_details;
     bool initial_metadata_sent;
-    bool handshake_sent;           /* Handshake: the outstanding step is a send (else a receive) */
-    flight_stream *flight;         /* DoGet: the query being streamed */
+    bool handshake_sent;   /* Handshake: the outstanding step is a send (else a receive) */
+    flight_stream *flight; /* DoGet: the query being streamed */
 };
 
 /* The request message as one contiguous slice (unref it). Empty for a missing message. */

@@ -134,6 +134,7 @@ void rpc_finish(rpc *r, grpc_byte_buffer *response, grpc_status_code status, con
         ops[n].op = GRPC_OP_SEND_MESSAGE;
         ops[n++].data.send_message.send_message = response;
     }
+    if ((unsigned)status < RPC_STATUS_COUNT) atomic_fetch_add(&r->srv->calls[r->method][status], 1);
     r->status_details = grpc_slice_from_copied_string(details ? details : "");
     ops[n].op = GRPC_OP_SEND_STATUS_FROM_SERVER;
     ops[n].data.send_status_from_server.status = status;
@@ -230,7 +231,7 @@ static bool authorized(const rpc *r)
         if (!slice_equals(m->key, "authorization", 13)) continue;
         const char *v = (const char *)GRPC_SLICE_START_PTR(m->value);
         size_t n = GRPC_SLICE_LENGTH(m->value);
-        size_t skip = n > 7 && !strncasecmp(v, "Bearer ", 7) ? 7
+        size_t skip = n > 7 && !strncasecmp(v, "Bearer ", 7)  ? 7
                       : n > 6 && !strncasecmp(v, "Token ", 6) ? 6
                                                               : 0;
         if (!skip || n - skip != tlen) continue;
@@ -342,15 +343,18 @@ static void on_step(rpc *r, bool ok)
         grpc_byte_buffer_destroy(r->sending);
         r->sending = NULL;
     }
-    if (r->method == RPC_FLIGHT_DO_GET) flight_do_get_step(r, ok);
-    else flight_handshake_step(r, ok);
+    if (r->method == RPC_FLIGHT_DO_GET)
+        flight_do_get_step(r, ok);
+    else
+        flight_handshake_step(r, ok);
 }
 
 static void *cq_thread(void *arg)
 {
     grpc_front *srv = arg;
     for (;;) {
-        grpc_event ev = grpc_completion_queue_next(srv->cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+        grpc_event ev =
+            grpc_completion_queue_next(srv->cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
         if (ev.type == GRPC_QUEUE_SHUTDOWN) break;
         if (ev.type != GRPC_OP_COMPLETE) continue;
         rpc_tag *tag = ev.tag;
@@ -364,8 +368,10 @@ static void *cq_thread(void *arg)
         rpc *r = tag->call;
         switch (tag->kind) {
         case TAG_NEW:
-            if (ev.success) on_new_call(r);
-            else rpc_free(r); /* the server is shutting down */
+            if (ev.success)
+                on_new_call(r);
+            else
+                rpc_free(r); /* the server is shutting down */
             break;
         case TAG_STEP:
             on_step(r, ev.success);
@@ -377,6 +383,42 @@ static void *cq_thread(void *arg)
         }
     }
     return NULL;
+}
+
+static const char *const status_names[RPC_STATUS_COUNT] = {
+    "OK",
+    "CANCELLED",
+    "UNKNOWN",
+    "INVALID_ARGUMENT",
+    "DEADLINE_EXCEEDED",
+    "NOT_FOUND",
+    "ALREADY_EXISTS",
+    "PERMISSION_DENIED",
+    "RESOURCE_EXHAUSTED",
+    "FAILED_PRECONDITION",
+    "ABORTED",
+    "OUT_OF_RANGE",
+    "UNIMPLEMENTED",
+    "INTERNAL",
+    "UNAVAILABLE",
+    "DATA_LOSS",
+    "UNAUTHENTICATED",
+};
+
+void grpc_front_metrics(void *arg, strbuf *out)
+{
+    grpc_front *srv = arg;
+    strbuf_puts(out, "# HELP ingot_grpc_calls_total gRPC calls answered, by method and status.\n"
+                     "# TYPE ingot_grpc_calls_total counter\n");
+    for (int m = 0; m <= RPC_METHOD_COUNT; m++) {
+        for (int s = 0; s < RPC_STATUS_COUNT; s++) {
+            uint64_t n = atomic_load(&srv->calls[m][s]);
+            if (!n) continue;
+            strbuf_printf(out, "ingot_grpc_calls_total{method=\"%s\",status=\"%s\"} %llu\n",
+                          m < RPC_METHOD_COUNT ? method_table[m].path : "other", status_names[s],
+                          (unsigned long long)n);
+        }
+    }
 }
 
 /* --- start / stop ------------------------------------------------------------------------- */
@@ -400,9 +442,11 @@ int grpc_front_start(const grpc_front_options *opts, ingester *ing, grpc_front *
     grpc_arg args[2] = {
         {.type = GRPC_ARG_INTEGER,
          .key = (char *)GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH,
-         .value.integer = opts->max_request_bytes > INT32_MAX ? INT32_MAX
-                                                              : (int)opts->max_request_bytes},
-        {.type = GRPC_ARG_INTEGER, .key = (char *)GRPC_ARG_MAX_SEND_MESSAGE_LENGTH, .value.integer = -1},
+         .value.integer =
+             opts->max_request_bytes > INT32_MAX ? INT32_MAX : (int)opts->max_request_bytes},
+        {.type = GRPC_ARG_INTEGER,
+         .key = (char *)GRPC_ARG_MAX_SEND_MESSAGE_LENGTH,
+         .value.integer = -1},
     };
     grpc_channel_args channel_args = {.num_args = 2, .args = args};
     srv->server = grpc_server_create(&channel_args, NULL);
@@ -424,8 +468,10 @@ int grpc_front_start(const grpc_front_options *opts, ingester *ing, grpc_front *
         if (pthread_create(&srv->threads[srv->thread_count], NULL, cq_thread, srv) != 0) break;
     }
     if (srv->thread_count == 0) {
-        if (port == 0) snprintf(err, errlen, "gRPC: cannot listen on %s", opts->bind);
-        else snprintf(err, errlen, "gRPC: cannot start threads");
+        if (port == 0)
+            snprintf(err, errlen, "gRPC: cannot listen on %s", opts->bind);
+        else
+            snprintf(err, errlen, "gRPC: cannot start threads");
         grpc_server_destroy(srv->server); /* never started: no call to wait for */
         grpc_completion_queue_shutdown(srv->cq);
         while (grpc_completion_queue_next(srv->cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL).type !=
@@ -462,8 +508,10 @@ static bool wait_shutdown(grpc_front *srv, unsigned grace_ms)
     }
     pthread_mutex_lock(&srv->mu);
     while (!srv->shutdown_done) {
-        if (grace_ms == 0) pthread_cond_wait(&srv->cond, &srv->mu);
-        else if (pthread_cond_timedwait(&srv->cond, &srv->mu, &until) != 0) break;
+        if (grace_ms == 0)
+            pthread_cond_wait(&srv->cond, &srv->mu);
+        else if (pthread_cond_timedwait(&srv->cond, &srv->mu, &until) != 0)
+            break;
     }
     bool done = srv->shutdown_done;
     pthread_mutex_unlock(&srv->mu);

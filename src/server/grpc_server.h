@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "ingester.h"
+#include "util/strbuf.h"
 
 typedef struct grpc_front grpc_front;
 
@@ -27,6 +28,9 @@ typedef struct grpc_front_options {
 /* Listen and serve on threads of its own. ing is borrowed and must outlive the server. */
 int grpc_front_start(const grpc_front_options *opts, ingester *ing, grpc_front **out, char *err,
                      size_t errlen) INGOT_MUST_CHECK;
+
+/* Append the gRPC front end's Prometheus metrics (calls by method and status) to out. */
+void grpc_front_metrics(void *srv, strbuf *out);
 
 /*
  * Stop taking calls, let the calls in flight finish (up to grace_ms, then cancel them), stop

@@ -73,6 +73,8 @@ struct http_server {
     char *auth_token;
     atomic_long requests_active; /* requests between their first call and completion */
     atomic_uint_fast64_t requests[EP_COUNT][STATUS_SLOTS];
+    void (*more_metrics)(void *arg, strbuf *out);
+    void *more_metrics_arg;
 };
 
 /* Per-request state (MHD's con_cls), freed by request_completed. */
@@ -571,6 +573,7 @@ static enum MHD_Result handle_get(struct MHD_Connection *conn, request *rq)
         break;
     case EP_METRICS:
         http_metrics(rq->srv, &b);
+        if (rq->srv->more_metrics) rq->srv->more_metrics(rq->srv->more_metrics_arg, &b);
         ingester_metrics(rq->srv->ing, &b);
         r = strbuf_failed(&b) ? respond_error(conn, rq, 503, "unavailable", "out of memory", 1)
                               : respond(conn, rq, 200, "text/plain; version=0.0.4", &b, 0);
@@ -706,6 +709,8 @@ int http_server_start(const http_options *opts, ingester *ing, http_server **out
     }
     srv->ing = ing;
     srv->max_request_bytes = opts->max_request_bytes;
+    srv->more_metrics = opts->more_metrics;
+    srv->more_metrics_arg = opts->more_metrics_arg;
     if (opts->auth_token && !(srv->auth_token = strdup(opts->auth_token))) {
         freeaddrinfo(ai);
         free(srv);

@@ -18,6 +18,9 @@ typedef struct http_options {
     uint64_t max_request_bytes;
     uint64_t max_connections;
     const char *auth_token;    /* NULL: no authentication */
+    /* more /metrics text (the other front end's counters); may be NULL */
+    void (*more_metrics)(void *arg, strbuf *out);
+    void *more_metrics_arg;
 } http_options;
 
 /* Listen and serve on threads of its own. ing is borrowed and must outlive the server. */
