@@ -172,6 +172,8 @@ static grpc_byte_buffer *flight_data(const strbuf *header, const char *metadata,
         put_varint(p, blen);
         slices[n++] = grpc_slice_new(body->data, blen, free);
         *body = (strbuf){0};
+    } else if (body) {
+        strbuf_free(body); /* an empty body may still hold an allocation */
     }
     grpc_byte_buffer *bb = grpc_raw_byte_buffer_create(slices, n);
     for (size_t i = 0; i < n; i++)
@@ -328,7 +330,7 @@ void flight_do_get(rpc *r)
     int rv = INGOT_E_NOMEM;
     if (!fs) goto fail;
     rv = INGOT_E_INVALID;
-    if (!ticket || memchr(ticket->ticket.data, '\0', ticket->ticket.len)) {
+    if (!ticket || (ticket->ticket.len && memchr(ticket->ticket.data, '\0', ticket->ticket.len))) {
         snprintf(err, sizeof err, "invalid ticket: expected a Ticket whose bytes are UTF-8 JSON");
         goto fail;
     }

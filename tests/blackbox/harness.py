@@ -1,4 +1,5 @@
-"""Black-box test harness: starts the real build/ingot on free loopback ports and talks HTTP to it.
+"""Black-box test harness: starts the real build/ingot on free loopback ports (HTTP and gRPC) and
+talks HTTP to it; gRPC goes through the real @grpc/grpc-js client (tests/readers/grpc_client.mjs).
 
 Only the Python standard library is used. A test is a function named test_* in a module of this
 folder; run.py discovers and runs them. Each test gets its own data directory and server.
@@ -17,6 +18,7 @@ import time
 import urllib.parse
 
 READER = os.path.join(os.path.dirname(__file__), "..", "readers", "read_parquet.mjs")
+GRPC_CLIENT = os.path.join(os.path.dirname(__file__), "..", "readers", "grpc_client.mjs")
 BIN = os.environ.get("INGOT_BIN", os.path.join(os.path.dirname(__file__), "..", "..", "build", "ingot"))
 
 
@@ -60,8 +62,9 @@ class Ingot:
 
     def start(self, extra_args=()):
         self.port = free_port()
+        self.grpc_port = free_port()
         cmd = [BIN, "serve", "--data-dir", self.data_dir, "--http-bind", f"127.0.0.1:{self.port}",
-               "--log-level", "debug"] + self.args + list(extra_args)
+               "--grpc-bind", f"127.0.0.1:{self.grpc_port}", "--log-level", "debug"] + self.args + list(extra_args)
         env = dict(os.environ)
         if self.env:
             env.update(self.env)
@@ -121,6 +124,10 @@ class Ingot:
         assert r.status == 200, r
         return r.jsonl()
 
+    def grpc(self, command, **args):
+        """One grpc_client.mjs command against this server (see grpc_client); the JSON answer."""
+        return grpc_client(f"127.0.0.1:{self.grpc_port}", command, args)
+
     def metrics(self):
         text = self.request("GET", "/metrics").body.decode()
         out = {}
@@ -176,6 +183,30 @@ def run_ingot(*args, env=None, timeout=30):
         e.update(env)
     p = subprocess.run([BIN] + list(args), capture_output=True, timeout=timeout, env=e)
     return p.returncode, p.stdout.decode(errors="replace"), p.stderr.decode(errors="replace")
+
+
+def _exact_ints(v):
+    """v with every integer beyond 2**53 as a decimal string: JavaScript's JSON.parse would round
+    it (grpc_client.mjs takes 64-bit values as strings)."""
+    if isinstance(v, bool):
+        return v
+    if isinstance(v, int) and abs(v) > 2**53:
+        return str(v)
+    if isinstance(v, dict):
+        return {k: _exact_ints(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_exact_ints(x) for x in v]
+    return v
+
+
+def grpc_client(target, command, args=None, timeout=120):
+    """Run `node grpc_client.mjs target command -` (args on standard input: a command line is too
+    short for a sequence of large writes) and return its JSON answer: {"ok": true, ...}
+    or {"ok": false, "code": "NOT_FOUND", "details": "..."}. 64-bit integers come back as strings."""
+    out = subprocess.run(["node", GRPC_CLIENT, target, command, "-"], input=json.dumps(_exact_ints(args or {})).encode(),
+                         capture_output=True, timeout=timeout)
+    assert out.returncode == 0, (command, out.stderr.decode()[-3000:])
+    return json.loads(out.stdout)
 
 
 def parquet_files(data_dir):
