@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs what ingot needs to build, run and test on Debian 12 (as root, or with sudo):
-# the C libraries and tools from Debian (gRPC core and protobuf-c among them), PostgreSQL (a throwaway cluster for the catalog tests),
-# Node.js + npm and the npm test clients of tests/readers (DuckDB, arrow-rs via parquet-wasm,
-# apache-arrow, hyparquet, s3rver, @grpc/grpc-js), installed exactly as package-lock.json pins them.
+# the C libraries and tools from Debian (gRPC core and protobuf-c among them), PostgreSQL (a
+# throwaway cluster for the catalog tests), Node.js + npm and the npm test clients of
+# tests/readers (DuckDB, arrow-rs via parquet-wasm, apache-arrow, hyparquet, s3rver,
+# @grpc/grpc-js), installed exactly as package-lock.json pins them.
 set -eu
 cd "$(dirname "$0")/.."
 SUDO=""
