@@ -285,7 +285,10 @@ static inline bool buffer_bit(const uint8_t *bits, size_t i)
  * The sort + de-duplication core, for queries and (later) persist.
  *
  * Rows of f are sorted by the key columns key[0 .. key_count) (tag columns compared as strings,
- * null before every value), then time, then (sequence, row). Rows with equal key and time form
+ * null before every value), then time, then (sequence, row) (BUFFER_ORDER_KEY_TIME, for Parquet
+ * files), or by time first, then the key, then (sequence, row) (BUFFER_ORDER_TIME_KEY, for
+ * queries: writes arrive roughly in time order, so reading rows in this order walks the copy
+ * nearly sequentially, where key order jumps across all of it). Rows with equal key and time form
  * one output row. order[] holds the f->row_count rows in that sort order; output row i is the
  * group order[group_end[i-1] .. group_end[i]) (group_end[-1] = 0), whose last element is the
  * latest write. buffer_dedup_pick() names the row giving a column's value in an output row: the
@@ -304,8 +307,10 @@ typedef struct buffer_dedup {
     size_t key_count;
 } buffer_dedup;
 
+enum buffer_row_order { BUFFER_ORDER_KEY_TIME, BUFFER_ORDER_TIME_KEY };
+
 int buffer_dedup_run(const buffer_frozen *f, const uint32_t *key, size_t key_count,
-                     buffer_dedup *out);
+                     enum buffer_row_order row_order, buffer_dedup *out);
 uint32_t buffer_dedup_pick(const buffer_frozen *f, const buffer_dedup *d, uint32_t column,
                            size_t out_row);
 void buffer_dedup_free(buffer_dedup *d);

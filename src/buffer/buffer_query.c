@@ -12,8 +12,9 @@
  *
  * De-duplication (buffer_dedup_run, also used by persist): the primary key is every tag
  * column of the table plus time; a null tag is a value of its own ("null", sorting first).
- * Rows are sorted by the key (the caller gives the tag order: by name here, by sort key for
- * persist), then by (sequence, row), i.e. write order. Sorting uses no comparison sort on rows:
+ * Rows are sorted by the key and time (the caller gives the tag order: by name here, by sort
+ * key for persist; queries put time first, persist last), then by (sequence, row), i.e. write
+ * order. Sorting uses no comparison sort on rows:
  * each tag value gets its rank in string order (equal strings share a rank, as a copy merged
  * from several snapshots may hold a string under several ids); each distinct tuple of ranks (a
  * series) is found once by hashing; the series are radix-sorted on their ranks packed into
@@ -26,8 +27,10 @@
  *
  * Batches (query.h): columns in projection order; with no projection: the tag columns sorted by
  * name, then the field columns sorted by name, then `time`. Unknown names are skipped; a known
- * column this partition never saw is all null. Rows come sorted by (tag values as strings, tags
- * in name order, null first; time). A tag column's dictionary holds only the values its rows
+ * column this partition never saw is all null. Rows come sorted by (time; tag values as strings,
+ * tags in name order, null first): time first because rows are stored roughly in time order, so
+ * the batch is gathered by walking the copy almost sequentially (key order would jump across all
+ * of it, a cache and TLB miss per value on big partitions). A tag column's dictionary holds only the values its rows
  * use, sorted, so ids are in string order. A column with no null has validity NULL; `time`
  * never has one.
  */
@@ -278,7 +281,7 @@ done:
 }
 
 int buffer_dedup_run(const buffer_frozen *f, const uint32_t *key, size_t key_count,
-                     buffer_dedup *out)
+                     enum buffer_row_order row_order, buffer_dedup *out)
 {
     size_t n = f->row_count;
     uint32_t *ids = NULL, *series = NULL, *tmp = NULL, *counts = NULL;
@@ -313,7 +316,8 @@ int buffer_dedup_run(const buffer_frozen *f, const uint32_t *key, size_t key_cou
     size_t series_count = 1;
     if (key_count && buffer_series_ordinals(f, key, key_count, out->rank, series, &series_count))
         goto fail;
-    /* rows by (series, time, sequence, row): stable radix passes, least significant first */
+    /* rows by (series, time, sequence, row) or (time, series, ...): stable passes, least
+     * significant first */
     tmp = malloc(n * sizeof *tmp);
     counts = malloc(series_count * sizeof *counts);
     if (!tmp || !counts) goto fail;
@@ -324,8 +328,14 @@ int buffer_dedup_run(const buffer_frozen *f, const uint32_t *key, size_t key_cou
         if (r && f->seq[r] < f->seq[r - 1]) seq_sorted = false;
     }
     if (!seq_sorted) buffer_radix_u64(out->order, tmp, n, f->seq, 0);
-    buffer_radix_u64(out->order, tmp, n, (const uint64_t *)(const void *)time, (uint64_t)1 << 63);
-    if (series_count > 1) buffer_count_sort(out->order, tmp, n, series, 1, counts, series_count);
+    const uint64_t *time_bits = (const uint64_t *)(const void *)time;
+    if (row_order == BUFFER_ORDER_KEY_TIME) {
+        buffer_radix_u64(out->order, tmp, n, time_bits, (uint64_t)1 << 63);
+        if (series_count > 1) buffer_count_sort(out->order, tmp, n, series, 1, counts, series_count);
+    } else {
+        if (series_count > 1) buffer_count_sort(out->order, tmp, n, series, 1, counts, series_count);
+        buffer_radix_u64(out->order, tmp, n, time_bits, (uint64_t)1 << 63);
+    }
     size_t groups = 0;
     for (size_t i = 1; i < n; i++) {
         uint32_t a = out->order[i - 1], b = out->order[i];
@@ -554,7 +564,7 @@ static int buffer_stream_next(query_stream *s, query_batch **out)
     for (size_t k = 0; k < key_count; k++)
         if (f.columns[key[k]].type == COLUMN_TAG) key[kept++] = key[k];
     key_count = kept;
-    rc = buffer_dedup_run(&f, key, key_count, &d);
+    rc = buffer_dedup_run(&f, key, key_count, BUFFER_ORDER_TIME_KEY, &d);
     if (rc) goto fail;
     rc = INGOT_E_NOMEM;
     pick = malloc((d.row_count ? d.row_count : 1) * sizeof *pick);

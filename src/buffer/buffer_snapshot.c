@@ -299,7 +299,7 @@ int buffer_snapshot_sorted_batch(const buffer_snapshot *snap, const uint32_t *ke
         for (size_t r = snap->runs[run].first_row; r < end; r++)
             view.seq[r] = snap->runs[run].sequence;
     }
-    rc = buffer_dedup_run(&view, full_key, kc, &d);
+    rc = buffer_dedup_run(&view, full_key, kc, BUFFER_ORDER_KEY_TIME, &d);
     if (rc) goto fail;
     rc = INGOT_E_NOMEM;
     pick = malloc((d.row_count ? d.row_count : 1) * sizeof *pick);

@@ -231,11 +231,11 @@ static void test_sort_and_dictionary(void)
     CHECK_EQ_INT(tb_apply(tree, &o), 0);
     tb_op_free(&o);
     char *got = tb_query(tree, "db", "m", NULL, 0, 6, 10); /* rows 1..4 */
-    CHECK_EQ_STR(got, "1970-01-01 rows=4: host,v,time\n"
+    CHECK_EQ_STR(got, "1970-01-01 rows=4: host,v,time\n" /* time first, then the tags */
+                      "c|4|6\n"
                       "a|3|7\n"
-                      "a|1|9\n"
                       "b|2|8\n"
-                      "c|4|6\n");
+                      "a|1|9\n");
     free(got);
     /* dictionary: only the values used, sorted */
     query_exec qe = buffer_tree_as_query_exec(tree);
@@ -249,11 +249,28 @@ static void test_sort_and_dictionary(void)
     CHECK_EQ_INT(b->columns[0].data.tag.dict_count, 3);
     CHECK(b->columns[0].validity == NULL);
     CHECK(memcmp(b->columns[0].data.tag.dict_bytes, "abc", 3) == 0);
-    CHECK_EQ_INT(b->columns[0].data.tag.ids[3], 2);
+    CHECK_EQ_INT(b->columns[0].data.tag.ids[0], 2); /* "c" */
+    CHECK_EQ_INT(b->columns[0].data.tag.ids[3], 0); /* "a" */
     CHECK(b->columns[2].type == COLUMN_TIME && b->columns[2].validity == NULL);
     query_batch_free(b);
     CHECK_EQ_INT(query_stream_next(s, &b), 0);
     query_stream_close(s);
+    /* at one time, rows follow the tag values */
+    tb_op_init(&o, "db", 2);
+    const char *same[] = {"bb", "a", "c"};
+    for (int i = 0; i < 3; i++) {
+        tb_line(&o, t, 20);
+        tb_tag(&o, "host", same[i]);
+        tb_i64(&o, "v", 20 + i);
+    }
+    CHECK_EQ_INT(tb_apply(tree, &o), 0);
+    tb_op_free(&o);
+    got = tb_query(tree, "db", "m", NULL, 0, 11, 21);
+    CHECK_EQ_STR(got, "1970-01-01 rows=3: host,v,time\n"
+                      "a|21|20\n"
+                      "bb|20|20\n"
+                      "c|22|20\n");
+    free(got);
     buffer_tree_free(tree);
     free(t);
 }
