@@ -316,14 +316,15 @@ uint32_t buffer_dedup_pick(const buffer_frozen *f, const buffer_dedup *d, uint32
 void buffer_dedup_free(buffer_dedup *d);
 
 /*
- * Column col of f as out (whose name and type are set), one row per output row of d: the
- * de-duplicated values (a tag column's dictionary holds only the values used, sorted). key and
- * key_count are d's key (a present tag column must be in it). pick is scratch of d->row_count
- * entries. INGOT_E_NOMEM / INGOT_E_TOO_LARGE / INGOT_E_INVALID; out is then freed by the
- * batch's owner (query_batch_free).
+ * Column col of f as out (whose name and type are set), one row per output row first ..
+ * first + n - 1 of d: the de-duplicated values (a tag column's dictionary holds only the values
+ * these rows use, sorted). key and key_count are d's key (a present tag column must be in it).
+ * pick is scratch of n entries. INGOT_E_NOMEM / INGOT_E_TOO_LARGE / INGOT_E_INVALID; out is
+ * then freed by the batch's owner (query_batch_free).
  */
 int buffer_batch_column(query_column *out, const buffer_frozen *f, const buffer_dedup *d,
-                        uint32_t col, const uint32_t *key, size_t key_count, uint32_t *pick);
+                        uint32_t col, const uint32_t *key, size_t key_count, size_t first,
+                        size_t n, uint32_t *pick);
 
 /* Sort the table column indexes cols[0 .. n) by column name. */
 void buffer_columns_sort_by_name(const schema_table *table, uint32_t *cols, size_t n);

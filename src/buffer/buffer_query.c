@@ -4,11 +4,13 @@
  * A query finds its table by name and takes a snapshot of the table's partitions: references
  * (not locks), in ascending day order, fixed when the query starts; partitions that never held a
  * row are left out, so one created later, or only by a failed op, is invisible. The stream
- * yields one batch per partition of the snapshot, even with 0 rows. Pulling a partition locks it
- * just long enough to copy the rows in the time range, the columns wanted, every tag column and
- * the sequence of every row (buffer_partition_freeze); sorting, de-duplication and building the
- * batch then run outside the lock, on that private copy. A write is therefore visible iff it was
- * applied before the pull.
+ * yields at least one batch per partition of the snapshot, even with 0 rows. Pulling a partition's
+ * first batch locks it just long enough to copy the rows in the time range, the columns wanted,
+ * every tag column and the sequence of every row (buffer_partition_freeze); sorting and
+ * de-duplication then run outside the lock, on that private copy, which the stream keeps while it
+ * hands out the partition QUERY_BATCH_MAX_ROWS rows at a time (so the output of a query never
+ * needs the memory of a whole big partition a second time). A write is therefore visible iff it
+ * was applied before the partition's first pull.
  *
  * De-duplication (buffer_dedup_run, also used by persist): the primary key is every tag
  * column of the table plus time; a null tag is a value of its own ("null", sorting first).
@@ -30,8 +32,8 @@
  * column this partition never saw is all null. Rows come sorted by (time; tag values as strings,
  * tags in name order, null first): time first because rows are stored roughly in time order, so
  * the batch is gathered by walking the copy almost sequentially (key order would jump across all
- * of it, a cache and TLB miss per value on big partitions). A tag column's dictionary holds only the values its rows
- * use, sorted, so ids are in string order. A column with no null has validity NULL; `time`
+ * of it, a cache and TLB miss per value on big partitions). A tag column's dictionary holds only
+ * the values its batch's rows use, sorted, so ids are in string order. A column with no null has validity NULL; `time`
  * never has one.
  */
 #include "buffer/buffer.h"
@@ -405,13 +407,12 @@ static int buffer_null_column(query_column *out, size_t n)
     }
 }
 
-/* Tag column out from frozen column col (key position k of d). */
+/* Tag column out from frozen column col (key position k of d), n rows picked by pick[]. */
 static int buffer_tag_column(query_column *out, const buffer_frozen *f, const buffer_dedup *d,
-                             uint32_t col, size_t k, const uint32_t *pick)
+                             uint32_t col, size_t k, const uint32_t *pick, size_t n)
 {
     const buffer_column *c = &f->columns[col];
     const buffer_dict *dict = &c->dict;
-    size_t n = d->row_count;
     uint32_t *by_rank = calloc((size_t)dict->count + 1, sizeof *by_rank); /* rank -> new id + 1 */
     int rc = INGOT_E_NOMEM;
     if (!by_rank) return rc;
@@ -463,15 +464,15 @@ done:
 }
 
 int buffer_batch_column(query_column *out, const buffer_frozen *f, const buffer_dedup *d,
-                        uint32_t col, const uint32_t *key, size_t key_count, uint32_t *pick)
+                        uint32_t col, const uint32_t *key, size_t key_count, size_t first,
+                        size_t n, uint32_t *pick)
 {
-    size_t n = d->row_count;
     if (col >= f->column_count || f->columns[col].type == 0 || n == 0)
         return buffer_null_column(out, n);
     const buffer_column *c = &f->columns[col];
     size_t nulls = 0;
     for (size_t i = 0; i < n; i++) {
-        pick[i] = buffer_dedup_pick(f, d, col, i);
+        pick[i] = buffer_dedup_pick(f, d, col, first + i);
         nulls += pick[i] == UINT32_MAX;
     }
     if (nulls && out->type != COLUMN_TIME) {
@@ -486,7 +487,7 @@ int buffer_batch_column(query_column *out, const buffer_frozen *f, const buffer_
         while (k < key_count && key[k] != col)
             k++;
         if (k == key_count) return INGOT_E_INVALID; /* every present tag column is a key column */
-        return buffer_tag_column(out, f, d, col, k, pick);
+        return buffer_tag_column(out, f, d, col, k, pick, n);
     }
     case COLUMN_BOOL:
         out->data.bits = calloc(1, (n + 7) / 8 + 1);
@@ -540,40 +541,72 @@ typedef struct buffer_stream {
     bool *want; /* per table column: projected */
     uint32_t want_count;
     int64_t min_time_ns, max_time_ns;
+    /* the partition being read (parts[next]): its private copy, sorted, and the next output row */
+    bool open;
+    buffer_frozen frozen;
+    buffer_dedup dedup;
+    uint32_t *key;
+    size_t key_count;
+    size_t row;
+    uint32_t *pick; /* scratch: QUERY_BATCH_MAX_ROWS entries */
 } buffer_stream;
+
+/* Drop the partition being read (its copy and its reference). */
+static void buffer_stream_drop_partition(buffer_stream *st)
+{
+    if (!st->open) return;
+    st->open = false;
+    free(st->key);
+    st->key = NULL;
+    buffer_dedup_free(&st->dedup);
+    buffer_frozen_free(&st->frozen);
+    buffer_partition_unref(st->parts[st->next]);
+    st->parts[st->next++] = NULL;
+}
+
+/* Copy and sort parts[next] (the pull that makes later writes to it invisible to this query). */
+static int buffer_stream_open_partition(buffer_stream *st)
+{
+    buffer_partition *p = st->parts[st->next];
+    int rc = buffer_partition_freeze(p, st->want, st->want_count, st->min_time_ns,
+                                     st->max_time_ns, &st->frozen);
+    if (rc) return rc;
+    st->open = true;
+    st->row = 0;
+    /* the key: every tag column this copy has, in name order */
+    rc = buffer_table_tags_by_name(st->table, st->frozen.column_count, &st->key, &st->key_count);
+    if (rc) return rc;
+    size_t kept = 0;
+    for (size_t k = 0; k < st->key_count; k++)
+        if (st->frozen.columns[st->key[k]].type == COLUMN_TAG) st->key[kept++] = st->key[k];
+    st->key_count = kept;
+    return buffer_dedup_run(&st->frozen, st->key, st->key_count, BUFFER_ORDER_TIME_KEY,
+                            &st->dedup);
+}
 
 static int buffer_stream_next(query_stream *s, query_batch **out)
 {
     buffer_stream *st = (buffer_stream *)s;
-    buffer_frozen f = {0};
-    buffer_dedup d = {0};
-    uint32_t *key = NULL, *pick = NULL;
-    size_t key_count = 0;
     query_batch *batch = NULL;
     int rc;
 
     *out = NULL;
-    if (st->next >= st->part_count) return 0;
-    buffer_partition *p = st->parts[st->next];
-    rc = buffer_partition_freeze(p, st->want, st->want_count, st->min_time_ns, st->max_time_ns, &f);
-    if (rc) return rc;
-    /* the key: every tag column this copy has, in name order */
-    rc = buffer_table_tags_by_name(st->table, f.column_count, &key, &key_count);
-    if (rc) goto fail;
-    size_t kept = 0;
-    for (size_t k = 0; k < key_count; k++)
-        if (f.columns[key[k]].type == COLUMN_TAG) key[kept++] = key[k];
-    key_count = kept;
-    rc = buffer_dedup_run(&f, key, key_count, BUFFER_ORDER_TIME_KEY, &d);
-    if (rc) goto fail;
+    if (st->open && st->row >= st->dedup.row_count) buffer_stream_drop_partition(st);
+    if (!st->open) {
+        if (st->next >= st->part_count) return 0;
+        if ((rc = buffer_stream_open_partition(st)) != 0) goto fail;
+    }
+    const buffer_partition *p = st->parts[st->next];
+    size_t n = st->dedup.row_count - st->row;
+    if (n > QUERY_BATCH_MAX_ROWS) n = QUERY_BATCH_MAX_ROWS;
     rc = INGOT_E_NOMEM;
-    pick = malloc((d.row_count ? d.row_count : 1) * sizeof *pick);
+    if (!st->pick && !(st->pick = malloc(QUERY_BATCH_MAX_ROWS * sizeof *st->pick))) goto fail;
     batch = calloc(1, sizeof *batch);
-    if (!pick || !batch) goto fail;
+    if (!batch) goto fail;
     memcpy(batch->partition_key, p->key, sizeof batch->partition_key);
     batch->partition_id = p->id;
-    batch->completed_persistence_count = f.persisted_count;
-    batch->row_count = d.row_count;
+    batch->completed_persistence_count = st->frozen.persisted_count;
+    batch->row_count = n;
     batch->columns = calloc(st->proj_count ? st->proj_count : 1, sizeof *batch->columns);
     if (!batch->columns) goto fail;
     batch->column_count = st->proj_count;
@@ -586,24 +619,17 @@ static int buffer_stream_next(query_stream *s, query_batch **out)
             rc = INGOT_E_NOMEM;
             goto fail;
         }
-        rc = buffer_batch_column(qc, &f, &d, col, key, key_count, pick);
+        rc = buffer_batch_column(qc, &st->frozen, &st->dedup, col, st->key, st->key_count,
+                                 st->row, n, st->pick);
         if (rc) goto fail;
     }
-    st->next++;
-    buffer_partition_unref(p);
-    st->parts[st->next - 1] = NULL;
-    free(key);
-    free(pick);
-    buffer_dedup_free(&d);
-    buffer_frozen_free(&f);
+    st->row += n;
+    if (st->row >= st->dedup.row_count) buffer_stream_drop_partition(st);
     *out = batch;
     return 1;
 fail:
     query_batch_free(batch);
-    free(key);
-    free(pick);
-    buffer_dedup_free(&d);
-    buffer_frozen_free(&f);
+    buffer_stream_drop_partition(st); /* a failed pull ends this partition */
     return rc;
 }
 
@@ -611,6 +637,8 @@ static void buffer_stream_close(query_stream *s)
 {
     buffer_stream *st = (buffer_stream *)s;
     if (!st) return;
+    buffer_stream_drop_partition(st);
+    free(st->pick);
     for (size_t i = 0; i < st->part_count; i++)
         buffer_partition_unref(st->parts[i]);
     free(st->parts);

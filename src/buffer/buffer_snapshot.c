@@ -319,7 +319,7 @@ int buffer_snapshot_sorted_batch(const buffer_snapshot *snap, const uint32_t *ke
             rc = INGOT_E_NOMEM;
             goto fail;
         }
-        rc = buffer_batch_column(qc, &view, &d, cols[i], full_key, kc, pick);
+        rc = buffer_batch_column(qc, &view, &d, cols[i], full_key, kc, 0, d.row_count, pick);
         if (rc) goto fail;
     }
     *out = batch;

@@ -1,10 +1,12 @@
 /*
  * query.h: the QueryExec interface (ARCHITECTURE §5) and the record batches it streams.
  *
- * query(namespace, table, columns, time range) -> a stream of record batches, one per partition
- * of a snapshot fixed when the query starts (partitions created later are invisible). Each
- * partition is read only when the caller pulls it: a write is visible iff it was applied before
- * that pull, and after it the batch is frozen for this query. Rows are de-duplicated (same tags +
+ * query(namespace, table, columns, time range) -> a stream of record batches, partition by
+ * partition of a snapshot fixed when the query starts (partitions created later are invisible):
+ * one batch per partition, or several of at most QUERY_BATCH_MAX_ROWS rows for a big one (the
+ * batches of a partition come one after the other and carry its key and id). Each partition is
+ * read only when the caller pulls its first batch: a write is visible iff it was applied before
+ * that pull, and after it the partition's rows are frozen for this query. Rows are de-duplicated (same tags +
  * time: one row whose fields are each the last non-null value in write order) and filtered to
  * min_time_ns <= time < max_time_ns.
  *
@@ -22,6 +24,9 @@
 #include <stdint.h>
 
 #include "util/column_type.h"
+
+/* Rows in one batch at most: bounds a query's output memory, whatever a partition holds. */
+#define QUERY_BATCH_MAX_ROWS 65536
 
 typedef struct query_request {
     const char *namespace_name;
@@ -78,7 +83,7 @@ typedef struct query_stream query_stream;
 
 typedef struct query_stream_ops {
     /*
-     * Pull the next partition: 1 and *out (caller frees with query_batch_free), 0 at the end,
+     * Pull the next batch: 1 and *out (caller frees with query_batch_free), 0 at the end,
      * negative on error.
      */
     int (*next)(query_stream *s, query_batch **out);

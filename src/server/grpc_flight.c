@@ -12,9 +12,11 @@
  *   1. a FlightData with only app_metadata: JSON {"partition_key","partition_id",
  *      "ingester_uuid","completed_persistence_count"};
  *   2. the partition's Arrow IPC stream as FlightData messages (data_header = the flatbuffer
- *      Message, data_body = its body): the Schema, one DictionaryBatch per tag column, then
- *      RecordBatches of at most ~1 MiB each (rows sliced at multiples of 8, sharing the
- *      dictionaries), because gRPC clients refuse messages over 4 MiB by default.
+ *      Message, data_body = its body): the Schema, then for each batch QueryExec gives for the
+ *      partition (a big one comes in several) one DictionaryBatch per tag column (replacing the
+ *      previous ones) and the batch as RecordBatches of at most ~1 MiB each (rows sliced at
+ *      multiples of 8, sharing the dictionaries), because gRPC clients refuse messages over
+ *      4 MiB by default.
  * The query's concurrency slot is given back after the last partition, before the status.
  *
  * FlightData is encoded here, not by protobuf-c: the body is handed to gRPC as a slice that owns
@@ -34,14 +36,15 @@
 
 #define FLIGHT_CHUNK_BYTES (1u << 20)
 
-enum flight_state { FS_NEXT_PARTITION, FS_METADATA, FS_SCHEMA, FS_DICTIONARIES, FS_RECORDS };
+enum flight_state { FS_NEXT_BATCH, FS_METADATA, FS_SCHEMA, FS_DICTIONARIES, FS_RECORDS };
 
 struct flight_stream {
     query_stream *query; /* NULL once ended */
     json_member *ticket; /* owns the strings req points to */
     size_t ticket_members;
-    query_batch *batch;    /* the partition being sent */
-    arrow_ipc_writer *ipc; /* its writer (schema of this partition) */
+    query_batch *batch;    /* the batch being sent */
+    uint64_t partition_id; /* its partition (QueryExec may cut a big partition in batches) */
+    arrow_ipc_writer *ipc; /* the partition's writer (its schema) */
     enum flight_state state;
     size_t dictionary; /* next dictionary message */
     size_t row;        /* next row of the record batches */
@@ -220,17 +223,23 @@ static int produce(rpc *r, grpc_byte_buffer **out, char *err, size_t errlen)
     strbuf body = {0};
     for (;;) {
         switch (fs->state) {
-        case FS_NEXT_PARTITION:
+        case FS_NEXT_BATCH:
             if (fs->batch) query_batch_free(fs->batch);
             fs->batch = NULL;
-            arrow_ipc_writer_free(fs->ipc);
-            fs->ipc = NULL;
             rv = query_stream_next(fs->query, &fs->batch);
             if (rv == 0) return 0;
             if (rv < 0) {
                 snprintf(err, errlen, "query failed: %s", ingot_strerror(rv));
                 return rv;
             }
+            if (fs->ipc && fs->batch->partition_id == fs->partition_id) {
+                fs->state = FS_DICTIONARIES; /* more of the same partition: same stream */
+                fs->dictionary = 0;
+                continue;
+            }
+            arrow_ipc_writer_free(fs->ipc);
+            fs->ipc = NULL;
+            fs->partition_id = fs->batch->partition_id;
             fs->state = FS_METADATA;
             continue;
         case FS_METADATA: {
@@ -269,7 +278,7 @@ static int produce(rpc *r, grpc_byte_buffer **out, char *err, size_t errlen)
         case FS_RECORDS: {
             size_t left = fs->batch->row_count - fs->row;
             if (left == 0 && fs->records_sent) {
-                fs->state = FS_NEXT_PARTITION;
+                fs->state = FS_NEXT_BATCH;
                 continue;
             }
             size_t n = left < fs->chunk_rows ? left : fs->chunk_rows;

@@ -57,9 +57,42 @@ static void *writer(void *arg)
     return NULL;
 }
 
-/* Check one batch: per marker, the number of rows equals the rows' n. Returns rows. */
-static size_t check_batch(const query_batch *b, int *counts)
+/*
+ * The rows of one partition (it may come in several batches): per marker, the number of rows
+ * must equal the rows' n, i.e. every op is visible whole or not at all.
+ */
+typedef struct part_rows {
+    uint64_t partition_id;
+    char key[11];
+    int64_t *marker, *n;
+    size_t count, cap;
+} part_rows;
+
+static void check_partition(part_rows *pr, int *counts)
 {
+    memset(counts, 0, MAX_OPS * sizeof *counts);
+    for (size_t r = 0; r < pr->count; r++)
+        counts[pr->marker[r]]++;
+    for (size_t r = 0; r < pr->count; r++) {
+        int64_t m = pr->marker[r];
+        if (counts[m] != pr->n[r]) {
+            fprintf(stderr, "partition %s: op %" PRId64 " has %d of %" PRId64 " rows\n", pr->key,
+                    m, counts[m], pr->n[r]);
+            atomic_fetch_add(&g_bad_batches, 1);
+            break;
+        }
+    }
+    pr->count = 0;
+}
+
+/* Add batch b's rows to pr (checking pr first when b starts another partition). Returns rows. */
+static size_t add_batch(part_rows *pr, const query_batch *b, int *counts)
+{
+    if (b->partition_id != pr->partition_id) {
+        check_partition(pr, counts);
+        pr->partition_id = b->partition_id;
+        memcpy(pr->key, b->partition_key, sizeof pr->key);
+    }
     const query_column *marker = NULL, *n = NULL;
     for (size_t c = 0; c < b->column_count; c++) {
         if (strcmp(b->columns[c].name, "marker") == 0) marker = &b->columns[c];
@@ -70,23 +103,19 @@ static size_t check_batch(const query_batch *b, int *counts)
         atomic_fetch_add(&g_bad_batches, 1);
         return 0;
     }
-    memset(counts, 0, MAX_OPS * sizeof *counts);
+    if (pr->count + b->row_count > pr->cap) {
+        pr->cap = (pr->count + b->row_count) * 2;
+        pr->marker = realloc(pr->marker, pr->cap * sizeof *pr->marker);
+        pr->n = realloc(pr->n, pr->cap * sizeof *pr->n);
+    }
     for (size_t r = 0; r < b->row_count; r++) {
         int64_t m = marker->data.i64[r];
         if (m <= 0 || m >= MAX_OPS) {
             atomic_fetch_add(&g_bad_batches, 1);
             return 0;
         }
-        counts[m]++;
-    }
-    for (size_t r = 0; r < b->row_count; r++) {
-        int64_t m = marker->data.i64[r];
-        if (counts[m] != n->data.i64[r]) {
-            fprintf(stderr, "partition %s: op %" PRId64 " has %d of %" PRId64 " rows\n",
-                    b->partition_key, m, counts[m], n->data.i64[r]);
-            atomic_fetch_add(&g_bad_batches, 1);
-            return 0;
-        }
+        pr->marker[pr->count] = m;
+        pr->n[pr->count++] = n->data.i64[r];
     }
     return b->row_count;
 }
@@ -105,11 +134,15 @@ static size_t query_and_check(int *counts, int64_t min_ns, int64_t max_ns)
     query_batch *b;
     size_t rows = 0;
     int rc;
+    part_rows pr = {.partition_id = UINT64_MAX};
     while ((rc = query_stream_next(s, &b)) == 1) {
-        rows += check_batch(b, counts);
+        rows += add_batch(&pr, b, counts);
         atomic_fetch_add(&g_batches_checked, 1);
         query_batch_free(b);
     }
+    check_partition(&pr, counts);
+    free(pr.marker);
+    free(pr.n);
     if (rc < 0) atomic_fetch_add(&g_bad_batches, 1);
     query_stream_close(s);
     return rows;
