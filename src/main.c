@@ -13,6 +13,7 @@
  * (The signals are blocked before gRPC starts its own threads, which must never take them.) A second signal during the stop exits at once
  * with status 1; every acknowledged write is still in the WAL and is replayed at the next start.
  */
+#include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -64,6 +65,13 @@ static int serve(int argc, char **argv)
         return pr < 0 ? 2 : 0;
     }
     log_set_level((enum log_level)log_level_parse(cfg.log_level));
+    /*
+     * Two malloc arenas instead of glibc's 8 per core: requests on dozens of connection threads
+     * otherwise each grow an arena of their own and keep it. Measured under 32 writers (TSBS,
+     * 5,000-line batches): peak RSS 596-640 MiB -> 521-534 MiB, and 1.19-1.39M -> 1.55-1.57M
+     * lines/s (less page faulting). MALLOC_ARENA_MAX in the environment still wins.
+     */
+    if (!getenv("MALLOC_ARENA_MAX")) mallopt(M_ARENA_MAX, 2);
 
     sigemptyset(&stop_signals);
     sigaddset(&stop_signals, SIGTERM);
