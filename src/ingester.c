@@ -43,6 +43,7 @@
 #include "dml/pbdata.h"
 #include "ingester_internal.h"
 #include "util/log.h"
+#include "util/sysio.h"
 
 static int64_t now_ns(void)
 {
@@ -60,10 +61,10 @@ static int mkdir_p(const char *path)
     for (char *p = tmp + 1; *p; p++) {
         if (*p != '/') continue;
         *p = '\0';
-        if (mkdir(tmp, 0755) != 0 && errno != EEXIST) return -errno;
+        if (sysio_mkdir(tmp, 0755) != 0 && errno != EEXIST) return -errno;
         *p = '/';
     }
-    if (mkdir(tmp, 0755) != 0 && errno != EEXIST) return -errno;
+    if (sysio_mkdir(tmp, 0755) != 0 && errno != EEXIST) return -errno;
     return 0;
 }
 

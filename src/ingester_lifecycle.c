@@ -16,6 +16,9 @@
  * ingester_drain() is the graceful stop's persist: with writes already stopped, it persists until
  * the buffer is empty, rotates, deletes every closed segment, and marks the ingester drained so
  * ingester_close() removes the last (empty) segment: the WAL ends empty.
+ *
+ * The crash point "segment-before-delete" (util/sysio.h) ends the process just before a
+ * persisted segment is deleted.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -26,6 +29,7 @@
 
 #include "ingester_internal.h"
 #include "util/log.h"
+#include "util/sysio.h"
 
 #define DISK_CHECK_INTERVAL_S 2
 
@@ -96,6 +100,7 @@ void ingester_delete_persisted_segments(ingester *ing)
     pthread_mutex_unlock(&ing->seg_mu);
     for (closed_segment *c = done, *next; c; c = next) {
         next = c->next;
+        INGOT_CRASH_POINT("segment-before-delete"); /* persisted, the segment still there */
         int rv = wal_delete_segment(ing->cfg->wal_dir, c->id);
         if (rv == 0) {
             atomic_fetch_add(&ing->segments_deleted, 1);

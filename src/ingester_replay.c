@@ -5,6 +5,8 @@
  * again, and applied straight to the buffer sink (not the WalSink: nothing is logged twice) with
  * its logged sequence number; then everything buffered is persisted, and the segment deleted.
  * Replay, persist, delete, repeat: a crash loop still makes progress (IOx #6461).
+ * The crash point "replay-before-segment-delete" (util/sysio.h) ends the process between the
+ * persist and the delete of a replayed segment: the next start must skip what is persisted.
  *
  * Idempotence: the catalog records, per partition, what its Parquet files cover of the WAL (the
  * largest watermark and the sequences above it). An op, or the part of it that falls into a
@@ -29,6 +31,7 @@
 #include "ingester_internal.h"
 #include "util/hash.h"
 #include "util/log.h"
+#include "util/sysio.h"
 
 #define PERSISTED_BUCKETS 1024
 
@@ -195,6 +198,7 @@ static int replay_segment_end(void *arg, uint64_t segment_id, const char *path)
                  ingot_strerror(rv));
         return rv;
     }
+    INGOT_CRASH_POINT("replay-before-segment-delete"); /* replayed and persisted, not deleted */
     if ((rv = wal_delete_segment(ing->cfg->wal_dir, segment_id)) != 0) {
         snprintf(rc->err, sizeof rc->err, "deleting %s: %s", path, ingot_strerror(rv));
         return rv;

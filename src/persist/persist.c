@@ -18,6 +18,11 @@
  *
  * The partition cache (catalog id + sort key per table/day) is guarded by cache_mu; the
  * dispatcher's list and the wait groups by mu. Lock order: mu and cache_mu are leaves.
+ *
+ * Crash points (util/sysio.h): "persist-after-put" (an object no catalog row names: removed as
+ * an orphan at the next start, its rows persisted again from the WAL) and "persist-after-catalog"
+ * (the file is recorded, the snapshot still buffered and its ops still in the WAL: replay skips
+ * them).
  */
 #include "persist/persist.h"
 
@@ -36,6 +41,7 @@
 #include "util/hash.h"
 #include "util/json.h"
 #include "util/log.h"
+#include "util/sysio.h"
 
 /* Cached catalog facts of one partition (table id + day). */
 typedef struct partition_state {
@@ -393,6 +399,7 @@ static void job_run(persist_task *task)
         atomic_fetch_add(&p->put_retries, 1);
         log_warn("persist: put %s: %s; retrying", path, ingot_strerror(rv));
     }
+    INGOT_CRASH_POINT("persist-after-put"); /* an object no catalog row names */
     sequence_extras(&extras, info);
     catalog_parquet_file row = {.namespace_id = schema_namespace_id(info->table->ns),
                                 .table_id = info->table->catalog_id,
@@ -411,6 +418,7 @@ static void job_run(persist_task *task)
         atomic_fetch_add(&p->catalog_retries, 1);
         log_warn("persist: catalog row for %s: %s; retrying", path, ingot_strerror(rv));
     }
+    INGOT_CRASH_POINT("persist-after-catalog"); /* persisted, still in the buffer and the WAL */
     buffer_snapshot_persisted(job->snap);
     atomic_fetch_add(&p->files, 1);
     atomic_fetch_add(&p->file_bytes, file.len);

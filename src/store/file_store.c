@@ -29,6 +29,8 @@
  * durable before anything is put into it). list() skips temporary files and any name that is not
  * a valid path (lost+found, stray files). Only one process may use a root at a time.
  *
+ * Every system call on files goes through util/sysio.h (the fault-injection seam of the tests).
+ *
  * LOCKING. The store is the root directory fd and path (immutable after open) and `dir_mu`. get,
  * list and remove take no lock.
  */
@@ -45,6 +47,7 @@
 #include <unistd.h>
 
 #include "store/object_store.h"
+#include "util/sysio.h"
 
 #define FILE_STORE_NAME_MAX 255 /* longest file name (NAME_MAX of ext4, xfs, btrfs, tmpfs) */
 #define FILE_STORE_CHUNK 240    /* bytes of a long segment per "<chunk>~" directory */
@@ -98,7 +101,7 @@ static int disk_path(const char *path, char *out, size_t out_cap)
 
 static int fsync_fd(int fd)
 {
-    while (fsync(fd) != 0) {
+    while (sysio_fsync(fd) != 0) {
         if (errno != EINTR) return -errno;
     }
     return 0;
@@ -122,16 +125,16 @@ static int open_dirs(file_store *fs, char *rel, int *fd_out)
     while (*comp) {
         char *slash = strchr(comp, '/');
         if (slash) *slash = '\0';
-        bool created = mkdirat(fd, comp, 0755) == 0;
+        bool created = sysio_mkdirat(fd, comp, 0755) == 0;
         if (!created && errno != EEXIST) rc = -errno;
         if (rc == 0 && created) rc = fsync_fd(fd);
         int next = -1;
         if (rc == 0) {
-            next = openat(fd, comp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+            next = sysio_openat(fd, comp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC, 0);
             if (next < 0) rc = -errno;
         }
         if (slash) *slash = '/';
-        close(fd);
+        sysio_close(fd);
         fd = next;
         if (rc) goto fail;
         if (!slash) break;
@@ -148,7 +151,7 @@ fail:
 static int write_all(int fd, const unsigned char *p, size_t len)
 {
     while (len > 0) {
-        ssize_t n = write(fd, p, len > (1u << 30) ? (1u << 30) : len);
+        ssize_t n = sysio_write(fd, p, len > (1u << 30) ? (1u << 30) : len);
         if (n < 0) {
             if (errno == EINTR) continue;
             return -errno;
@@ -180,7 +183,7 @@ static int fs_put(void *self, const char *path, const void *data, size_t len)
     int tn = snprintf(tmp, sizeof tmp, "%s", FILE_STORE_TEMP_PREFIX);
     for (size_t i = 0; i < sizeof rnd; i++)
         tn += snprintf(tmp + tn, sizeof tmp - (size_t)tn, "%02x", rnd[i]);
-    fd = openat(dfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    fd = sysio_openat(dfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
     if (fd < 0) {
         rc = -errno;
         goto fail;
@@ -189,25 +192,25 @@ static int fs_put(void *self, const char *path, const void *data, size_t len)
     rc = write_all(fd, data, len);
     if (rc == 0) rc = fsync_fd(fd);
     if (rc) goto fail;
-    int crc = close(fd);
+    int crc = sysio_close(fd);
     fd = -1;
     if (crc != 0 && errno != EINTR) {
         rc = -errno;
         goto fail;
     }
-    if (renameat(dfd, tmp, dfd, name) != 0) {
+    if (sysio_renameat(dfd, tmp, dfd, name) != 0) {
         rc = -errno;
         goto fail;
     }
     tmp_exists = false;
     rc = fsync_fd(dfd);
     if (rc) goto fail;
-    close(dfd);
+    sysio_close(dfd);
     return 0;
 fail:
-    if (fd >= 0) close(fd);
-    if (tmp_exists) unlinkat(dfd, tmp, 0);
-    if (dfd >= 0) close(dfd);
+    if (fd >= 0) sysio_close(fd);
+    if (tmp_exists) sysio_unlinkat(dfd, tmp, 0);
+    if (dfd >= 0) sysio_close(dfd);
     return rc;
 }
 
@@ -221,7 +224,7 @@ static int fs_get(void *self, const char *path, void **data_out, size_t *len_out
     *len_out = 0;
     int rc = disk_path(path, dpath, sizeof dpath);
     if (rc) return rc;
-    fd = openat(fs->root_fd, dpath, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    fd = sysio_openat(fs->root_fd, dpath, O_RDONLY | O_NOFOLLOW | O_CLOEXEC, 0);
     if (fd < 0) {
         rc = errno == ENOENT || errno == ENOTDIR || errno == ELOOP ? INGOT_E_NOT_FOUND : -errno;
         goto fail;
@@ -243,7 +246,7 @@ static int fs_get(void *self, const char *path, void **data_out, size_t *len_out
     }
     size_t got = 0;
     while (got < size) {
-        ssize_t n = read(fd, buf + got, size - got);
+        ssize_t n = sysio_read(fd, buf + got, size - got);
         if (n < 0 && errno == EINTR) continue;
         if (n < 0) {
             rc = -errno;
@@ -255,13 +258,13 @@ static int fs_get(void *self, const char *path, void **data_out, size_t *len_out
         }
         got += (size_t)n;
     }
-    close(fd);
+    sysio_close(fd);
     *data_out = buf;
     *len_out = size;
     return 0;
 fail:
     free(buf);
-    if (fd >= 0) close(fd);
+    if (fd >= 0) sysio_close(fd);
     return rc;
 }
 
@@ -271,7 +274,7 @@ static int fs_remove(void *self, const char *path)
     char dpath[PATH_MAX];
     int rc = disk_path(path, dpath, sizeof dpath);
     if (rc) return rc;
-    if (unlinkat(fs->root_fd, dpath, 0) != 0) {
+    if (sysio_unlinkat(fs->root_fd, dpath, 0) != 0) {
         if (errno == ENOENT || errno == ENOTDIR || errno == EISDIR) return 0;
         return -errno;
     }
@@ -279,13 +282,13 @@ static int fs_remove(void *self, const char *path)
     int dfd;
     if (slash) {
         *slash = '\0';
-        dfd = openat(fs->root_fd, dpath, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        dfd = sysio_openat(fs->root_fd, dpath, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
     } else {
         dfd = fcntl(fs->root_fd, F_DUPFD_CLOEXEC, 0);
     }
     if (dfd < 0) return -errno;
     rc = fsync_fd(dfd);
-    close(dfd);
+    sysio_close(dfd);
     return rc;
 }
 
@@ -308,7 +311,7 @@ static int walk_dir(list_walk *w, int dfd, size_t path_len)
     DIR *dir = fdopendir(dfd);
     if (!dir) {
         rc = -errno;
-        close(dfd);
+        sysio_close(dfd);
         return rc;
     }
     for (;;) {
@@ -321,7 +324,7 @@ static int walk_dir(list_walk *w, int dfd, size_t path_len)
         const char *name = de->d_name;
         if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0) continue;
         if (name_is_temp(name)) {
-            if (!w->cb) unlinkat(dirfd(dir), name, 0);
+            if (!w->cb) sysio_unlinkat(dirfd(dir), name, 0);
             continue;
         }
         struct stat st;
@@ -342,7 +345,8 @@ static int walk_dir(list_walk *w, int dfd, size_t path_len)
             }
             size_t common = len < w->prefix_len ? len : w->prefix_len;
             if (w->cb && memcmp(w->path, w->prefix, common) != 0) continue;
-            int sub = openat(dirfd(dir), name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+            int sub =
+                sysio_openat(dirfd(dir), name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC, 0);
             if (sub < 0) {
                 if (errno == ENOENT) continue;
                 rc = -errno;
@@ -373,7 +377,7 @@ static int fs_list(void *self, const char *prefix, object_store_list_cb cb, void
     w->cb = cb;
     w->arg = arg;
     /* a dup of root_fd would share its readdir offset: walk an fd of our own */
-    int own = openat(fs->root_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    int own = sysio_openat(fs->root_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
     int rc = own < 0 ? -errno : walk_dir(w, own, 0);
     free(w);
     return rc;
@@ -383,7 +387,7 @@ static void fs_close(void *self)
 {
     file_store *fs = self;
     if (!fs) return;
-    close(fs->root_fd);
+    sysio_close(fs->root_fd);
     pthread_mutex_destroy(&fs->dir_mu);
     free(fs->root);
     free(fs);
@@ -401,7 +405,7 @@ static int make_root(const char *root)
         if (p[i - 1] == '/') continue; /* "a//b" */
         char saved = p[i];
         p[i] = '\0';
-        if (mkdir(p, 0755) == 0) {
+        if (sysio_mkdir(p, 0755) == 0) {
             char *slash = strrchr(p, '/');
             const char *parent = ".";
             if (slash == p) {
@@ -410,9 +414,9 @@ static int make_root(const char *root)
                 *slash = '\0';
                 parent = p;
             }
-            int pfd = open(parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+            int pfd = sysio_open(parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
             rc = pfd < 0 ? -errno : fsync_fd(pfd);
-            if (pfd >= 0) close(pfd);
+            if (pfd >= 0) sysio_close(pfd);
             if (slash && slash != p) *slash = '/';
         } else if (errno != EEXIST) {
             rc = -errno;
@@ -446,7 +450,7 @@ int object_store_file_open(const char *root, object_store *out, char *err, size_
         snprintf(err, errlen, "file object store: out of memory");
         goto fail;
     }
-    fs->root_fd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    fs->root_fd = sysio_open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
     if (fs->root_fd < 0) {
         rc = -errno;
         snprintf(err, errlen, "file object store: cannot open %s: %s", root, ingot_strerror(rc));
@@ -454,7 +458,7 @@ int object_store_file_open(const char *root, object_store *out, char *err, size_
     }
     pthread_mutex_init(&fs->dir_mu, NULL);
     w->prefix = "";
-    int own = openat(fs->root_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    int own = sysio_openat(fs->root_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
     rc = own < 0 ? -errno : walk_dir(w, own, 0);
     if (rc) {
         snprintf(err, errlen, "file object store: recovering %s: %s", root, ingot_strerror(rc));
@@ -470,7 +474,7 @@ int object_store_file_open(const char *root, object_store *out, char *err, size_
                           .close = fs_close};
     return 0;
 fail:
-    if (fs && fs->root_fd >= 0) close(fs->root_fd);
+    if (fs && fs->root_fd >= 0) sysio_close(fs->root_fd);
     if (fs) free(fs->root);
     free(fs);
     free(w);

@@ -60,6 +60,14 @@
  * always rotates, even an empty segment. wal_close() closes the open segment without the
  * callback. A failed rotation (segment creation error) is a sticky failure and closes nothing.
  *
+ * TESTING SEAMS. Every file system call goes through util/sysio.h, whose fault injector tests
+ * arm (tests/unit/test_faults.c). Crash points (INGOT_CRASH_AT, sysio.h): "wal-mid-entry" writes
+ * the frame header and half the payload of a batch's first entry, then ends the process;
+ * "wal-rotate-empty-segment" ends it after a rotation created the next segment file, before its
+ * header is written; "wal-rotate-before-report" after the new segment is durable and the old one
+ * closed, before on_segment_closed. Replay must cope with each (torn tail, header-less last file,
+ * an unreported closed segment).
+ *
  * LOCKING. One mutex `mu` guards the queue, the tickets, the failure state, the close and rotate
  * flags and the stats. Fields marked "writer" belong to the writer thread alone (and to
  * wal_open/wal_close while the thread is not running). No I/O happens under `mu`.
@@ -76,6 +84,7 @@
 
 #include "util/crc32c.h"
 #include "util/log.h"
+#include "util/sysio.h"
 #include "wal/wal.h"
 #include "wal/wal_internal.h"
 
@@ -120,8 +129,6 @@ struct wal {
     bool closing;              /* mu */
     uint64_t rotate_requested; /* mu */
     uint64_t rotate_served;    /* mu */
-    enum wal_test_fault fault; /* mu: test seam, taken by the writer with the next batch */
-    int fault_errno;           /* mu */
     wal_stats stats;           /* mu */
 
     int fd;                       /* writer: the open segment */
@@ -150,11 +157,11 @@ int wal_segment_path(char *buf, size_t buflen, const char *dir, uint64_t segment
 
 int wal_fsync_dir(const char *dir)
 {
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    int fd = sysio_open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
     if (fd < 0) return -errno;
     int rc = 0;
-    if (fsync(fd) != 0) rc = -errno;
-    close(fd);
+    if (sysio_fsync(fd) != 0) rc = -errno;
+    sysio_close(fd);
     return rc;
 }
 
@@ -162,7 +169,7 @@ int wal_fsync_dir(const char *dir)
 static int wal_writev_all(int fd, struct iovec *iov, int cnt)
 {
     while (cnt > 0) {
-        ssize_t n = writev(fd, iov, cnt);
+        ssize_t n = sysio_writev(fd, iov, cnt);
         if (n < 0) {
             if (errno == EINTR) continue;
             return -errno;
@@ -184,7 +191,7 @@ static int wal_writev_all(int fd, struct iovec *iov, int cnt)
 
 static int wal_fdatasync(int fd)
 {
-    if (fdatasync(fd) == 0) return 0;
+    if (sysio_fdatasync(fd) == 0) return 0;
     return -errno;
 }
 
@@ -198,7 +205,7 @@ static int wal_mkdirs(const char *dir)
         if (*s != '/' && *s != '\0') continue;
         char c = *s;
         *s = '\0';
-        if (mkdir(p, 0755) != 0 && errno != EEXIST) {
+        if (sysio_mkdir(p, 0755) != 0 && errno != EEXIST) {
             rc = -errno;
             break;
         }
@@ -209,8 +216,12 @@ static int wal_mkdirs(const char *dir)
     return rc;
 }
 
-/* Create segment id in dir: O_EXCL, header, fdatasync, fsync dir. *fd_out on success. */
-static int wal_segment_create(const char *dir, uint64_t id, int *fd_out, char *err, size_t errlen)
+/*
+ * Create segment id in dir: O_EXCL, header, fdatasync, fsync dir. *fd_out on success. rotating:
+ * called by a rotation (where the crash point "wal-rotate-empty-segment" sits).
+ */
+static int wal_segment_create(const char *dir, uint64_t id, bool rotating, int *fd_out, char *err,
+                              size_t errlen)
 {
     char path[PATH_MAX];
     uint8_t hdr[WAL_SEGMENT_HEADER_BYTES];
@@ -218,11 +229,12 @@ static int wal_segment_create(const char *dir, uint64_t id, int *fd_out, char *e
     const char *what = "create";
     int rc;
     wal_segment_path(path, sizeof path, dir, id);
-    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    int fd = sysio_open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
     if (fd < 0) {
         rc = -errno;
         goto fail;
     }
+    if (rotating) INGOT_CRASH_POINT("wal-rotate-empty-segment"); /* a header-less last file */
     wal_segment_header_encode(id, hdr);
     what = "write header of";
     if ((rc = wal_writev_all(fd, &iov, 1)) != 0) goto fail;
@@ -235,8 +247,8 @@ static int wal_segment_create(const char *dir, uint64_t id, int *fd_out, char *e
 fail:
     snprintf(err, errlen, "%s: cannot %s segment: %s", path, what, ingot_strerror(rc));
     if (fd >= 0) {
-        close(fd);
-        unlink(path); /* holds no entry; best effort */
+        sysio_close(fd);
+        sysio_unlink(path); /* holds no entry; best effort */
     }
     return rc;
 }
@@ -258,13 +270,13 @@ static int wal_writer_rotate(wal *w)
 {
     char err[PATH_MAX + 128];
     int fd = -1;
-    int rc = wal_segment_create(w->dir, w->segment_id + 1, &fd, err, sizeof err);
+    int rc = wal_segment_create(w->dir, w->segment_id + 1, true, &fd, err, sizeof err);
     if (rc != 0) {
         log_error("wal: rotation failed: %s", err);
         return rc;
     }
     wal_log_segment_closed(w);
-    if (close(w->fd) != 0)
+    if (sysio_close(w->fd) != 0)
         log_warn("wal: close of segment %llu: %s (its entries were already synced)",
                  (unsigned long long)w->segment_id, strerror(errno));
     uint64_t closed_id = w->segment_id, closed_entries = w->segment_entries;
@@ -275,6 +287,8 @@ static int wal_writer_rotate(wal *w)
     w->segment_entries = 0;
     w->segment_first_seq = w->next_write_sequence;
     log_debug("wal: opened segment %llu", (unsigned long long)w->segment_id);
+    /* both segments are on disk, the closed one not yet reported to anyone */
+    INGOT_CRASH_POINT("wal-rotate-before-report");
     pthread_mutex_lock(&w->mu);
     w->stats.segment_id = w->segment_id;
     w->stats.rotations++;
@@ -286,9 +300,9 @@ static int wal_writer_rotate(wal *w)
 
 /*
  * Writer thread: write every record of the batch (frame header + payload pieces) with writev in
- * chunks of IOV_MAX. inject_errno != 0 fails the first writev (test seam).
+ * chunks of IOV_MAX.
  */
-static int wal_write_records(wal *w, wal_record *head, int inject_errno)
+static int wal_write_records(wal *w, wal_record *head)
 {
     int n = 0;
     for (wal_record *r = head; r; r = r->next) {
@@ -302,7 +316,6 @@ static int wal_write_records(wal *w, wal_record *head, int inject_errno)
                 if (piece.iov_len == 0) continue;
             }
             if (n == IOV_MAX) {
-                if (inject_errno) return -inject_errno;
                 int rc = wal_writev_all(w->fd, w->iovbuf, n);
                 if (rc != 0) return rc;
                 n = 0;
@@ -310,11 +323,29 @@ static int wal_write_records(wal *w, wal_record *head, int inject_errno)
             w->iovbuf[n++] = piece;
         }
     }
-    if (n > 0) {
-        if (inject_errno) return -inject_errno;
-        return wal_writev_all(w->fd, w->iovbuf, n);
-    }
+    if (n > 0) return wal_writev_all(w->fd, w->iovbuf, n);
     return 0;
+}
+
+/*
+ * Crash point "wal-mid-entry": write the frame header and the first half of the payload of the
+ * batch's first entry (as a power cut in the middle of the write would leave it), then end the
+ * process. None of the batch was acknowledged.
+ */
+static void wal_crash_mid_entry(wal *w, const wal_record *r)
+{
+    uint64_t want = r->payload_bytes / 2;
+    int n = 0;
+    w->iovbuf[n++] =
+        (struct iovec){.iov_base = (void *)r->frame, .iov_len = WAL_ENTRY_HEADER_BYTES};
+    for (int i = 0; i < r->iovcnt && want > 0 && n < IOV_MAX; i++) {
+        struct iovec piece = r->iov[i];
+        if (piece.iov_len > want) piece.iov_len = want;
+        want -= piece.iov_len;
+        if (piece.iov_len) w->iovbuf[n++] = piece;
+    }
+    if (wal_writev_all(w->fd, w->iovbuf, n) != 0) log_error("wal: crash point: write failed");
+    sysio_crash_now("wal-mid-entry");
 }
 
 static uint64_t wal_now_us(void)
@@ -329,9 +360,6 @@ static void wal_writer_batch(wal *w)
 {
     wal_record *head = w->queue_head;
     w->queue_head = w->queue_tail = NULL;
-    enum wal_test_fault fault = w->fault;
-    int fault_errno = w->fault_errno;
-    w->fault = WAL_TEST_FAULT_NONE;
     int rc = w->failed_cause;
     pthread_mutex_unlock(&w->mu);
 
@@ -345,7 +373,8 @@ static void wal_writer_batch(wal *w)
     uint64_t sync_us = 0;
     bool wrote = false;
     if (rc == 0) {
-        rc = wal_write_records(w, head, fault == WAL_TEST_FAULT_WRITE ? fault_errno : 0);
+        if (INGOT_CRASH_POINT_HIT("wal-mid-entry")) wal_crash_mid_entry(w, head);
+        rc = wal_write_records(w, head);
         if (rc == 0) {
             /* From here on the records are not touched: WRITTEN waiters may now return. */
             w->segment_size += bytes;
@@ -357,7 +386,7 @@ static void wal_writer_batch(wal *w)
             pthread_cond_broadcast(&w->written_cv);
             pthread_mutex_unlock(&w->mu);
             uint64_t t0 = wal_now_us();
-            rc = fault == WAL_TEST_FAULT_SYNC ? -fault_errno : wal_fdatasync(w->fd);
+            rc = wal_fdatasync(w->fd);
             sync_us = wal_now_us() - t0;
         }
         if (rc != 0)
@@ -458,7 +487,8 @@ int wal_open(const char *dir, uint64_t segment_bytes, uint64_t first_segment_id,
         snprintf(err, errlen, "%s: cannot create WAL directory: %s", dir, ingot_strerror(rc));
         goto fail;
     }
-    if ((rc = wal_segment_create(dir, first_segment_id, &w->fd, err, errlen)) != 0) goto fail;
+    rc = wal_segment_create(dir, first_segment_id, false, &w->fd, err, errlen);
+    if (rc != 0) goto fail;
     pthread_mutex_init(&w->mu, NULL);
     mu_init = true;
     pthread_cond_init(&w->work_cv, NULL);
@@ -478,7 +508,7 @@ int wal_open(const char *dir, uint64_t segment_bytes, uint64_t first_segment_id,
     return 0;
 fail:
     if (w) {
-        if (w->fd >= 0) close(w->fd);
+        if (w->fd >= 0) sysio_close(w->fd);
         if (cv_init) {
             pthread_cond_destroy(&w->work_cv);
             pthread_cond_destroy(&w->written_cv);
@@ -581,7 +611,7 @@ int wal_delete_segment(const char *dir, uint64_t segment_id)
     char path[PATH_MAX];
     int n = wal_segment_path(path, sizeof path, dir, segment_id);
     if (n < 0 || (size_t)n >= sizeof path) return -ENAMETOOLONG;
-    if (unlink(path) != 0) {
+    if (sysio_unlink(path) != 0) {
         if (errno == ENOENT) return 0;
         return -errno;
     }
@@ -600,14 +630,6 @@ void wal_get_stats(wal *w, wal_stats *out)
     pthread_mutex_unlock(&w->mu);
 }
 
-void wal_test_inject_fault(wal *w, enum wal_test_fault fault, int errno_value)
-{
-    pthread_mutex_lock(&w->mu);
-    w->fault = fault;
-    w->fault_errno = errno_value;
-    pthread_mutex_unlock(&w->mu);
-}
-
 void wal_close(wal *w)
 {
     if (!w) return;
@@ -617,7 +639,7 @@ void wal_close(wal *w)
     pthread_mutex_unlock(&w->mu);
     pthread_join(w->thread, NULL);
     wal_log_segment_closed(w);
-    if (w->fd >= 0 && close(w->fd) != 0)
+    if (w->fd >= 0 && sysio_close(w->fd) != 0)
         log_warn("wal: close of segment %llu: %s", (unsigned long long)w->segment_id,
                  strerror(errno));
     log_info("wal: closed %s%s", w->dir, w->failed_cause ? " (in failed state)" : "");

@@ -52,13 +52,4 @@ int wal_segment_path(char *buf, size_t buflen, const char *dir, uint64_t segment
 /* fsync a directory by path (after creating, renaming or deleting a file in it). */
 int wal_fsync_dir(const char *dir);
 
-/*
- * Test seam (fault injection): make the writer thread's next write (WAL_TEST_FAULT_WRITE) or next
- * fdatasync (WAL_TEST_FAULT_SYNC) fail with -errno_value instead of doing the I/O, exactly as if
- * the kernel had returned it. The writer reads the request under the WAL mutex when it takes its
- * next batch, so it is safe to call from any thread. One fault per call.
- */
-enum wal_test_fault { WAL_TEST_FAULT_NONE = 0, WAL_TEST_FAULT_WRITE = 1, WAL_TEST_FAULT_SYNC = 2 };
-void wal_test_inject_fault(wal *w, enum wal_test_fault fault, int errno_value);
-
 #endif

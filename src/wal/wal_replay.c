@@ -39,6 +39,9 @@
  * dml_op_decode; a payload that is not an op is reported next to the verdict but is not WAL
  * damage (its checksum is good).
  *
+ * File system calls go through util/sysio.h (the tests' fault-injection seam); the mapping
+ * itself (mmap) does not.
+ *
  * RECOVERY (replay only; inspect never changes the disk). A torn tail is truncated to the end of
  * the last good entry (ftruncate + fsync); a header-less last segment is deleted (unlink + fsync
  * of the directory) and gets no on_segment_end. Both are logged and counted. Corruption stops
@@ -63,6 +66,7 @@
 
 #include "util/crc32c.h"
 #include "util/log.h"
+#include "util/sysio.h"
 #include "wal/wal.h"
 #include "wal/wal_internal.h"
 
@@ -231,7 +235,7 @@ static int wal_scan_segment(wal_scan *s)
     void *map = MAP_FAILED;
     struct stat st;
     s->verdict = WAL_SCAN_OK;
-    int fd = open(s->path, O_RDONLY | O_CLOEXEC);
+    int fd = sysio_open(s->path, O_RDONLY | O_CLOEXEC, 0);
     if (fd < 0) {
         rc = -errno;
         snprintf(s->reason, sizeof s->reason, "cannot open: %s", strerror(errno));
@@ -260,7 +264,7 @@ static int wal_scan_segment(wal_scan *s)
     wal_scan_bytes(s, map == MAP_FAILED ? (const uint8_t *)"" : map, s->file_bytes);
 fail:
     if (map != MAP_FAILED) munmap(map, (size_t)st.st_size);
-    if (fd >= 0) close(fd);
+    if (fd >= 0) sysio_close(fd);
     return rc;
 }
 
@@ -293,7 +297,7 @@ static int wal_list_segments(const char *dir, uint64_t **ids_out, size_t *n_out,
 {
     *ids_out = NULL;
     *n_out = 0;
-    DIR *d = opendir(dir);
+    DIR *d = sysio_opendir(dir);
     if (!d) {
         if (errno == ENOENT) return 0;
         int rc = -errno;
@@ -334,11 +338,11 @@ fail:
 /* Truncate path to size and fsync it. */
 static int wal_truncate_file(const char *path, uint64_t size)
 {
-    int fd = open(path, O_WRONLY | O_CLOEXEC);
+    int fd = sysio_open(path, O_WRONLY | O_CLOEXEC, 0);
     if (fd < 0) return -errno;
     int rc = 0;
-    if (ftruncate(fd, (off_t)size) != 0 || fsync(fd) != 0) rc = -errno;
-    close(fd);
+    if (sysio_ftruncate(fd, (off_t)size) != 0 || sysio_fsync(fd) != 0) rc = -errno;
+    sysio_close(fd);
     return rc;
 }
 
@@ -348,19 +352,19 @@ static int wal_move_to_corrupt(const char *dir, const char *path, uint64_t id, c
 {
     char cdir[PATH_MAX];
     snprintf(cdir, sizeof cdir, "%s/corrupt", dir);
-    if (mkdir(cdir, 0755) != 0 && errno != EEXIST) return -errno;
+    if (sysio_mkdir(cdir, 0755) != 0 && errno != EEXIST) return -errno;
     int rc = wal_fsync_dir(dir);
     if (rc != 0) return rc;
     for (int k = 0; k < 1000; k++) {
         int n = k == 0 ? snprintf(dst, dstlen, "%s/%" PRIu64 ".wal", cdir, id)
                        : snprintf(dst, dstlen, "%s/%" PRIu64 ".wal.%d", cdir, id, k);
         if (n < 0 || (size_t)n >= dstlen) return -ENAMETOOLONG;
-        if (renameat2(AT_FDCWD, path, AT_FDCWD, dst, RENAME_NOREPLACE) == 0) goto moved;
+        if (sysio_renameat2(AT_FDCWD, path, AT_FDCWD, dst, RENAME_NOREPLACE) == 0) goto moved;
         if (errno == EEXIST) continue;
         if (errno != EINVAL && errno != ENOSYS) return -errno;
         /* The file system has no RENAME_NOREPLACE: check, then rename (single process). */
         if (access(dst, F_OK) == 0) continue;
-        if (rename(path, dst) == 0) goto moved;
+        if (sysio_rename(path, dst) == 0) goto moved;
         return -errno;
     }
     return -EEXIST;
@@ -444,7 +448,7 @@ int wal_replay(const char *dir, bool skip_corrupt, const wal_replay_callbacks *c
         if (s.verdict == WAL_SCAN_TORN) {
             uint64_t torn = s.file_bytes - s.good_end;
             if (s.headerless) {
-                if (unlink(path) != 0 || (rc = wal_fsync_dir(dir)) != 0) {
+                if (sysio_unlink(path) != 0 || (rc = wal_fsync_dir(dir)) != 0) {
                     if (rc == 0) rc = -errno;
                     snprintf(err, errlen, "%s: cannot delete torn segment: %s", path,
                              ingot_strerror(rc));

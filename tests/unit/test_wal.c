@@ -20,6 +20,7 @@
 #include "test.h"
 #include "util/crc32c.h"
 #include "util/log.h"
+#include "util/sysio.h"
 #include "wal/wal.h"
 #include "wal/wal_internal.h"
 #include "wal_test_util.h"
@@ -564,7 +565,7 @@ out:
 
 static void test_sticky_failure(void)
 {
-    for (int kind = WAL_TEST_FAULT_WRITE; kind <= WAL_TEST_FAULT_SYNC; kind++) {
+    for (int kind = SYSIO_OP_WRITE; kind <= SYSIO_OP_SYNC; kind++) {
         char *dir = make_tmpdir();
         char err[512];
         wal *w = NULL;
@@ -579,7 +580,10 @@ static void test_sticky_failure(void)
         CHECK_EQ_INT(seq, 1);
         wal_stats before;
         wal_get_stats(w, &before);
-        wal_test_inject_fault(w, (enum wal_test_fault)kind, kind == 1 ? ENOSPC : EIO);
+        /* the next write (ENOSPC) or fdatasync (EIO) fails, as the kernel would report it */
+        sysio_fault fault = {.ops = SYSIO_MASK(kind), .nth = 1,
+                             .errno_value = kind == SYSIO_OP_WRITE ? ENOSPC : EIO};
+        CHECK_EQ_INT(sysio_fault_arm(&fault), 0);
         CHECK_EQ_INT(wal_append(w, &bad, 1, WAL_WAIT_SYNCED, &seq), INGOT_E_WAL_FAILED);
         CHECK_EQ_INT(seq, 2); /* assigned, then failed with its batch */
         CHECK_EQ_INT(wal_append(w, &later, 1, WAL_WAIT_SYNCED, &seq), INGOT_E_WAL_FAILED);
@@ -587,6 +591,7 @@ static void test_sticky_failure(void)
         CHECK_EQ_INT(wal_append(w, &later, 1, WAL_WAIT_WRITTEN, &seq), INGOT_E_WAL_FAILED);
         CHECK_EQ_INT(seq, 0);
         CHECK_EQ_INT(wal_rotate(w), INGOT_E_WAL_FAILED);
+        sysio_fault_disarm();
         wal_stats after;
         wal_get_stats(w, &after);
         CHECK(after.failed);
@@ -603,7 +608,7 @@ static void test_sticky_failure(void)
         CHECK_EQ_STR(c.entries[0], "good");
         for (int i = 1; i < c.count; i++)
             CHECK(strcmp(c.entries[i], "later") != 0);
-        CHECK_EQ_INT(c.count, kind == WAL_TEST_FAULT_WRITE ? 1 : 2);
+        CHECK_EQ_INT(c.count, kind == SYSIO_OP_WRITE ? 1 : 2);
         rm_rf(dir);
         free(dir);
     }
@@ -617,11 +622,13 @@ static void test_written_then_sync_failure(void)
     wal *w = NULL;
     CHECK_EQ_INT(wal_open(dir, 1 << 20, 1, 1, NULL, NULL, &w, err, sizeof err), 0);
     if (!w) goto out;
-    wal_test_inject_fault(w, WAL_TEST_FAULT_SYNC, EIO);
+    sysio_fault fault = {.ops = SYSIO_MASK(SYSIO_OP_SYNC), .nth = 1, .errno_value = EIO};
+    CHECK_EQ_INT(sysio_fault_arm(&fault), 0);
     struct iovec a = {"nosync", 6};
     CHECK_EQ_INT(wal_append(w, &a, 1, WAL_WAIT_WRITTEN, NULL), 0);
     /* the next append sees the sticky failure (its batch came after the failed fsync) */
     CHECK_EQ_INT(wal_append(w, &a, 1, WAL_WAIT_SYNCED, NULL), INGOT_E_WAL_FAILED);
+    sysio_fault_disarm();
     wal_stats st;
     wal_get_stats(w, &st);
     CHECK(st.failed);
