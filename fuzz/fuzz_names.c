@@ -10,7 +10,7 @@
  *     and every tag/field index names a column whose name is the unescaped key and whose type is
  *     tag / the field's type;
  *   - errors are in line order, at most bad_line_count of them, with a column inside the line;
- *   - every name in the cache is 1..255 bytes without control bytes;
+ *   - every name in the cache is 1..255 bytes of valid UTF-8 without control bytes;
  *   - schema_namespace_name_valid agrees with a straightforward reference of the rule.
  */
 #include <stdbool.h>
@@ -150,11 +150,30 @@ static bool same_name(const schema_column *col, lp_str key, char *buf)
     return col->name_len == n && memcmp(col->name, buf, n) == 0;
 }
 
+/* Reference: the length of the well-formed UTF-8 sequence at s (Unicode Table 3-7), or 0. */
+static size_t ref_utf8_len(const unsigned char *s, size_t avail)
+{
+    size_t n = s[0] < 0x80 ? 1 : s[0] >= 0xC2 && s[0] <= 0xDF ? 2 : s[0] >= 0xE0 && s[0] <= 0xEF ? 3
+               : s[0] >= 0xF0 && s[0] <= 0xF4 ? 4 : 0;
+    if (n == 0 || avail < n) return 0;
+    unsigned char lo = s[0] == 0xE0 ? 0xA0 : s[0] == 0xF0 ? 0x90 : 0x80;
+    unsigned char hi = s[0] == 0xED ? 0x9F : s[0] == 0xF4 ? 0x8F : 0xBF;
+    if (n > 1 && (s[1] < lo || s[1] > hi)) return 0;
+    for (size_t k = 2; k < n; k++)
+        if (s[k] < 0x80 || s[k] > 0xBF) return 0;
+    return n;
+}
+
 static void check_name_ok(const char *name, uint32_t len)
 {
     if (len < 1 || len > SCHEMA_MAX_NAME_BYTES || strlen(name) != len) __builtin_trap();
     for (uint32_t i = 0; i < len; i++)
         if ((unsigned char)name[i] < 0x20 || name[i] == 0x7F) __builtin_trap();
+    for (uint32_t i = 0; i < len;) {
+        size_t n = ref_utf8_len((const unsigned char *)name + i, len - i);
+        if (n == 0) __builtin_trap(); /* names are valid UTF-8 */
+        i += (uint32_t)n;
+    }
 }
 
 static void run_check(schema_cache *cache, schema_namespace *ns, const char *body, size_t len,

@@ -64,6 +64,9 @@ static const flag_def flags[] = {
      "queries answered at once (503 beyond)"},
     {"http-max-connections", FLAG_U64, OFF(http_max_connections), "1000",
      "open HTTP connections at once"},
+    {"http-idle-timeout", FLAG_SECONDS, OFF(http_idle_timeout_s), "30",
+     "close an HTTP connection idle this long, or whose request headers take longer than this to "
+     "arrive (slow clients; seconds, or with s/m/h)"},
     {"auth-token", FLAG_STRING, OFF(auth_token), NULL,
      "require 'Authorization: Token|Bearer <token>' on every HTTP endpoint but /health and "
      "on every gRPC call (metadata authorization)"},
@@ -255,6 +258,10 @@ int config_parse(ingot_config *cfg, int argc, char **argv, FILE *out, char *err,
         cfg->wal_rotation_period_s == 0 || cfg->disk_full_percent == 0 || cfg->disk_full_percent > 100) {
         snprintf(err, errlen, "--persist-workers, --persist-queue-depth, --compaction-threads and "
                               "--wal-rotation-period must be positive; --disk-full-percent 1..100");
+        return -1;
+    }
+    if (cfg->http_idle_timeout_s == 0 || cfg->http_idle_timeout_s > 86400) {
+        snprintf(err, errlen, "--http-idle-timeout: 1 second to 24 hours");
         return -1;
     }
     if (cfg->concurrent_query_limit == 0 || cfg->max_request_bytes == 0) {

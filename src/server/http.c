@@ -6,14 +6,30 @@
  * WAL's group commit, so many concurrent writers share one fdatasync. Nothing here is shared
  * between requests but the counters (atomics) and the ingester (thread-safe).
  *
- * Request bodies: MHD hands the body over in pieces. They are appended (or, with
- * `Content-Encoding: gzip`, inflated piece by piece) into one buffer per request, never more
+ * Request bodies: MHD hands the body over in pieces; http_body.c appends them (or, with
+ * `Content-Encoding: gzip`, inflates them piece by piece) into one buffer per request, never more
  * than --max-request-bytes of it: past the limit the rest is read and dropped and the answer is
  * 413, also for a small gzip body that inflates big. A Content-Length over the limit is refused
  * before the body is read. Chunked bodies (no Content-Length) work the same way.
  *
  * Errors are JSON: {"code":"…","message":"…"} (+ "line" for line protocol) on v1/v2 and the
  * other endpoints; InfluxDB 3's {"error":"…","data":…} on /api/v3/write_lp.
+ *
+ * Hostile clients. Headers: MHD keeps a request's headers in a per-connection pool of 512 KiB
+ * (beyond it MHD answers 431 itself); ours are cut lower, at HTTP_MAX_HEADER_FIELDS fields or
+ * HTTP_MAX_HEADER_BYTES bytes (431, JSON). A query parameter with a NUL byte (%00) is refused
+ * (400): MHD hands parameters over as C strings, which would silently cut "db=a%00b" to "a".
+ * Connections: at most --http-max-connections (MHD closes the ones beyond at once). Slow
+ * clients: MHD closes a connection idle for --http-idle-timeout (default 30 s), but a
+ * client that trickles a byte a second is never idle (slowloris), so a watchdog thread also gives
+ * each request's headers that long to arrive, counted from the connection's start or the end of
+ * the previous request on it; past it the connection gets a 408 and is shut down. The watchdog
+ * knows the connections through MHD's connection notifications: a conn_watch per connection in
+ * a list under watch_lock. It touches a socket only under that lock and only while the
+ * connection is in the list; MHD removes it (NOTIFY_CLOSED) before it closes the socket, so the
+ * watchdog never shuts down a descriptor that was reused. Who closes a connection waiting for
+ * headers is decided by one compare-and-swap on its state: the watchdog (HEADERS -> EXPIRED) or
+ * the first call of its request (HEADERS -> REQUEST), never both.
  *
  * Reads stream: the response is produced by a pull callback that takes one partition at a time
  * from the query stream and encodes it (query_text.h, or arrow_ipc.h for format=arrow) at the
@@ -24,17 +40,19 @@
 #include <errno.h>
 #include <microhttpd.h>
 #include <netdb.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
-#include <zlib.h>
 
 #include "query/arrow_ipc.h"
 #include "query/query_text.h"
+#include "server/http_body.h"
 #include "util/json.h"
 #include "util/log.h"
 #include "util/strbuf.h"
@@ -63,8 +81,23 @@ static const struct {
     [EP_OTHER] = {"other", NULL},
 };
 
-static const unsigned counted_status[] = {200, 204, 400, 401, 404, 405, 413, 500, 503, 0};
+static const unsigned counted_status[] = {200, 204, 400, 401, 404, 405, 413, 431, 500, 503, 0};
 #define STATUS_SLOTS (sizeof counted_status / sizeof counted_status[0])
+
+#define HTTP_MAX_HEADER_FIELDS 100
+#define HTTP_MAX_HEADER_BYTES (32 * 1024) /* names + values + 4 bytes of framing per field */
+#define HTTP_IDLE_TIMEOUT_DEFAULT_S 30
+#define HTTP_WATCH_TICK_MS 200
+
+enum watch_state { WATCH_HEADERS, WATCH_REQUEST, WATCH_EXPIRED };
+
+/* One open connection (MHD's socket context), for the header deadline. */
+typedef struct conn_watch {
+    struct conn_watch *prev, *next; /* in http_server.watch_head; guarded by watch_lock */
+    int fd;                         /* the socket; valid while in the list */
+    atomic_int_fast64_t wait_since_ms; /* when the wait for the current request's headers began */
+    atomic_int state;               /* enum watch_state */
+} conn_watch;
 
 struct http_server {
     struct MHD_Daemon *daemon;
@@ -73,22 +106,24 @@ struct http_server {
     char *auth_token;
     atomic_long requests_active; /* requests between their first call and completion */
     atomic_uint_fast64_t requests[EP_COUNT][STATUS_SLOTS];
+    atomic_uint_fast64_t headers_timed_out; /* connections closed by the header deadline */
     void (*more_metrics)(void *arg, strbuf *out);
     void *more_metrics_arg;
+    int64_t idle_timeout_ms;     /* immutable after start */
+    pthread_mutex_t watch_lock;  /* guards watch_head and the list links, watch_stop */
+    pthread_cond_t watch_wake;   /* signalled to stop the watchdog */
+    conn_watch *watch_head;
+    bool watch_stop;
+    bool watch_started;          /* the watchdog thread exists (start/stop thread only) */
+    pthread_t watch_thread;
 };
 
-/* Per-request state (MHD's con_cls), freed by request_completed. */
+/* Per-request state (MHD's con_cls), freed by on_completed. */
 typedef struct request {
     http_server *srv;
     enum endpoint ep;
     unsigned status;      /* the status answered, for the counters */
-    strbuf body;
-    bool gzip;
-    bool z_ready;
-    bool z_done;          /* the gzip stream ended */
-    z_stream z;
-    bool too_large;
-    bool bad_body;        /* undecodable gzip */
+    http_body body;       /* POST: the body (inflated), with the size limit */
     bool answered;        /* a response was queued */
 } request;
 
@@ -177,59 +212,6 @@ static bool authorized(http_server *srv, struct MHD_Connection *conn, enum endpo
     return ep == EP_WRITE_V1 && p && equal_constant_time(p, strlen(p), srv->auth_token, tlen);
 }
 
-/* --- request bodies ----------------------------------------------------------------------- */
-
-/* Append (or inflate) one piece of the body, honouring the size limit. */
-static void take_body(request *rq, const char *data, size_t len)
-{
-    if (rq->too_large || rq->bad_body) return;
-    uint64_t limit = rq->srv->max_request_bytes;
-    if (!rq->gzip) {
-        if (rq->body.len + len > limit) {
-            rq->too_large = true;
-            return;
-        }
-        strbuf_append(&rq->body, data, len);
-        return;
-    }
-    if (!rq->z_ready) {
-        if (inflateInit2(&rq->z, 16 + MAX_WBITS) != Z_OK) {
-            rq->bad_body = true;
-            return;
-        }
-        rq->z_ready = true;
-    }
-    if (rq->z_done) {
-        rq->bad_body = len > 0; /* bytes after the end of the gzip stream */
-        return;
-    }
-    rq->z.next_in = (Bytef *)data;
-    rq->z.avail_in = (uInt)len;
-    while (rq->z.avail_in > 0) {
-        size_t room = 256 * 1024;
-        if (rq->body.len + room > limit + 1) room = limit + 1 - rq->body.len;
-        if (!strbuf_reserve(&rq->body, room)) return;
-        rq->z.next_out = (Bytef *)rq->body.data + rq->body.len;
-        rq->z.avail_out = (uInt)room;
-        int zr = inflate(&rq->z, Z_NO_FLUSH);
-        rq->body.len += room - rq->z.avail_out;
-        if (rq->body.len > limit) {
-            rq->too_large = true;
-            return;
-        }
-        if (zr == Z_STREAM_END) {
-            rq->z_done = true;
-            if (rq->z.avail_in > 0) rq->bad_body = true;
-            return;
-        }
-        if (zr != Z_OK && zr != Z_BUF_ERROR) {
-            rq->bad_body = true;
-            return;
-        }
-        if (zr == Z_BUF_ERROR && rq->z.avail_out > 0) return; /* needs more input */
-    }
-}
-
 /* --- writes ------------------------------------------------------------------------------- */
 
 static const char *arg(struct MHD_Connection *conn, const char *name)
@@ -283,21 +265,27 @@ static enum MHD_Result respond_line_errors(struct MHD_Connection *conn, request 
     return r;
 }
 
-static enum MHD_Result handle_write(struct MHD_Connection *conn, request *rq)
+/* The answer to a body that failed (http_body_finish's code). */
+static enum MHD_Result respond_body_failure(struct MHD_Connection *conn, request *rq, int failure)
 {
-    if (rq->too_large) {
+    if (failure == INGOT_E_TOO_LARGE) {
         char m[128];
         snprintf(m, sizeof m, "request body exceeds the limit of %llu bytes (--max-request-bytes)",
                  (unsigned long long)rq->srv->max_request_bytes);
         return respond_error(conn, rq, 413, "request too large", m, 0);
     }
-    if (rq->bad_body || (rq->gzip && rq->z_ready && !rq->z_done) || (rq->gzip && !rq->z_ready))
+    if (failure == INGOT_E_INVALID)
         return respond_error(conn, rq, 400, "invalid", "the gzip request body is not valid", 0);
-    if (strbuf_failed(&rq->body))
-        return respond_error(conn, rq, 503, "unavailable", "out of memory", 1);
+    return respond_error(conn, rq, 503, "unavailable", "out of memory", 1);
+}
 
-    ingester_write_request wr = {.body = rq->body.data ? rq->body.data : "",
-                                 .body_len = rq->body.len,
+static enum MHD_Result handle_write(struct MHD_Connection *conn, request *rq)
+{
+    int failure = http_body_finish(&rq->body);
+    if (failure != 0) return respond_body_failure(conn, rq, failure);
+
+    ingester_write_request wr = {.body = rq->body.data.data ? rq->body.data.data : "",
+                                 .body_len = rq->body.data.len,
                                  .precision = LP_PRECISION_NS,
                                  .durability = DML_DURABILITY_SYNCED};
     const char *precision = arg(conn, "precision");
@@ -549,6 +537,12 @@ static void http_metrics(http_server *srv, strbuf *out)
             strbuf_printf(out, "ingot_http_requests_total{endpoint=\"%s\",status=\"%s\"} %llu\n",
                           routes[ep].path, status, (unsigned long long)n);
         }
+    strbuf_printf(out,
+                  "# HELP ingot_http_header_timeouts_total HTTP connections closed because a "
+                  "request's headers did not arrive within the idle timeout.\n"
+                  "# TYPE ingot_http_header_timeouts_total counter\n"
+                  "ingot_http_header_timeouts_total %llu\n",
+                  (unsigned long long)atomic_load(&srv->headers_timed_out));
 }
 
 static enum MHD_Result handle_get(struct MHD_Connection *conn, request *rq)
@@ -595,12 +589,57 @@ static enum endpoint route(const char *url)
     return EP_OTHER;
 }
 
+typedef struct header_tally {
+    size_t fields;
+    size_t bytes;
+} header_tally;
+
+static enum MHD_Result tally_header(void *cls, enum MHD_ValueKind kind, const char *key,
+                                    const char *value)
+{
+    (void)kind;
+    header_tally *t = cls;
+    t->fields++;
+    t->bytes += strlen(key) + (value ? strlen(value) : 0) + 4;
+    return MHD_YES;
+}
+
+/* Finds a query parameter with a NUL byte (%00) in its name or value: MHD's C strings would cut
+ * it short, so "db=a%00b" would silently name the namespace "a". */
+static enum MHD_Result find_nul_argument(void *cls, enum MHD_ValueKind kind, const char *key,
+                                         size_t key_size, const char *value, size_t value_size)
+{
+    (void)kind;
+    const char **bad = cls;
+    if (memchr(key, '\0', key_size) || (value && memchr(value, '\0', value_size))) {
+        *bad = key;
+        return MHD_NO;
+    }
+    return MHD_YES;
+}
+
 /* The first call for a request: headers are known, no body yet. */
 static enum MHD_Result begin_request(http_server *srv, struct MHD_Connection *conn, const char *url,
                                      const char *method, request *rq)
 {
     rq->srv = srv;
     rq->ep = route(url);
+    header_tally t = {0};
+    MHD_get_connection_values(conn, MHD_HEADER_KIND, tally_header, &t);
+    if (t.fields > HTTP_MAX_HEADER_FIELDS || t.bytes > HTTP_MAX_HEADER_BYTES) {
+        char m[160];
+        snprintf(m, sizeof m,
+                 "%zu header fields of %zu bytes; the limits are %d fields and %d bytes", t.fields,
+                 t.bytes, HTTP_MAX_HEADER_FIELDS, HTTP_MAX_HEADER_BYTES);
+        return respond_error(conn, rq, 431, "request header fields too large", m, 0);
+    }
+    const char *nul_arg = NULL;
+    MHD_get_connection_values_n(conn, MHD_GET_ARGUMENT_KIND, find_nul_argument, &nul_arg);
+    if (nul_arg) {
+        char m[128];
+        snprintf(m, sizeof m, "the query parameter '%.40s' contains a NUL byte", nul_arg);
+        return respond_error(conn, rq, 400, "invalid", m, 0);
+    }
     if (rq->ep == EP_OTHER) return respond_error(conn, rq, 404, "not found", "no such endpoint", 0);
     if (strcmp(method, routes[rq->ep].method) != 0 &&
         !(rq->ep == EP_PING && !strcmp(method, "HEAD"))) {
@@ -612,19 +651,14 @@ static enum MHD_Result begin_request(http_server *srv, struct MHD_Connection *co
         return respond_error(conn, rq, 401, "unauthorized", "missing or wrong token", 0);
     if (strcmp(method, "POST") != 0) return MHD_YES;
     const char *enc = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Encoding");
-    if (enc && !strcasecmp(enc, "gzip")) rq->gzip = true;
-    else if (enc && strcasecmp(enc, "identity") != 0)
+    bool gzip = enc && !strcasecmp(enc, "gzip");
+    if (enc && !gzip && strcasecmp(enc, "identity") != 0)
         return respond_error(conn, rq, 400, "invalid", "unsupported Content-Encoding", 0);
     const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
-    if (cl) {
-        unsigned long long n = strtoull(cl, NULL, 10);
-        if (!rq->gzip && n > srv->max_request_bytes) {
-            rq->too_large = true;
-            return handle_write(conn, rq);
-        }
-        if (!rq->gzip && n > 0 && !strbuf_reserve(&rq->body, (size_t)n))
-            return respond_error(conn, rq, 503, "unavailable", "out of memory", 1);
-    }
+    uint64_t expected = cl ? strtoull(cl, NULL, 10) : 0;
+    int failure = http_body_init(&rq->body, gzip, srv->max_request_bytes, expected);
+    /* a plain body announced over the limit: 413 before reading it */
+    if (failure != 0) return respond_body_failure(conn, rq, failure);
     return MHD_YES;
 }
 
@@ -636,6 +670,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     http_server *srv = cls;
     request *rq = *con_cls;
     if (!rq) {
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+        conn_watch *w = ci ? ci->socket_context : NULL;
+        int expect = WATCH_HEADERS;
+        if (w && !atomic_compare_exchange_strong(&w->state, &expect, WATCH_REQUEST))
+            return MHD_NO; /* the watchdog timed it out first: close */
         if (!(rq = calloc(1, sizeof *rq))) return MHD_NO;
         *con_cls = rq;
         atomic_fetch_add(&srv->requests_active, 1);
@@ -646,7 +686,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         return MHD_YES;
     }
     if (*upload_data_size > 0) {
-        take_body(rq, upload_data, *upload_data_size);
+        (void)http_body_append(&rq->body, upload_data, *upload_data_size); /* finish reports */
         *upload_data_size = 0;
         return MHD_YES;
     }
@@ -658,17 +698,114 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
-    (void)conn;
     (void)toe;
     http_server *srv = cls;
     request *rq = *con_cls;
     if (!rq) return;
+    /* the next request on this connection gets a fresh header deadline */
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    conn_watch *w = ci ? ci->socket_context : NULL;
+    if (w) {
+        atomic_store(&w->wait_since_ms, clock_ms());
+        int expect = WATCH_REQUEST;
+        atomic_compare_exchange_strong(&w->state, &expect, WATCH_HEADERS);
+    }
     count(srv, rq->ep, rq->answered ? rq->status : 0);
-    if (rq->z_ready) inflateEnd(&rq->z);
-    strbuf_free(&rq->body);
+    http_body_free(&rq->body);
     free(rq);
     *con_cls = NULL;
     atomic_fetch_sub(&srv->requests_active, 1);
+}
+
+/* MHD's connection notifications: keep the watch list (see the header comment). */
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                          enum MHD_ConnectionNotificationCode code)
+{
+    http_server *srv = cls;
+    if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+        conn_watch *w = ci ? calloc(1, sizeof *w) : NULL;
+        *socket_context = w;
+        if (!w) return; /* out of memory: this connection has only MHD's idle timeout */
+        w->fd = ci->connect_fd;
+        atomic_init(&w->wait_since_ms, clock_ms());
+        atomic_init(&w->state, WATCH_HEADERS);
+        pthread_mutex_lock(&srv->watch_lock);
+        w->next = srv->watch_head;
+        if (w->next) w->next->prev = w;
+        srv->watch_head = w;
+        pthread_mutex_unlock(&srv->watch_lock);
+        return;
+    }
+    conn_watch *w = *socket_context; /* MHD_CONNECTION_NOTIFY_CLOSED: the socket is still open */
+    if (!w) return;
+    pthread_mutex_lock(&srv->watch_lock);
+    if (w->prev) w->prev->next = w->next;
+    else srv->watch_head = w->next;
+    if (w->next) w->next->prev = w->prev;
+    pthread_mutex_unlock(&srv->watch_lock);
+    free(w);
+    *socket_context = NULL;
+}
+
+/* The watchdog: every tick, time out the connections whose headers are late. */
+static void *watch_main(void *arg)
+{
+    http_server *srv = arg;
+    static const char timeout_response[] = "HTTP/1.1 408 Request Timeout\r\nConnection: close\r\n"
+                                           "Content-Length: 0\r\n\r\n";
+    pthread_mutex_lock(&srv->watch_lock);
+    while (!srv->watch_stop) {
+        int64_t now = clock_ms();
+        for (conn_watch *w = srv->watch_head; w; w = w->next) {
+            if (now - atomic_load(&w->wait_since_ms) <= srv->idle_timeout_ms) continue;
+            int expect = WATCH_HEADERS;
+            if (!atomic_compare_exchange_strong(&w->state, &expect, WATCH_EXPIRED)) continue;
+            /* MHD has not parsed this request and sends nothing on it: the 408 is whole */
+            ssize_t sent = send(w->fd, timeout_response, sizeof timeout_response - 1,
+                                MSG_NOSIGNAL | MSG_DONTWAIT);
+            (void)sent;
+            shutdown(w->fd, SHUT_RDWR); /* MHD's thread wakes up, reads EOF and closes */
+            atomic_fetch_add(&srv->headers_timed_out, 1);
+            log_debug("http: closed a connection whose request headers took over %lld ms",
+                      (long long)srv->idle_timeout_ms);
+        }
+        struct timespec until;
+        clock_gettime(CLOCK_MONOTONIC, &until);
+        until.tv_nsec += HTTP_WATCH_TICK_MS * 1000000L;
+        if (until.tv_nsec >= 1000000000L) until.tv_sec++, until.tv_nsec -= 1000000000L;
+        pthread_cond_timedwait(&srv->watch_wake, &srv->watch_lock, &until);
+    }
+    pthread_mutex_unlock(&srv->watch_lock);
+    return NULL;
+}
+
+static void watch_stop(http_server *srv)
+{
+    if (!srv->watch_started) return;
+    pthread_mutex_lock(&srv->watch_lock);
+    srv->watch_stop = true;
+    pthread_cond_signal(&srv->watch_wake);
+    pthread_mutex_unlock(&srv->watch_lock);
+    pthread_join(srv->watch_thread, NULL);
+    srv->watch_started = false;
+}
+
+/* Free the server after the daemon stopped (or never started). */
+static void server_free(http_server *srv)
+{
+    watch_stop(srv);
+    while (srv->watch_head) { /* MHD notified every close; nothing should be left */
+        conn_watch *w = srv->watch_head;
+        srv->watch_head = w->next;
+        free(w);
+    }
+    pthread_cond_destroy(&srv->watch_wake);
+    pthread_mutex_destroy(&srv->watch_lock);
+    free(srv->auth_token);
+    free(srv);
 }
 
 static void on_mhd_log(void *cls, const char *fmt, va_list ap)
@@ -702,38 +839,47 @@ int http_server_start(const http_options *opts, ingester *ing, http_server **out
         snprintf(err, errlen, "cannot resolve '%s': %s", h, gai_strerror(gr));
         return INGOT_E_INVALID;
     }
+    int rv = INGOT_E_NOMEM;
+    pthread_condattr_t ca;
     http_server *srv = calloc(1, sizeof *srv);
-    if (!srv) {
-        freeaddrinfo(ai);
-        return INGOT_E_NOMEM;
-    }
+    if (!srv) goto fail_addr;
     srv->ing = ing;
     srv->max_request_bytes = opts->max_request_bytes;
     srv->more_metrics = opts->more_metrics;
     srv->more_metrics_arg = opts->more_metrics_arg;
-    if (opts->auth_token && !(srv->auth_token = strdup(opts->auth_token))) {
-        freeaddrinfo(ai);
-        free(srv);
-        return INGOT_E_NOMEM;
-    }
+    unsigned idle_timeout_s = opts->idle_timeout_s ? opts->idle_timeout_s : HTTP_IDLE_TIMEOUT_DEFAULT_S;
+    srv->idle_timeout_ms = (int64_t)idle_timeout_s * 1000;
+    pthread_mutex_init(&srv->watch_lock, NULL);
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&srv->watch_wake, &ca);
+    pthread_condattr_destroy(&ca);
+    if (opts->auth_token && !(srv->auth_token = strdup(opts->auth_token))) goto fail;
+    if (pthread_create(&srv->watch_thread, NULL, watch_main, srv) != 0) goto fail;
+    srv->watch_started = true;
     unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO |
                      MHD_USE_ITC | MHD_USE_ERROR_LOG;
     if (ai->ai_family == AF_INET6) flags |= MHD_USE_IPv6;
     srv->daemon = MHD_start_daemon(
         flags, port, NULL, NULL, on_request, srv, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL,
         MHD_OPTION_SOCK_ADDR, ai->ai_addr, MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
-        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(512 * 1024), MHD_OPTION_CONNECTION_LIMIT,
-        (unsigned)opts->max_connections, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120,
-        MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1, MHD_OPTION_END);
-    freeaddrinfo(ai);
+        MHD_OPTION_NOTIFY_CONNECTION, on_connection, srv, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+        (size_t)(512 * 1024), MHD_OPTION_CONNECTION_LIMIT, (unsigned)opts->max_connections,
+        MHD_OPTION_CONNECTION_TIMEOUT, idle_timeout_s, MHD_OPTION_LISTENING_ADDRESS_REUSE,
+        (unsigned)1, MHD_OPTION_END);
     if (!srv->daemon) {
         snprintf(err, errlen, "cannot listen on %s (address in use or not available)", opts->bind);
-        free(srv->auth_token);
-        free(srv);
-        return INGOT_E_INVALID;
+        rv = INGOT_E_INVALID;
+        goto fail;
     }
+    freeaddrinfo(ai);
     *out = srv;
     return 0;
+fail:
+    server_free(srv);
+fail_addr:
+    freeaddrinfo(ai);
+    return rv;
 }
 
 void http_server_stop(http_server *srv, unsigned grace_ms)
@@ -747,6 +893,5 @@ void http_server_stop(http_server *srv, unsigned grace_ms)
     }
     MHD_stop_daemon(srv->daemon);
     if (listen_fd != MHD_INVALID_SOCKET) close(listen_fd);
-    free(srv->auth_token);
-    free(srv);
+    server_free(srv);
 }

@@ -17,6 +17,7 @@ typedef struct http_options {
     const char *bind;          /* host:port */
     uint64_t max_request_bytes;
     uint64_t max_connections;
+    unsigned idle_timeout_s;   /* idle connections and late request headers; 0: 30 s */
     const char *auth_token;    /* NULL: no authentication */
     /* more /metrics text (the other front end's counters); may be NULL */
     void (*more_metrics)(void *arg, strbuf *out);

@@ -140,8 +140,8 @@ static bool read_string(const char **pp, strbuf *b)
                     return false;
                 p += 6;
                 cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
-            } else if (cp >= 0xDC00 && cp <= 0xDFFF) {
-                return false;
+            } else if ((cp >= 0xDC00 && cp <= 0xDFFF) || cp == 0) {
+                return false; /* a lone low surrogate; NUL, which would cut a C string */
             }
             put_utf8(b, cp);
             break;

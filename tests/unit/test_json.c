@@ -86,7 +86,8 @@ static void test_flat_object_parsing(void)
     const char *bad[] = {"", "{", "[]", "{\"a\"}", "{\"a\":}", "{\"a\":1,}", "{\"a\":1.5}",
                          "{\"a\":1e3}", "{\"a\":true}", "{\"a\":{}}", "{\"a\":[1]}",
                          "{\"a\":9223372036854775808}", "{\"a\":-9223372036854775809}",
-                         "{\"a\":1} x", "{a:1}", "{\"a\":-}", "{\"a\":nul}"};
+                         "{\"a\":1} x", "{a:1}", "{\"a\":-}", "{\"a\":nul}",
+                         "{\"a\":\"db\\u0000x\"}"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         int rv = json_parse_flat_object(bad[i], &ms, &n);
         CHECK_EQ_INT(rv, INGOT_E_INVALID);
