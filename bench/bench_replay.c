@@ -8,6 +8,10 @@
  *
  * Prints lines/s and MB/s of replay into the buffer (median of 3, min, max), and of the read
  * alone (frames + CRC + decode, no apply). Segments are 32 MiB, so 1M lines make ~11 segments.
+ * Then the ingester's own start-up replay (ingester_open on a copy of the WAL: the parse/apply
+ * pipeline, persisted-op skipping, and the persist + delete of each segment), split into the
+ * replay into the buffer (hot partitions persisting alongside, as at a real start) and the
+ * persist-and-delete that follows each segment.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -16,7 +20,10 @@
 
 #include "bench_ingest.h"
 #include "bench_util.h"
+#include "config.h"
 #include "dml/dml.h"
+#include "ingester_internal.h"
+#include "util/log.h"
 #include "wal/wal.h"
 
 #define RUNS 3
@@ -41,6 +48,37 @@ static int on_entry(void *arg, uint64_t segment_id, uint64_t sequence, const uin
     if (n < 0) return r->failed = 1;
     r->lines += (uint64_t)n;
     return 0;
+}
+
+/*
+ * Start an ingester on a copy of the WAL in wal_dir: *apply_s and *total_s are its replay time
+ * without and with the persist + delete of each segment. Returns 0 or -1.
+ */
+static int startup_replay(const char *wal_dir, uint64_t *entries, double *apply_s, double *total_s)
+{
+    char dir[64] = "/tmp/ingot-bench-start-XXXXXX", cmd[256], wal_copy[128], err[512] = "";
+    if (!mkdtemp(dir)) return -1;
+    snprintf(wal_copy, sizeof wal_copy, "%s/wal", dir);
+    snprintf(cmd, sizeof cmd, "cp -r %s %s", wal_dir, wal_copy);
+    int rv = -1;
+    ingot_config cfg;
+    char *argv[] = {"--data-dir", dir, "--wal-dir", wal_copy, "--persist-hot-partition-bytes", "1024G"};
+    if (system(cmd) != 0 || config_parse(&cfg, 6, argv, stdout, err, sizeof err) != 0) goto out;
+    ingester *ing = NULL;
+    if (ingester_open(&cfg, &ing, err, sizeof err) == 0) {
+        *entries = ing->replay.entries;
+        *total_s = ing->replay_seconds;
+        *apply_s = ing->replay_seconds - ing->replay_persist_seconds;
+        ingester_close(ing);
+        rv = 0;
+    } else {
+        fprintf(stderr, "start-up replay: %s\n", err);
+    }
+    config_free(&cfg);
+out:
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);
+    return rv;
 }
 
 static void report(const char *what, double *lps, double *mbs)
@@ -100,6 +138,20 @@ int main(int argc, char **argv)
     }
     report("read + CRC + decode", read_lps, read_mbs);
     report("replay into the buffer", lps, mbs);
+    log_set_level(LOG_WARN);
+    double start_lps[RUNS], start_mbs[RUNS], total_lps[RUNS], total_mbs[RUNS];
+    for (int run = 0; run < RUNS; run++) {
+        uint64_t entries = 0;
+        double apply_s = 0, total_s = 0;
+        if (startup_replay(dir, &entries, &apply_s, &total_s) != 0 || entries != count) return 1;
+        double lines = (double)count * 5000, mb = (double)ws.bytes / 1e6;
+        start_lps[run] = lines / apply_s;
+        start_mbs[run] = mb / apply_s;
+        total_lps[run] = lines / total_s;
+        total_mbs[run] = mb / total_s;
+    }
+    report("start-up: into the buffer", start_lps, start_mbs);
+    report("start-up: with persist", total_lps, total_mbs);
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);

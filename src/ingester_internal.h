@@ -70,6 +70,7 @@ struct ingester {
     wal_replay_stats replay;      /* written once before the front ends start */
     uint64_t replay_ops_skipped;  /* ops (or parts) already persisted, skipped by replay */
     double replay_seconds;
+    double replay_persist_seconds; /* of replay_seconds: persisting, then deleting, each segment */
 };
 
 /* Replay every WAL segment: apply, persist, delete, segment by segment. *next_sequence out. */

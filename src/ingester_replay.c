@@ -22,8 +22,16 @@
  *
  * A logged op that no longer validates (the catalog was replaced?) stops start-up naming the
  * segment and sequence: it was acknowledged, so dropping it silently is not an option.
+ *
+ * Pipeline: decoding, parsing and the schema check of op N+1 (on the WAL's callback thread) run
+ * while an applier thread applies op N to the buffer, through REPLAY_SLOTS slots that own their
+ * rows; ops are applied one at a time in log order, and replay_watermark advances after each, so
+ * hot-partition snapshots taken meanwhile see a correct watermark. The rows point into the mapped
+ * segment, so the pipeline drains at on_segment_scanned, before the mapping goes; an applier
+ * error stops replay at the next entry or at that drain.
  */
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -34,6 +42,7 @@
 #include "util/sysio.h"
 
 #define PERSISTED_BUCKETS 1024
+#define REPLAY_SLOTS 2
 
 /* What the catalog says is persisted of one partition. */
 typedef struct persisted_partition {
@@ -45,6 +54,14 @@ typedef struct persisted_partition {
     struct persisted_partition *next;
 } persisted_partition;
 
+/* One op between the parse stage and the applier; its arrays are reused from op to op. */
+typedef struct replay_slot {
+    lp_batch batch;
+    schema_op_tables tables;
+    dml_op op; /* op.batch and op.tables point into the slot; op.row_count 0: nothing to apply */
+    uint64_t segment_id;
+} replay_slot;
+
 typedef struct replay_ctx {
     ingester *ing;
     dml_sink buffer_sink;
@@ -52,9 +69,17 @@ typedef struct replay_ctx {
     uint64_t persisted_max; /* the largest sequence any Parquet file covers */
     uint64_t ops;
     int oom;
-    lp_batch batch; /* reused across entries */
-    schema_op_tables tables;
     char err[512];
+    /* the pipeline (see above) */
+    replay_slot slots[REPLAY_SLOTS];
+    pthread_t applier;
+    bool applier_running;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;      /* mu: ready, stop or apply_rc changed */
+    size_t head, ready;     /* mu: next slot to fill (parse stage); slots filled, not applied */
+    bool stop;              /* mu: the applier ends once ready is 0 */
+    int apply_rc;           /* mu: the applier's first error (then apply_err says what) */
+    char apply_err[256];    /* mu */
 } replay_ctx;
 
 static size_t bucket_of(int64_t table_id, const char *key)
@@ -103,16 +128,16 @@ static bool is_persisted(replay_ctx *rc, int64_t table_id, const char *key, uint
     return false;
 }
 
-/* Drop the lines of the batch whose partition already holds this op in Parquet. */
-static size_t drop_persisted_lines(replay_ctx *rc, uint64_t sequence)
+/* Drop the lines of the slot's batch whose partition already holds this op in Parquet. */
+static size_t drop_persisted_lines(replay_ctx *rc, replay_slot *slot, uint64_t sequence)
 {
-    lp_batch *b = &rc->batch;
+    lp_batch *b = &slot->batch;
     size_t kept = 0, dropped = 0;
     for (size_t i = 0; i < b->line_count; i++) {
         const lp_line *line = &b->lines[i];
         char key[11];
         buffer_partition_key(line->time_ns, key);
-        if (is_persisted(rc, rc->tables.tables[line->table_slot]->catalog_id, key, sequence)) {
+        if (is_persisted(rc, slot->tables.tables[line->table_slot]->catalog_id, key, sequence)) {
             dropped++;
             continue;
         }
@@ -122,10 +147,61 @@ static size_t drop_persisted_lines(replay_ctx *rc, uint64_t sequence)
     return dropped;
 }
 
-static int replay_entry(void *arg, uint64_t segment_id, uint64_t sequence, const uint8_t *payload,
-                        size_t len)
+/* The applier thread: apply the filled slots in order, advance the replay watermark. */
+static void *replay_applier(void *arg)
 {
     replay_ctx *rc = arg;
+    size_t tail = 0;
+    pthread_mutex_lock(&rc->mu);
+    for (;;) {
+        while (rc->ready == 0 && !rc->stop)
+            pthread_cond_wait(&rc->cv, &rc->mu);
+        if (rc->ready == 0) break;
+        replay_slot *slot = &rc->slots[tail];
+        int failed = rc->apply_rc;
+        pthread_mutex_unlock(&rc->mu);
+        int rv = 0;
+        if (!failed && slot->op.row_count > 0) rv = dml_sink_apply(&rc->buffer_sink, &slot->op);
+        if (!failed && rv == 0) atomic_store(&rc->ing->replay_watermark, slot->op.sequence);
+        pthread_mutex_lock(&rc->mu);
+        if (rv != 0 && rc->apply_rc == 0) {
+            rc->apply_rc = rv;
+            snprintf(rc->apply_err, sizeof rc->apply_err,
+                     "segment %" PRIu64 ": applying sequence %" PRIu64 ": %s", slot->segment_id,
+                     slot->op.sequence, ingot_strerror(rv));
+        }
+        tail = (tail + 1) % REPLAY_SLOTS;
+        rc->ready--;
+        pthread_cond_broadcast(&rc->cv);
+    }
+    pthread_mutex_unlock(&rc->mu);
+    return NULL;
+}
+
+/* The applier's error (copied into rc->err), or 0. mu held. */
+static int replay_apply_error(replay_ctx *rc)
+{
+    if (rc->apply_rc) snprintf(rc->err, sizeof rc->err, "%s", rc->apply_err);
+    return rc->apply_rc;
+}
+
+/* Wait until the applier applied every filled slot. */
+static int replay_drain(void *arg, uint64_t segment_id)
+{
+    (void)segment_id;
+    replay_ctx *rc = arg;
+    pthread_mutex_lock(&rc->mu);
+    while (rc->ready > 0)
+        pthread_cond_wait(&rc->cv, &rc->mu);
+    int rv = replay_apply_error(rc);
+    pthread_mutex_unlock(&rc->mu);
+    return rv;
+}
+
+/* Decode, parse and check one logged op into slot (the parse stage). */
+static int replay_prepare(replay_ctx *rc, replay_slot *slot, uint64_t segment_id,
+                          uint64_t sequence, const uint8_t *payload, size_t len)
+{
     ingester *ing = rc->ing;
     dml_decoded d;
     int rv = dml_op_decode(payload, len, &d, rc->err, sizeof rc->err);
@@ -141,9 +217,9 @@ static int replay_entry(void *arg, uint64_t segment_id, uint64_t sequence, const
     schema_namespace *ns;
     if ((rv = schema_namespace_get(ing->schema, ns_name, true, &ns, rc->err, sizeof rc->err)) != 0)
         return rv;
-    lp_batch_reset(&rc->batch);
+    lp_batch_reset(&slot->batch);
     char why[256];
-    rv = dml_decoded_rows(&d, &rc->batch, why, sizeof why);
+    rv = dml_decoded_rows(&d, &slot->batch, why, sizeof why);
     if (rv == INGOT_E_INVALID) {
         snprintf(rc->err, sizeof rc->err,
                  "segment %" PRIu64 ", sequence %" PRIu64 ": logged batch does not decode: %s",
@@ -151,9 +227,9 @@ static int replay_entry(void *arg, uint64_t segment_id, uint64_t sequence, const
         return INGOT_E_CORRUPT;
     }
     if (rv != 0) return rv;
-    rv = schema_check(ing->schema, ns, &rc->batch, false, &rc->tables, rc->err, sizeof rc->err);
-    if (rv == 0 && rc->batch.bad_line_count > 0) {
-        const lp_error *e = &rc->batch.errors[0];
+    rv = schema_check(ing->schema, ns, &slot->batch, false, &slot->tables, rc->err, sizeof rc->err);
+    if (rv == 0 && slot->batch.bad_line_count > 0) {
+        const lp_error *e = &slot->batch.errors[0];
         snprintf(rc->err, sizeof rc->err,
                  "segment %" PRIu64 ", sequence %" PRIu64 ": logged write no longer validates "
                  "(line %u, column %u: %s); was the catalog replaced?",
@@ -161,29 +237,52 @@ static int replay_entry(void *arg, uint64_t segment_id, uint64_t sequence, const
         return INGOT_E_CORRUPT;
     }
     if (rv != 0) return rv;
-    if (drop_persisted_lines(rc, sequence) > 0) ing->replay_ops_skipped++;
-    if (rc->batch.line_count > 0) {
-        dml_op op = {.sequence = sequence,
-                     .ns = ns,
-                     .namespace_name = d.namespace_name,
-                     .namespace_len = d.namespace_len,
-                     .batch = &rc->batch,
-                     .tables = &rc->tables,
-                     .body_kind = d.body_kind,
-                     .body = d.body,
-                     .body_len = d.body_len,
-                     .precision = d.precision,
-                     .default_time_ns = d.default_time_ns,
-                     .row_count = rc->batch.line_count};
-        if ((rv = dml_sink_apply(&rc->buffer_sink, &op)) != 0) {
-            snprintf(rc->err, sizeof rc->err, "segment %" PRIu64 ": applying sequence %" PRIu64 ": %s",
-                     segment_id, sequence, ingot_strerror(rv));
-            return rv;
-        }
-    }
-    atomic_store(&ing->replay_watermark, sequence);
+    /* past every sequence a Parquet file covers, no line can be persisted already */
+    if (sequence <= rc->persisted_max && drop_persisted_lines(rc, slot, sequence) > 0)
+        ing->replay_ops_skipped++;
+    slot->segment_id = segment_id;
+    slot->op = (dml_op){.sequence = sequence,
+                        .ns = ns,
+                        .namespace_name = d.namespace_name,
+                        .namespace_len = d.namespace_len,
+                        .batch = &slot->batch,
+                        .tables = &slot->tables,
+                        .body_kind = d.body_kind,
+                        .body = d.body,
+                        .body_len = d.body_len,
+                        .precision = d.precision,
+                        .default_time_ns = d.default_time_ns,
+                        .row_count = slot->batch.line_count};
+    return 0;
+}
+
+static int replay_entry(void *arg, uint64_t segment_id, uint64_t sequence, const uint8_t *payload,
+                        size_t len)
+{
+    replay_ctx *rc = arg;
+    pthread_mutex_lock(&rc->mu);
+    while (rc->ready == REPLAY_SLOTS && rc->apply_rc == 0)
+        pthread_cond_wait(&rc->cv, &rc->mu);
+    int rv = replay_apply_error(rc);
+    replay_slot *slot = &rc->slots[rc->head];
+    pthread_mutex_unlock(&rc->mu);
+    if (rv != 0) return rv;
+    /* the slot is free: the applier only touches slots counted in ready */
+    if ((rv = replay_prepare(rc, slot, segment_id, sequence, payload, len)) != 0) return rv;
+    pthread_mutex_lock(&rc->mu);
+    rc->head = (rc->head + 1) % REPLAY_SLOTS;
+    rc->ready++;
+    pthread_cond_broadcast(&rc->cv);
+    pthread_mutex_unlock(&rc->mu);
     rc->ops++;
     return 0;
+}
+
+static double monotonic_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
 /* The segment is in the buffer: persist all of it, then the segment can go. */
@@ -191,6 +290,7 @@ static int replay_segment_end(void *arg, uint64_t segment_id, const char *path)
 {
     replay_ctx *rc = arg;
     ingester *ing = rc->ing;
+    double t0 = monotonic_seconds();
     int rv = persister_persist_all(ing->persist, ing->buffer);
     persister_wait_idle(ing->persist); /* hot partitions queued during the replay */
     if (rv != 0) {
@@ -203,6 +303,7 @@ static int replay_segment_end(void *arg, uint64_t segment_id, const char *path)
         snprintf(rc->err, sizeof rc->err, "deleting %s: %s", path, ingot_strerror(rv));
         return rv;
     }
+    ing->replay_persist_seconds += monotonic_seconds() - t0;
     atomic_fetch_add(&ing->segments_deleted, 1);
     log_info("wal replay: segment %" PRIu64 " replayed, persisted and deleted", segment_id);
     return 0;
@@ -267,29 +368,33 @@ static int remove_orphans(ingester *ing, char *err, size_t errlen)
     return rv;
 }
 
-static double monotonic_seconds(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 int ingester_replay(ingester *ing, uint64_t *next_sequence, char *err, size_t errlen)
 {
     replay_ctx *rc = calloc(1, sizeof *rc);
     if (!rc) return INGOT_E_NOMEM;
     rc->ing = ing;
     rc->buffer_sink = buffer_tree_as_sink(ing->buffer);
+    pthread_mutex_init(&rc->mu, NULL);
+    pthread_cond_init(&rc->cv, NULL);
     double t0 = monotonic_seconds();
     int rv = remove_orphans(ing, err, errlen);
     if (rv != 0) goto done;
+    if (pthread_create(&rc->applier, NULL, replay_applier, rc) != 0) {
+        snprintf(err, errlen, "cannot start the replay applier thread");
+        rv = INGOT_E_NOMEM;
+        goto done;
+    }
+    rc->applier_running = true;
     rv = ing->cat.persisted_sequences(ing->cat.self, load_persisted, rc);
     if (rv == 0 && rc->oom) rv = INGOT_E_NOMEM;
     if (rv != 0) {
         snprintf(err, errlen, "reading what is persisted from the catalog: %s", ingot_strerror(rv));
         goto done;
     }
-    wal_replay_callbacks cb = {.on_entry = replay_entry, .on_segment_end = replay_segment_end, .arg = rc};
+    wal_replay_callbacks cb = {.on_entry = replay_entry,
+                               .on_segment_scanned = replay_drain,
+                               .on_segment_end = replay_segment_end,
+                               .arg = rc};
     rv = wal_replay(ing->cfg->wal_dir, ing->cfg->wal_skip_corrupt, &cb, &ing->replay, err, errlen);
     if (rv != 0) {
         size_t n = strlen(err);
@@ -307,14 +412,25 @@ int ingester_replay(ingester *ing, uint64_t *next_sequence, char *err, size_t er
              ing->replay.segments, rc->ops, ing->replay_ops_skipped, ing->replay.torn_tails,
              ing->replay.torn_bytes, ing->replay.corrupt_skipped, ing->replay_seconds, *next_sequence);
 done:
+    if (rc->applier_running) {
+        pthread_mutex_lock(&rc->mu);
+        rc->stop = true;
+        pthread_cond_broadcast(&rc->cv);
+        pthread_mutex_unlock(&rc->mu);
+        pthread_join(rc->applier, NULL);
+    }
+    pthread_cond_destroy(&rc->cv);
+    pthread_mutex_destroy(&rc->mu);
     for (size_t b = 0; b < PERSISTED_BUCKETS; b++)
         for (persisted_partition *p = rc->persisted[b], *next; p; p = next) {
             next = p->next;
             free(p->extras);
             free(p);
         }
-    lp_batch_free(&rc->batch);
-    schema_op_tables_free(&rc->tables);
+    for (size_t i = 0; i < REPLAY_SLOTS; i++) {
+        lp_batch_free(&rc->slots[i].batch);
+        schema_op_tables_free(&rc->slots[i].tables);
+    }
     free(rc);
     return rv;
 }

@@ -154,11 +154,19 @@ typedef struct wal_replay_stats {
 typedef struct wal_replay_callbacks {
     /*
      * One entry, in log order, which is strictly increasing sequence order (replay checks it: a
-     * sequence not above the previous entry's is corruption). payload is valid during the call.
-     * Nonzero return stops replay.
+     * sequence not above the previous entry's is corruption). payload is valid during the call,
+     * and until on_segment_scanned returns when that callback is set. Nonzero return stops
+     * replay.
      */
     int (*on_entry)(void *arg, uint64_t segment_id, uint64_t sequence, const uint8_t *payload,
                     size_t len);
+    /*
+     * After the last entry of a segment was handed over, whatever the segment turns out to be
+     * (clean, torn or corrupt), while its payloads are still valid: a caller that keeps payloads
+     * past on_entry (a pipeline) must be done with them before it returns. May be NULL. Nonzero
+     * return stops replay.
+     */
+    int (*on_segment_scanned)(void *arg, uint64_t segment_id);
     /*
      * After the last entry of a segment that replayed cleanly (may be NULL); the segment is closed
      * and may be deleted here (wal_delete_segment) once its ops are persisted. Nonzero return

@@ -81,6 +81,7 @@ typedef struct wal_scan {
     uint64_t segment_id; /* from the file name */
     bool is_last;
     wal_scan_entry_fn on_entry;
+    int (*on_scanned)(void *arg, uint64_t segment_id); /* after the scan, payloads still mapped */
     void *arg;
     /* in/out: the sequence of the last good entry before this segment (0: none), then of this
      * segment's last good entry */
@@ -262,6 +263,10 @@ static int wal_scan_segment(wal_scan *s)
         madvise(map, (size_t)st.st_size, MADV_SEQUENTIAL);
     }
     wal_scan_bytes(s, map == MAP_FAILED ? (const uint8_t *)"" : map, s->file_bytes);
+    if (s->on_scanned) {
+        int crc = s->on_scanned(s->arg, s->segment_id);
+        if (crc != 0 && s->callback_rc == 0) s->callback_rc = crc;
+    }
 fail:
     if (map != MAP_FAILED) munmap(map, (size_t)st.st_size);
     if (fd >= 0) sysio_close(fd);
@@ -389,6 +394,13 @@ static int wal_replay_entry(void *arg, uint64_t segment_id, uint64_t offset, uin
     return ctx->cb->on_entry(ctx->cb->arg, segment_id, sequence, payload, len);
 }
 
+static int wal_replay_scanned(void *arg, uint64_t segment_id)
+{
+    wal_replay_ctx *ctx = arg;
+    if (!ctx->cb || !ctx->cb->on_segment_scanned) return 0;
+    return ctx->cb->on_segment_scanned(ctx->cb->arg, segment_id);
+}
+
 int wal_replay(const char *dir, bool skip_corrupt, const wal_replay_callbacks *cb,
                wal_replay_stats *stats, char *err, size_t errlen)
 {
@@ -410,6 +422,7 @@ int wal_replay(const char *dir, bool skip_corrupt, const wal_replay_callbacks *c
                       .segment_id = ids[i],
                       .is_last = i + 1 == n,
                       .on_entry = wal_replay_entry,
+                      .on_scanned = wal_replay_scanned,
                       .arg = &ctx,
                       .prev_sequence = prev_sequence};
         if ((rc = wal_scan_segment(&s)) != 0) {
