@@ -5,6 +5,7 @@
 #   make fuzz                 libFuzzer targets (clang) into build/fuzz/
 #   make bench                benchmarks into build/bench/
 #   make test                 the whole test suite (tests/run.sh)
+#   make soak                 soak test against $(BUILD)/ingot (tests/soak/soak.py, SOAK_SECONDS=300)
 BUILD ?= build
 SAN ?=
 CC ?= cc
@@ -36,7 +37,7 @@ BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 FUZZ_SRC := $(sort $(wildcard fuzz/fuzz_*.c))
 FUZZ_BIN := $(FUZZ_SRC:fuzz/%.c=build/fuzz/%)
 
-.PHONY: all test fuzz bench clean
+.PHONY: all test fuzz bench soak clean
 .SECONDARY:
 all: $(BUILD)/ingot $(TEST_BIN)
 
@@ -79,6 +80,10 @@ fuzz: $(FUZZ_BIN)
 
 test: all
 	tests/run.sh
+
+SOAK_SECONDS ?= 300
+soak: $(BUILD)/ingot
+	INGOT_BIN=$(BUILD)/ingot python3 tests/soak/soak.py --seconds $(SOAK_SECONDS)
 
 clean:
 	rm -rf build

@@ -8,12 +8,15 @@
 #   2. ASan+UBSan build: unit tests and black-box tests against build/asan/ingot
 #   3. TSan build: the unit tests (the WAL, buffer and schema ones are the concurrent ones)
 #   4. libFuzzer targets (clang): a short run of each over its committed seed corpus
+#   5. soak: tests/soak/soak.py against build/ingot for SOAK_SECONDS (default 45): mixed load,
+#      rotations, hot persists, a failing object store; every acknowledged row once in Parquet
 # Prints "N passed, N failed" per stage and a total as its last line. INGOT_TEST_STAGES picks
-# stages (default "release asan tsan fuzz"); FUZZ_SECONDS sets each fuzz run (default 20).
+# stages (default "release asan tsan fuzz soak"); FUZZ_SECONDS sets each fuzz run (default 20).
 set -u
 cd "$(dirname "$0")/.."
-STAGES=${INGOT_TEST_STAGES:-"release asan tsan fuzz"}
+STAGES=${INGOT_TEST_STAGES:-"release asan tsan fuzz soak"}
 FUZZ_SECONDS=${FUZZ_SECONDS:-20}
+SOAK_SECONDS=${SOAK_SECONDS:-45}
 JOBS=${JOBS:-2}
 total_pass=0
 total_fail=0
@@ -116,6 +119,22 @@ for stage in $STAGES; do
             fi
             rm -rf "$work"
         done
+        ;;
+    soak)
+        make -j"$JOBS" build/ingot || { echo "soak: 0 passed, 1 failed (build)"; total_fail=$((total_fail + 1)); continue; }
+        INGOT_BIN=build/ingot python3 tests/soak/soak.py --seconds "$SOAK_SECONDS" >build/soak.log 2>&1
+        rc=$?
+        grep -E '^(ok|FAIL) |^  |^soak: [0-9]+ passed' build/soak.log
+        # a crash of the script prints no closing line: count it as one failure
+        if ! grep -qE '^soak: [0-9]+ passed, [0-9]+ failed' build/soak.log; then
+            tail -40 build/soak.log
+            echo "soak: 0 passed, 1 failed" >>build/soak.log
+            echo "soak: 0 passed, 1 failed"
+        elif [ $rc -ne 0 ]; then
+            tail -30 build/soak.log
+        fi
+        grep -E '^soak: [0-9]+ passed, [0-9]+ failed' build/soak.log >build/soak.log.tally
+        tally build/soak.log.tally
         ;;
     *) echo "unknown stage $stage"; total_fail=$((total_fail + 1)) ;;
     esac
