@@ -60,6 +60,10 @@ struct grpc_front {
     char ingester_uuid[37]; /* random per process: Flight partition metadata */
     pthread_t *threads;
     unsigned thread_count;
+    int listen_fd;                   /* our own listening socket (see grpc_server.c) */
+    int wake_pipe[2];                /* written to stop the accept thread */
+    pthread_t accept_thread;
+    bool accepting;                  /* the accept thread runs */
     pthread_mutex_t mu;
     pthread_cond_t cond; /* mu: shutdown_done changed */
     bool shutdown_done;  /* mu: the shutdown tag came back */

@@ -16,22 +16,37 @@
  * bad rows, type conflicts INVALID_ARGUMENT; paused ingest RESOURCE_EXHAUSTED; stopping
  * FAILED_PRECONDITION; a failed WAL UNAVAILABLE.
  *
- * Stop (grpc_front_stop): shutdown_and_notify -> wait for its tag (every call finished) up to
- * the grace period -> cancel_all_calls and wait again -> destroy the server -> shut the
- * completion queue down and join the threads (they drain it: armed requests come back with
- * ok = 0 and are freed) -> grpc_shutdown.
+ * Listening: the socket is ours (socket, bind, listen on exactly the address of --grpc-bind, as
+ * the HTTP front end does), and an accept thread hands every connection to gRPC with
+ * grpc_server_add_channel_from_fd. gRPC's own listener would open a dual-stack IPv6 socket even
+ * for 127.0.0.1 ([::ffff:127.0.0.1]), which tools that check "loopback only" do not recognise.
+ *
+ * Stop (grpc_front_stop): stop accepting -> shutdown_and_notify -> wait for its tag (every call
+ * finished) up to the grace period -> cancel_all_calls and wait again -> destroy the server ->
+ * shut the completion queue down and join the threads (they drain it: armed requests come back
+ * with ok = 0 and are freed) -> grpc_shutdown.
  */
 #include "server/grpc_server.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <grpc/byte_buffer_reader.h>
+#include <grpc/grpc_posix.h>
 #include <grpc/grpc_security.h>
 #include <grpc/slice.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
 #include <pthread.h>
+#include <sys/socket.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "dml/pbdata.h"
+#include "config.h"
 #include "dml/schema.h"
 #include "ingot/write/v1/write.pb-c.h"
 #include "server/grpc_internal.h"
@@ -421,6 +436,91 @@ void grpc_front_metrics(void *arg, strbuf *out)
     }
 }
 
+/* --- listening ---------------------------------------------------------------------------- */
+
+/* A listening TCP socket on bind (host:port, [v6]:port). Returns the fd, or -1 with err. */
+static int listen_on(const char *address, char *err, size_t errlen)
+{
+    char host[256], port_s[8];
+    uint16_t port;
+    if (config_split_bind(address, host, sizeof host, &port) != 0) {
+        snprintf(err, errlen, "gRPC: bad bind address '%s'", address);
+        return -1;
+    }
+    char *h = host;
+    size_t hl = strlen(h);
+    if (hl >= 2 && h[0] == '[' && h[hl - 1] == ']') h[hl - 1] = '\0', h++;
+    snprintf(port_s, sizeof port_s, "%u", port);
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE};
+    struct addrinfo *ai = NULL;
+    int gr = getaddrinfo(h, port_s, &hints, &ai);
+    if (gr != 0) {
+        snprintf(err, errlen, "gRPC: cannot resolve '%s': %s", h, gai_strerror(gr));
+        return -1;
+    }
+    int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int one = 1;
+    if (fd >= 0) {
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+        if (ai->ai_family == AF_INET6) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+    }
+    if (fd < 0 || bind(fd, ai->ai_addr, ai->ai_addrlen) != 0 || listen(fd, 1024) != 0) {
+        snprintf(err, errlen, "gRPC: cannot listen on %s: %s", address, strerror(errno));
+        if (fd >= 0) close(fd);
+        fd = -1;
+    }
+    freeaddrinfo(ai);
+    return fd;
+}
+
+/* The accept thread: every connection becomes a gRPC channel of the server. */
+static void *accept_main(void *arg)
+{
+    grpc_front *srv = arg;
+    struct pollfd p[2] = {{.fd = srv->listen_fd, .events = POLLIN},
+                          {.fd = srv->wake_pipe[0], .events = POLLIN}};
+    for (;;) {
+        if (poll(p, 2, -1) < 0) {
+            if (errno == EINTR) continue;
+            log_error("gRPC: poll: %s; no longer accepting", strerror(errno));
+            break;
+        }
+        if (p[1].revents) break;
+        if (!(p[0].revents & POLLIN)) continue;
+        int fd = accept4(srv->listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+        if (fd < 0) {
+            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+                log_warn("gRPC: accept: %s", strerror(errno));
+                poll(NULL, 0, 100); /* let connections close before trying again */
+            }
+            continue;
+        }
+        int one = 1;
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        grpc_server_credentials *creds = grpc_insecure_server_credentials_create();
+        grpc_server_add_channel_from_fd(srv->server, fd, creds); /* gRPC owns fd now */
+        grpc_server_credentials_release(creds);
+    }
+    return NULL;
+}
+
+/* Stop the accept thread and close the listening socket. */
+static void stop_accepting(grpc_front *srv)
+{
+    if (srv->accepting) {
+        char b = 1;
+        while (write(srv->wake_pipe[1], &b, 1) < 0 && errno == EINTR) {
+        }
+        pthread_join(srv->accept_thread, NULL);
+        srv->accepting = false;
+    }
+    if (srv->listen_fd >= 0) close(srv->listen_fd);
+    srv->listen_fd = -1;
+    for (int i = 0; i < 2; i++)
+        if (srv->wake_pipe[i] >= 0) close(srv->wake_pipe[i]);
+    srv->wake_pipe[0] = srv->wake_pipe[1] = -1;
+}
+
 /* --- start / stop ------------------------------------------------------------------------- */
 
 int grpc_front_start(const grpc_front_options *opts, ingester *ing, grpc_front **out, char *err,
@@ -459,19 +559,18 @@ int grpc_front_start(const grpc_front_options *opts, ingester *ing, grpc_front *
                                               : GRPC_SRM_PAYLOAD_NONE,
             0);
     }
-    grpc_server_credentials *creds = grpc_insecure_server_credentials_create();
-    int port = grpc_server_add_http2_port(srv->server, opts->bind, creds);
-    grpc_server_credentials_release(creds);
+    srv->wake_pipe[0] = srv->wake_pipe[1] = -1;
+    srv->listen_fd = listen_on(opts->bind, err, errlen);
+    bool port = srv->listen_fd >= 0 && pipe2(srv->wake_pipe, O_CLOEXEC) == 0;
+    if (srv->listen_fd >= 0 && !port) snprintf(err, errlen, "gRPC: pipe: %s", strerror(errno));
     unsigned want = opts->threads ? opts->threads : 1;
     srv->threads = port ? calloc(want, sizeof *srv->threads) : NULL;
     for (; srv->threads && srv->thread_count < want; srv->thread_count++) {
         if (pthread_create(&srv->threads[srv->thread_count], NULL, cq_thread, srv) != 0) break;
     }
     if (srv->thread_count == 0) {
-        if (port == 0)
-            snprintf(err, errlen, "gRPC: cannot listen on %s", opts->bind);
-        else
-            snprintf(err, errlen, "gRPC: cannot start threads");
+        if (port) snprintf(err, errlen, "gRPC: cannot start threads");
+        stop_accepting(srv);
         grpc_server_destroy(srv->server); /* never started: no call to wait for */
         grpc_completion_queue_shutdown(srv->cq);
         while (grpc_completion_queue_next(srv->cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL).type !=
@@ -483,13 +582,19 @@ int grpc_front_start(const grpc_front_options *opts, ingester *ing, grpc_front *
         free(srv->threads);
         free(srv);
         grpc_shutdown();
-        return port == 0 ? INGOT_E_INVALID : INGOT_E_NOMEM;
+        return port ? INGOT_E_NOMEM : INGOT_E_INVALID;
     }
     grpc_server_start(srv->server);
     for (int m = 0; m <= RPC_METHOD_COUNT; m++) {
         for (int k = 0; k < REQUESTS_PER_METHOD; k++)
             request_call(srv, (enum rpc_method)m);
     }
+    if (pthread_create(&srv->accept_thread, NULL, accept_main, srv) != 0) {
+        snprintf(err, errlen, "gRPC: cannot start the accept thread");
+        grpc_front_stop(srv, 0);
+        return INGOT_E_NOMEM;
+    }
+    srv->accepting = true;
     log_info("gRPC listening on %s (%u threads)", opts->bind, srv->thread_count);
     *out = srv;
     return 0;
@@ -521,6 +626,7 @@ static bool wait_shutdown(grpc_front *srv, unsigned grace_ms)
 void grpc_front_stop(grpc_front *srv, unsigned grace_ms)
 {
     if (!srv) return;
+    stop_accepting(srv);
     grpc_server_shutdown_and_notify(srv->server, srv->cq, &srv->shutdown_tag);
     if (!wait_shutdown(srv, grace_ms ? grace_ms : 1)) {
         log_warn("gRPC: calls still running after %u ms: cancelling them", grace_ms);
