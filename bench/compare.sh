@@ -14,8 +14,8 @@
 #    during the load look missing ("SHORT"). Here every batch is sent exactly once to a fresh
 #    ingot with default flags, ingot is stopped gracefully, and the distinct (hostname, time) rows
 #    in its Parquet files are counted with DuckDB: they must equal the dataset's rows;
-# 4. writes bench/RESULTS.md: the machine, the commit, the harness's tables and RATIO lines, and
-#    the Parquet check.
+# 4. writes bench/RESULTS.md: the machine, the commit, the harness's tables and RATIO lines, the
+#    p50/p99 request latency of each peer (bench/p99_table.py), and the Parquet check.
 # Needs the packages of ../shared/bench/README.md (wrk, victoria-metrics, influxdb). Do not build
 # or run anything else meanwhile: the machine's 2 cores are shared by all three servers and wrk.
 set -euo pipefail
@@ -76,10 +76,15 @@ parquet_check() { # $1 = dataset dir; prints one markdown line
 for d in "${datasets[@]}"; do
     log=$(mktemp)
     OUT=$OUT $B/compare.sh /tmp/lpdata/$d | tee "$log" || true
+    dir=$(sed -n 's/.*compare: results in \(.*\)$/\1/p' "$log" | head -1)
     {
         echo "## $d"
         echo
         sed -n '/^|/,$p' "$log"
+        echo
+        echo "Request latency (median over the timed runs of each peer):"
+        echo
+        python3 bench/p99_table.py "$dir/results.jsonl"
         echo
     } >>"$RESULTS.tmp"
     rm -f "$log"
