@@ -46,10 +46,10 @@
 #include <string.h>
 
 #include "dml/pbdata.h"
-#include "config.h"
 #include "dml/schema.h"
 #include "ingot/write/v1/write.pb-c.h"
 #include "server/grpc_internal.h"
+#include "server/server_addr.h"
 #include "store/object_store.h"
 #include "util/log.h"
 
@@ -441,21 +441,10 @@ void grpc_front_metrics(void *arg, strbuf *out)
 /* A listening TCP socket on bind (host:port, [v6]:port). Returns the fd, or -1 with err. */
 static int listen_on(const char *address, char *err, size_t errlen)
 {
-    char host[256], port_s[8];
-    uint16_t port;
-    if (config_split_bind(address, host, sizeof host, &port) != 0) {
-        snprintf(err, errlen, "gRPC: bad bind address '%s'", address);
-        return -1;
-    }
-    char *h = host;
-    size_t hl = strlen(h);
-    if (hl >= 2 && h[0] == '[' && h[hl - 1] == ']') h[hl - 1] = '\0', h++;
-    snprintf(port_s, sizeof port_s, "%u", port);
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE};
     struct addrinfo *ai = NULL;
-    int gr = getaddrinfo(h, port_s, &hints, &ai);
-    if (gr != 0) {
-        snprintf(err, errlen, "gRPC: cannot resolve '%s': %s", h, gai_strerror(gr));
+    char why[300];
+    if (server_resolve_bind(address, &ai, why, sizeof why) != 0) {
+        snprintf(err, errlen, "gRPC: %s", why);
         return -1;
     }
     int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);

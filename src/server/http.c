@@ -40,6 +40,7 @@
 #include <errno.h>
 #include <microhttpd.h>
 #include <netdb.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -53,6 +54,7 @@
 #include "query/arrow_ipc.h"
 #include "query/query_text.h"
 #include "server/http_body.h"
+#include "server/server_addr.h"
 #include "util/json.h"
 #include "util/log.h"
 #include "util/strbuf.h"
@@ -821,24 +823,8 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
 int http_server_start(const http_options *opts, ingester *ing, http_server **out, char *err,
                       size_t errlen)
 {
-    char host[256];
-    uint16_t port;
-    if (config_split_bind(opts->bind, host, sizeof host, &port) != 0) {
-        snprintf(err, errlen, "bad bind address '%s'", opts->bind);
-        return INGOT_E_INVALID;
-    }
-    char *h = host;
-    size_t hl = strlen(h);
-    if (hl >= 2 && h[0] == '[' && h[hl - 1] == ']') h[hl - 1] = '\0', h++;
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE};
     struct addrinfo *ai = NULL;
-    char port_s[8];
-    snprintf(port_s, sizeof port_s, "%u", port);
-    int gr = getaddrinfo(h, port_s, &hints, &ai);
-    if (gr != 0) {
-        snprintf(err, errlen, "cannot resolve '%s': %s", h, gai_strerror(gr));
-        return INGOT_E_INVALID;
-    }
+    if (server_resolve_bind(opts->bind, &ai, err, errlen) != 0) return INGOT_E_INVALID;
     int rv = INGOT_E_NOMEM;
     pthread_condattr_t ca;
     http_server *srv = calloc(1, sizeof *srv);
@@ -860,6 +846,9 @@ int http_server_start(const http_options *opts, ingester *ing, http_server **out
     unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO |
                      MHD_USE_ITC | MHD_USE_ERROR_LOG;
     if (ai->ai_family == AF_INET6) flags |= MHD_USE_IPv6;
+    uint16_t port = ntohs(ai->ai_family == AF_INET6
+                              ? ((const struct sockaddr_in6 *)(const void *)ai->ai_addr)->sin6_port
+                              : ((const struct sockaddr_in *)(const void *)ai->ai_addr)->sin_port);
     srv->daemon = MHD_start_daemon(
         flags, port, NULL, NULL, on_request, srv, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL,
         MHD_OPTION_SOCK_ADDR, ai->ai_addr, MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
