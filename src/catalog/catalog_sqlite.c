@@ -35,6 +35,10 @@
  * list_partitions orders by partition_key in SQLite's BINARY collation (byte order), which the
  * PostgreSQL back end matches with COLLATE "C".
  *
+ * File I/O: the connection is opened on the VFS of sqlite_vfs.c (SQLite's unix VFS with the
+ * util/sysio.h fault injector in front of its file calls), so fault tests can fail the catalog's
+ * reads, writes, syncs, truncates, opens, deletes and closes like any other file call.
+ *
  * Durability and recovery: WAL journal mode with synchronous=FULL, so a call that returned 0 has
  * its rows on disk; a crash mid-call leaves the last committed state (SQLite's own recovery). Every
  * statement runs in autocommit mode, so there is never an open transaction between calls.
@@ -55,6 +59,7 @@
 #include <string.h>
 
 #include "catalog/catalog_internal.h"
+#include "catalog/sqlite_vfs.h"
 #include "util/column_type.h"
 #include "util/error.h"
 #include "util/log.h"
@@ -808,8 +813,14 @@ int catalog_sqlite_open(const char *path, catalog *out, char *err, size_t errlen
         snprintf(err, errlen, "catalog %s: cannot create mutex", path);
         return INGOT_E_NOMEM;
     }
-    int rc = sqlite3_open_v2(
-        path, &c->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+    const char *vfs = catalog_sqlite_vfs();
+    if (!vfs) {
+        snprintf(err, errlen, "catalog %s: cannot register the SQLite VFS %s", path,
+                 CATALOG_SQLITE_VFS_NAME);
+        goto fail;
+    }
+    int rc = sqlite3_open_v2(path, &c->db,
+                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, vfs);
     if (rc != SQLITE_OK) {
         snprintf(err, errlen, "catalog %s: cannot open: %s", path,
                  c->db ? sqlite3_errmsg(c->db) : sqlite3_errstr(rc));

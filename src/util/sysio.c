@@ -7,7 +7,9 @@
  *     `fault_armed` with one relaxed load; only when it is set does it take the mutex, resolve the
  *     path the call acts on (readlink of /proc/self/fd/N for descriptors: no table of open
  *     descriptors is kept, so disarmed code pays nothing for the feature), count the call if it
- *     matches, and decide: pass, fail, or (a write) write half. A relaxed load may see a stale
+ *     matches, and decide: pass, fail, or (a write) write half. sysio_should_fail() hands that
+ *     same decision (sysio_decide, one code path) to code that does its own I/O after asking (the
+ *     SQLite VFS shim, catalog/sqlite_vfs.c), for a path it names. A relaxed load may see a stale
  *     flag for a moment after arming or disarming; the decision is re-checked under the mutex, so
  *     the only effect is that a call racing with sysio_fault_arm() may or may not be counted,
  *     which a test arming while its own threads do I/O must accept anyway.
@@ -50,8 +52,6 @@ const char *sysio_op_name(enum sysio_op op)
 
 /* --- the fault injector --------------------------------------------------------------------- */
 
-enum sysio_verdict { SYSIO_PASS = 0, SYSIO_FAIL = 1, SYSIO_SHORT = 2 };
-
 static atomic_bool fault_armed; /* atomic: the fast-path flag */
 static pthread_mutex_t fault_mu = PTHREAD_MUTEX_INITIALIZER;
 static struct {
@@ -61,6 +61,7 @@ static struct {
     bool persistent;           /* fault_mu */
     int errno_value;           /* fault_mu */
     bool short_write;          /* fault_mu */
+    uint64_t max_failures;     /* fault_mu: persistent: heal after this many (0 = never) */
     bool tripped;              /* fault_mu: the nth matching call came */
     sysio_fault_report report; /* fault_mu */
 } fault;
@@ -104,7 +105,8 @@ static enum sysio_verdict sysio_decide_armed(enum sysio_op op, int fd, int dirfd
     if (!fault.tripped && fault.report.matched == fault.nth) {
         fault.tripped = true;
         v = fault.short_write && op == SYSIO_OP_WRITE ? SYSIO_SHORT : SYSIO_FAIL;
-    } else if (fault.tripped && fault.persistent) {
+    } else if (fault.tripped && fault.persistent &&
+               (fault.max_failures == 0 || fault.report.injected < fault.max_failures)) {
         v = SYSIO_FAIL;
     }
     if (v != SYSIO_PASS) {
@@ -142,11 +144,17 @@ int sysio_fault_arm(const sysio_fault *f)
     fault.persistent = f->persistent;
     fault.errno_value = f->errno_value ? f->errno_value : EIO;
     fault.short_write = f->short_write;
+    fault.max_failures = f->max_failures;
     fault.tripped = false;
     memset(&fault.report, 0, sizeof fault.report);
     atomic_store(&fault_armed, true);
     pthread_mutex_unlock(&fault_mu);
     return 0;
+}
+
+enum sysio_verdict sysio_should_fail(enum sysio_op op, const char *path, int *err)
+{
+    return sysio_decide(op, -1, AT_FDCWD, path ? path : "", err);
 }
 
 void sysio_fault_disarm(void)

@@ -2,16 +2,19 @@
  * sysio.h: the file I/O seam (SQLite's test VFS is the model) and named crash points.
  *
  * Every file system call of the WAL, the file object store, the ingester and the persister goes
- * through these wrappers. Each one behaves exactly like the system call it names (same arguments,
- * same result: -1 and errno on failure, EINTR and short counts passed through) unless a test
- * armed the fault injector. Disarmed, a wrapper costs one relaxed atomic load.
+ * through these wrappers; the SQLite catalog's file calls go through catalog/sqlite_vfs.c, a VFS
+ * that asks the same injector (sysio_should_fail) before it calls down to SQLite's unix VFS. Each
+ * one behaves exactly like the system call it names (same arguments, same result: -1 and errno on
+ * failure, EINTR and short counts passed through) unless a test armed the fault injector. Disarmed,
+ * a wrapper costs one relaxed atomic load.
  *
  * The fault injector (process-wide, thread-safe) fails the Nth call, counted from arming, that
  * matches a filter: a set of operation kinds and, optionally, a substring of the path the call
  * acts on (for calls on a file descriptor, the path the descriptor was opened with, as the kernel
  * reports it in /proc/self/fd; for *at calls, the directory's path joined with the name). The
  * fault is transient (that one call fails) or persistent (that call and every later matching one
- * fail, as on a dead disk). A failed call does nothing, except close(), which closes the
+ * fail, as on a dead disk; optionally only until max_failures calls were failed, as on a disk
+ * that fills up and is then cleared). A failed call does nothing, except close(), which closes the
  * descriptor anyway, as Linux does when close() fails. A write fault may instead be a short write:
  * the call writes only the first half of its bytes and returns that count (once; with
  * persistent, every later matching call fails with the errno, as when a disk fills up).
@@ -85,6 +88,7 @@ typedef struct sysio_fault {
     bool persistent;           /* and every matching call after it */
     int errno_value;           /* errno of a failed call (EIO if 0) */
     bool short_write;          /* a write kind call at nth writes half its bytes instead */
+    uint64_t max_failures;     /* persistent: heal after this many failed calls (0: never) */
 } sysio_fault;
 
 /* What the injector saw since it was last armed. */
@@ -106,6 +110,21 @@ void sysio_fault_disarm(void);
 
 /* The report of the current (or last) arming. */
 void sysio_fault_get_report(sysio_fault_report *out);
+
+/* What the injector decides for one call. */
+enum sysio_verdict {
+    SYSIO_PASS = 0, /* make the call */
+    SYSIO_FAIL,     /* fail it: do nothing, report the errno */
+    SYSIO_SHORT,    /* a write kind call: write only the first half of its bytes */
+};
+
+/*
+ * The decision for a call of kind op on path, for code that makes its file calls outside these
+ * wrappers (the SQLite VFS shim, catalog/sqlite_vfs.c). It counts and decides exactly as the
+ * wrappers do (it is their code); on SYSIO_FAIL or SYSIO_SHORT, *err is the errno to report.
+ * path is matched as given ("" matches no path filter). Disarmed: one relaxed atomic load.
+ */
+enum sysio_verdict sysio_should_fail(enum sysio_op op, const char *path, int *err);
 
 /* --- crash points --- */
 

@@ -7,6 +7,7 @@
 #ifndef INGOT_TEST_H
 #define INGOT_TEST_H
 
+#include <dirent.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,6 +44,18 @@ static int test_failed_count;
             test_failed_checks++;                                                                  \
         }                                                                                          \
     } while (0)
+
+/* Open descriptors of this process (leak checks). */
+static inline int test_open_fds(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    int n = 0;
+    if (!d) return -1;
+    while (readdir(d))
+        n++;
+    closedir(d);
+    return n;
+}
 
 #define TEST_RUN(fn)                                                                               \
     do {                                                                                           \

@@ -2,8 +2,12 @@
  * test_catalog.c: the SQLite catalog back end (catalog_sqlite.c) against files in a temp dir:
  * SQLite-specific checks (schema on disk, versions, row counts) and the back-end independent
  * scenarios of catalog_scenarios.h, each on a fresh file. Also the shared helpers of
- * catalog_open.c (sequence_extras lists, the back-end choice).
+ * catalog_open.c (sequence_extras lists, the back-end choice), and the I/O seam under the SQLite
+ * back end (sqlite_vfs.c): its calls reach the util/sysio.h injector, an injected failure gets
+ * the SQLite code a real one would, changes nothing, and leaves the handle usable; a failed open
+ * or close leaks no descriptor. (tests/unit/test_faults.c runs the whole ingester over it.)
  */
+#include <errno.h>
 #include <sqlite3.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -12,10 +16,13 @@
 
 #include "catalog/catalog.h"
 #include "catalog/catalog_internal.h"
+#include "catalog/sqlite_vfs.h"
 #include "catalog_scenarios.h"
 #include "test.h"
 #include "util/column_type.h"
 #include "util/error.h"
+#include "util/log.h"
+#include "util/sysio.h"
 
 static char tmp_dir[256];
 
@@ -254,6 +261,146 @@ static void test_lists_after_reopen(void)
     cat.close(cat.self);
 }
 
+/* ---- the I/O seam (sqlite_vfs.c) ---- */
+
+/* Arm the injector: call nth of the kinds in ops on paths containing path fails with errno_value.
+ */
+static void arm(unsigned ops, const char *path, uint64_t nth, int errno_value, bool short_write)
+{
+    CHECK_EQ_INT(sysio_fault_arm(&(sysio_fault){.ops = ops,
+                                                .path_contains = path,
+                                                .nth = nth,
+                                                .errno_value = errno_value,
+                                                .short_write = short_write}),
+                 0);
+}
+
+/* Run sql on db; the extended result code. */
+static int exec_code(sqlite3 *db, const char *sql)
+{
+    int rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
+    return rc == SQLITE_OK ? rc : sqlite3_extended_errcode(db);
+}
+
+/* Every kind of injected failure gets the code the unix VFS gives a real one; nothing changes. */
+static void test_vfs_error_codes(void)
+{
+    char path[512];
+    make_path(path, sizeof path, "vfs_codes.sqlite");
+    const char *vfs = catalog_sqlite_vfs();
+    CHECK(vfs != NULL);
+    CHECK_EQ_STR(vfs, CATALOG_SQLITE_VFS_NAME);
+    CHECK(sqlite3_vfs_find(NULL) != sqlite3_vfs_find(vfs)); /* never the default */
+    sqlite3 *db = NULL;
+    CHECK_EQ_INT(sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, vfs),
+                 SQLITE_OK);
+    sqlite3_extended_result_codes(db, 1);
+    CHECK_EQ_INT(exec_code(db, "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;"
+                               "CREATE TABLE t(x INTEGER PRIMARY KEY, v TEXT)"),
+                 SQLITE_OK);
+    struct {
+        unsigned ops;
+        int errno_value;
+        bool short_write;
+        int code;
+    } cases[] = {
+        {SYSIO_MASK(SYSIO_OP_WRITE), EIO, false, SQLITE_IOERR_WRITE},
+        {SYSIO_MASK(SYSIO_OP_WRITE), ENOSPC, false, SQLITE_FULL},
+        {SYSIO_MASK(SYSIO_OP_WRITE), EIO, true, SQLITE_IOERR_WRITE},
+        {SYSIO_MASK(SYSIO_OP_WRITE), ENOSPC, true, SQLITE_FULL},
+        {SYSIO_MASK(SYSIO_OP_SYNC), EIO, false, SQLITE_IOERR_FSYNC},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        arm(cases[i].ops, "vfs_codes.sqlite", 1, cases[i].errno_value, cases[i].short_write);
+        CHECK_EQ_INT(exec_code(db, "INSERT INTO t(v) VALUES('refused')"), cases[i].code);
+        sysio_fault_disarm();
+        sysio_fault_report rep;
+        sysio_fault_get_report(&rep);
+        CHECK_EQ_INT(rep.injected, 1);
+        CHECK(strstr(rep.first_path, "vfs_codes.sqlite-wal") != NULL);
+        /* the connection goes on; the refused row is not there */
+        CHECK_EQ_INT(exec_code(db, "INSERT INTO t(v) VALUES('kept')"), SQLITE_OK);
+    }
+    sqlite3_close(db);
+    /* a fresh connection (recovery from the WAL the failures left) sees exactly the kept rows */
+    CHECK_EQ_INT(count_rows(path, "SELECT count(*) FROM t WHERE v = 'kept'"), 5);
+    CHECK_EQ_INT(count_rows(path, "SELECT count(*) FROM t WHERE v = 'refused'"), 0);
+
+    /* reads: a fresh connection reads the header at open; opens: the database file itself */
+    arm(SYSIO_MASK(SYSIO_OP_READ), "vfs_codes.sqlite", 1, EIO, false);
+    db = NULL;
+    CHECK(sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, vfs) != SQLITE_OK);
+    CHECK_EQ_INT(sqlite3_extended_errcode(db), SQLITE_IOERR_READ);
+    sysio_fault_disarm();
+    sqlite3_close(db);
+    CHECK_EQ_INT(sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, vfs), SQLITE_OK);
+    CHECK_EQ_INT(exec_code(db, "SELECT count(*) FROM t"), SQLITE_OK);
+    sqlite3_close(db);
+    arm(SYSIO_MASK(SYSIO_OP_OPEN), "vfs_codes.sqlite", 1, EACCES, false);
+    db = NULL;
+    CHECK_EQ_INT(sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, vfs), SQLITE_CANTOPEN);
+    sysio_fault_disarm();
+    sqlite3_close(db);
+}
+
+/* The catalog over the seam: a failed call changes nothing, the handle stays usable. */
+static void test_vfs_catalog_calls(void)
+{
+    char path[512], err[512] = "";
+    make_path(path, sizeof path, "vfs_calls.sqlite");
+    catalog cat;
+    CHECK_EQ_INT(catalog_sqlite_open(path, &cat, err, sizeof err), 0);
+    int64_t a = 0, b = 0, t = 0;
+    CHECK_EQ_INT(cat.namespace_get_or_create(cat.self, "a", &a), 0);
+    /* every call goes through the seam: armed but never failing, the injector counts them */
+    arm(0, "vfs_calls.sqlite", UINT64_MAX, EIO, false);
+    CHECK_EQ_INT(cat.table_get_or_create(cat.self, a, "cpu", &t), 0);
+    sysio_fault_report rep;
+    sysio_fault_get_report(&rep);
+    CHECK(rep.matched >= 2); /* at least the WAL frame write and its sync */
+    CHECK_EQ_INT(rep.injected, 0);
+    /* write, sync and read failures: INGOT_E_CATALOG, nothing created, the next call works */
+    unsigned kinds[] = {SYSIO_MASK(SYSIO_OP_WRITE), SYSIO_MASK(SYSIO_OP_SYNC)};
+    for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++) {
+        arm(kinds[i], "vfs_calls.sqlite", 1, i ? EIO : ENOSPC, false);
+        CHECK_EQ_INT(cat.namespace_get_or_create(cat.self, "b", &b), INGOT_E_CATALOG);
+        sysio_fault_disarm();
+        CHECK_EQ_INT(cat.namespace_lookup(cat.self, "b", &b), INGOT_E_NOT_FOUND);
+    }
+    CHECK_EQ_INT(cat.namespace_get_or_create(cat.self, "b", &b), 0);
+    CHECK(b != a);
+    cat.close(cat.self);
+
+    /* a failed open (the file's open, the schema's read) fails cleanly and leaks nothing */
+    int fds = test_open_fds();
+    unsigned open_kinds[] = {SYSIO_MASK(SYSIO_OP_OPEN), SYSIO_MASK(SYSIO_OP_READ)};
+    for (size_t i = 0; i < sizeof open_kinds / sizeof open_kinds[0]; i++) {
+        arm(open_kinds[i], "vfs_calls.sqlite", 1, EIO, false);
+        err[0] = '\0';
+        CHECK_EQ_INT(catalog_sqlite_open(path, &cat, err, sizeof err), INGOT_E_CATALOG);
+        CHECK(strstr(err, path) != NULL);
+        sysio_fault_disarm();
+        CHECK_EQ_INT(test_open_fds(), fds);
+    }
+    /* a failing close still closes every file */
+    CHECK_EQ_INT(catalog_sqlite_open(path, &cat, err, sizeof err), 0);
+    int64_t id = 0;
+    CHECK_EQ_INT(cat.namespace_lookup(cat.self, "b", &id), 0);
+    CHECK_EQ_INT(id, b);
+    CHECK(test_open_fds() > fds);
+    CHECK_EQ_INT(sysio_fault_arm(&(sysio_fault){.ops = SYSIO_MASK(SYSIO_OP_CLOSE),
+                                                .path_contains = "vfs_calls.sqlite",
+                                                .nth = 1,
+                                                .persistent = true}),
+                 0);
+    cat.close(cat.self);
+    sysio_fault_get_report(&rep);
+    sysio_fault_disarm();
+    CHECK(rep.injected >= 1);
+    CHECK_EQ_INT(test_open_fds(), fds);
+    CHECK_EQ_INT(count_rows(path, "SELECT count(*) FROM namespace"), 2);
+}
+
 static void test_extras_helpers(void)
 {
     CHECK_EQ_INT(catalog_extras_validate(NULL, 0), 0);
@@ -307,6 +454,9 @@ int main(void)
     TEST_RUN(test_list_namespaces);
     TEST_RUN(test_list_partitions);
     TEST_RUN(test_lists_after_reopen);
+    log_set_level((enum log_level)(LOG_ERROR + 1)); /* the injected failures are logged */
+    TEST_RUN(test_vfs_error_codes);
+    TEST_RUN(test_vfs_catalog_calls);
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp_dir);
     if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmp_dir);

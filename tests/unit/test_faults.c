@@ -10,25 +10,49 @@
  *   session 3: open (replays b3 b4: persist, delete; truncates the tail), write b5 b6, query,
  *              close.
  *
+ * A run's directory holds data/ (the data dir: WAL, objects) and beside it catalog.sqlite (with
+ * its -wal and -shm), so a loop's path filter aims at the one or the other. The catalog's file
+ * calls reach the injector through the SQLite VFS shim (catalog/sqlite_vfs.c). b0 creates the
+ * schema (namespace, table, columns) in the catalog; every persist asks it for the partition,
+ * compares-and-swaps the sort key and inserts the Parquet file's row; every open reads it.
+ *
  * Each batch bK is ROWS rows on day K (its own partition), so what the catalog's Parquet files
  * and the buffer hold of each batch can be counted per day. After each run the data directory is
  * opened again WITHOUT faults (replay) and checked: every acknowledged batch is there exactly once
  * and whole (Parquet row counts in the catalog + buffered rows == ROWS; every file covers the whole
  * batch), a batch whose WAL commit failed is there whole or not at all, anything refused before
- * the WAL (the invalid write; writes after the WAL failed) is not there. During the run: once the
- * WAL reported its failure, no later write is acknowledged, and a write whose own WAL write or
- * fdatasync was failed is not acknowledged; transient faults in the object store are retried by
- * the persister (a failed put of a temporary object shows up as a put retry).
+ * the WAL (the invalid write; writes after the WAL failed; writes refused because the catalog
+ * failed while creating their schema) is not there; the catalog file passes SQLite's
+ * integrity_check and foreign_key_check; and the process holds exactly the descriptors it held
+ * before the run. During the run: once the WAL reported its failure, no later write is
+ * acknowledged, and a write whose own WAL write or fdatasync was failed is not acknowledged; a
+ * write gets INGOT_E_CATALOG (HTTP 500) only in a catalog loop and only if a fault was injected
+ * during it; transient faults in the object store are retried by the persister (a failed put of
+ * a temporary object shows up as a put retry), and so are catalog faults while draining (only
+ * persist jobs use the catalog then: a catalog retry must show up). A start that fails (the
+ * catalog cannot be opened or read) must fail cleanly: the next one (a later session, the
+ * verification) works, and ASan's leak check covers the failed one.
  *
- * Loops: every kind transient (EIO / ENOSPC alternately), transient short writes, and two
- * persistent WAL faults (a dying WAL disk: every fdatasync from N on fails; a full one: write N
- * is short and every later write fails with ENOSPC). Persistent faults in the object store are
- * not looped: the persister retries a put forever by design (test_persist.c covers a stalled
- * store). The catalog (SQLite) does its own I/O and is not covered by this seam.
+ * Loops over the data dir: every kind transient (EIO / ENOSPC alternately), transient short
+ * writes, and two persistent WAL faults (a dying WAL disk: every fdatasync from N on fails; a
+ * full one: write N is short and every later write fails with ENOSPC). Persistent faults in the
+ * object store are not looped: the persister retries a put forever by design (test_persist.c
+ * covers a stalled store).
+ *
+ * Loops over the catalog: every kind SQLite makes (open, read, write, sync, truncate, unlink,
+ * close) transient, EIO / ENOSPC alternately (ENOSPC on a write is SQLITE_FULL); a catalog that
+ * cannot be opened any more (every open from N on fails: every later start fails); and a full
+ * catalog disk (write N torn, half its bytes written, the next write fails with ENOSPC too, then
+ * the space comes back: a fault that never heals would wedge every drain, as the persister
+ * retries forever by design). A transient short write on the catalog is not looped on its own:
+ * the full-disk loop starts with one at every N. A run that is not done after RUN_TIMEOUT_S
+ * (a wedged persister, say) ends the test with its name.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <signal.h>
+#include <sqlite3.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -51,7 +75,8 @@
 #define BATCHES 7       /* b0 .. b6 */
 #define BAD_DAY BATCHES /* the invalid write's day */
 #define ROWS 48
-#define MAX_N 400 /* a loop that never runs dry is a bug */
+#define MAX_N 400               /* a loop that never runs dry is a bug */
+#define CATALOG_FULL_FAILURES 2 /* the full catalog disk's failed calls before it is cleared */
 
 enum fate {
     FATE_ABSENT = 0, /* never acknowledged and never reached the WAL: must not be there */
@@ -60,18 +85,22 @@ enum fate {
 };
 
 typedef struct run {
-    char dir[PATH_MAX];
+    char dir[PATH_MAX];          /* the run's directory: data/ and catalog.sqlite */
+    char data_dir[PATH_MAX + 8]; /* <dir>/data: WAL, objects */
+    char catalog[PATH_MAX + 32]; /* <dir>/catalog.sqlite (and its -wal, -shm) */
     ingot_config cfg;
     const sysio_fault *fault;
+    bool catalog_faults; /* the fault is aimed at the catalog's files */
     enum fate fate[BATCHES + 1];
-    uint64_t put_retries;
-    unsigned open_failures;
+    uint64_t put_retries, catalog_retries;
+    unsigned open_failures, catalog_refusals;
     char label[160];
 } run;
 
 /* Totals over every loop, printed at the end. */
 static unsigned total_runs;
-static uint64_t total_faults, total_put_retries, total_open_failures;
+static uint64_t total_faults, total_put_retries, total_open_failures, total_catalog_retries,
+    total_catalog_refusals;
 
 /* CHECK(cond) (cond evaluated once), naming the run when it fails. */
 #define RUN_CHECK(r, cond)                                                                         \
@@ -107,8 +136,14 @@ static int run_init(run *r, const sysio_fault *f, const char *label)
     r->fault = f;
     snprintf(r->label, sizeof r->label, "%s", label);
     if (make_dir(r->dir, sizeof r->dir) != 0) return -1;
+    /* the catalog beside the data dir, so a path filter can aim at one or the other */
+    snprintf(r->data_dir, sizeof r->data_dir, "%s/data", r->dir);
+    snprintf(r->catalog, sizeof r->catalog, "%s/catalog.sqlite", r->dir);
+    if (mkdir(r->data_dir, 0755) != 0) return -1;
     char *argv[] = {"--data-dir",
-                    r->dir,
+                    r->data_dir,
+                    "--catalog",
+                    r->catalog,
                     "--wal-segment-bytes",
                     "4096",
                     "--persist-workers",
@@ -165,12 +200,18 @@ static ingester *session_open(run *r)
     return ing;
 }
 
-/* Close; returns the put retries the session's metrics show (jobs finished by close are not). */
-static uint64_t session_close(run *r, ingester *ing)
+/*
+ * Close; returns the put retries the session's metrics show (jobs finished by close are not).
+ * The session's catalog retries go to r->catalog_retries, and to *catalog_retries if given.
+ */
+static uint64_t session_close(run *r, ingester *ing, uint64_t *catalog_retries)
 {
     if (!ing) return 0;
     uint64_t retries = metric(ing, "ingot_persist_retries_total{op=\"put\"}");
+    uint64_t cat = metric(ing, "ingot_persist_retries_total{op=\"catalog\"}");
     r->put_retries += retries;
+    r->catalog_retries += cat;
+    if (catalog_retries) *catalog_retries = cat;
     ingester_close(ing);
     return retries;
 }
@@ -221,7 +262,13 @@ static void write_batch(run *r, ingester *ing, int k)
     sysio_fault_get_report(&after);
     strbuf_free(&body);
 
-    RUN_CHECK(r, rv == 0 || rv == INGOT_E_WAL_FAILED);
+    /* a catalog failure while creating the schema refuses the write before the WAL */
+    RUN_CHECK(r,
+              rv == 0 || rv == INGOT_E_WAL_FAILED || (r->catalog_faults && rv == INGOT_E_CATALOG));
+    if (rv == INGOT_E_CATALOG) {
+        r->catalog_refusals++;
+        RUN_CHECK(r, after.injected > before.injected);
+    }
     if (rv == 0)
         r->fate[k] = FATE_ACKED;
     else if (rv == INGOT_E_WAL_FAILED && !failed_before)
@@ -244,7 +291,9 @@ static void write_invalid(run *r, ingester *ing)
     int n = snprintf(body, sizeof body, "m,b=bad,i=i00 v=1i %lld\nm,b=bad,i=i01 v=\"text\" %lld\n",
                      (long long)(T0 + BAD_DAY * DAY), (long long)(T0 + BAD_DAY * DAY + 1));
     int rv = write_lp(ing, body, (size_t)n);
-    RUN_CHECK(r, rv == INGOT_E_INVALID || rv == INGOT_E_WAL_FAILED);
+    RUN_CHECK(r, rv == INGOT_E_INVALID || rv == INGOT_E_WAL_FAILED ||
+                     (r->catalog_faults && rv == INGOT_E_CATALOG));
+    if (rv == INGOT_E_CATALOG) r->catalog_refusals++;
     r->fate[BAD_DAY] = FATE_ABSENT;
 }
 
@@ -310,7 +359,7 @@ static void on_file(void *arg, const catalog_parquet_file *f)
     struct stat st;
     RUN_CHECK(c->r, object_store_parquet_path("db", "m", f->partition_key, f->object_store_id, rel,
                                               sizeof rel) == 0);
-    snprintf(path, sizeof path, "%s/objects/%s", c->r->dir, rel);
+    snprintf(path, sizeof path, "%s/objects/%s", c->r->data_dir, rel);
     FILE *obj = fopen(path, "rb");
     bool intact = obj && fstat(fileno(obj), &st) == 0 && st.st_size == f->file_size_bytes &&
                   st.st_size >= 8 && fread(head, 1, 4, obj) == 4 && fseek(obj, -4, SEEK_END) == 0 &&
@@ -320,6 +369,40 @@ static void on_file(void *arg, const catalog_parquet_file *f)
     if (!intact) fprintf(stderr, "  object %s is missing or not whole\n", path);
     RUN_CHECK(c->r, intact);
     if (k >= 0 && k <= BATCHES && intact) c->rows[k] += (uint64_t)f->row_count;
+}
+
+/* The first column of the first row of sql on the catalog file ("" if none), into out. */
+static int catalog_query(const run *r, const char *sql, char *out, size_t len)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_open_v2(r->catalog, &db, SQLITE_OPEN_READONLY, NULL);
+    if (rc == SQLITE_OK) rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
+    if (rc == SQLITE_OK) rc = sqlite3_step(st);
+    out[0] = '\0';
+    if (rc == SQLITE_ROW) {
+        const unsigned char *v = sqlite3_column_text(st, 0);
+        snprintf(out, len, "%s", v ? (const char *)v : "");
+        rc = SQLITE_OK;
+    } else if (rc == SQLITE_DONE) {
+        rc = SQLITE_OK;
+    }
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return rc;
+}
+
+/* The catalog file, read behind ingot's back (SQLite's default VFS): whole and consistent. */
+static void check_catalog_file(run *r)
+{
+    char v[256];
+    RUN_CHECK(r, catalog_query(r, "PRAGMA integrity_check", v, sizeof v) == SQLITE_OK);
+    if (strcmp(v, "ok") != 0) fprintf(stderr, "  catalog integrity_check: %s\n", v);
+    RUN_CHECK(r, !strcmp(v, "ok"));
+    RUN_CHECK(r, catalog_query(r, "PRAGMA foreign_key_check", v, sizeof v) == SQLITE_OK);
+    RUN_CHECK(r, v[0] == '\0');
+    RUN_CHECK(r, catalog_query(r, "PRAGMA user_version", v, sizeof v) == SQLITE_OK);
+    RUN_CHECK(r, !strcmp(v, "1"));
 }
 
 /* Reopen without faults (replay) and check every batch against its fate. */
@@ -353,6 +436,7 @@ static void verify(run *r)
         RUN_CHECK(r, ok);
     }
     ingester_close(ing);
+    check_catalog_file(r);
 }
 
 /*
@@ -361,14 +445,14 @@ static void verify(run *r)
  */
 static void tear_last_segment(run *r)
 {
-    char path[PATH_MAX + 32];
+    char path[PATH_MAX + 48];
     unsigned long long last = 0;
     for (unsigned long long id = 1; id < 64; id++) {
-        snprintf(path, sizeof path, "%s/wal/%llu.wal", r->dir, id);
+        snprintf(path, sizeof path, "%s/wal/%llu.wal", r->data_dir, id);
         if (access(path, F_OK) == 0) last = id;
     }
     if (!last) return;
-    snprintf(path, sizeof path, "%s/wal/%llu.wal", r->dir, last);
+    snprintf(path, sizeof path, "%s/wal/%llu.wal", r->data_dir, last);
     FILE *f = fopen(path, "ab");
     if (!f) return;
     static const unsigned char torn[7] = {0x40, 0, 0, 0, 0xde, 0xad, 0xbe};
@@ -385,16 +469,24 @@ static void scenario(run *r)
             write_batch(r, ing, k);
         write_invalid(r, ing);
         ingester_stop_writes(ing);
+        sysio_fault_report before;
+        sysio_fault_get_report(&before);
         (void)ingester_drain(ing); /* fails when the WAL failed: the data stays in the WAL */
+        sysio_fault_report after;
+        sysio_fault_get_report(&after);
         /* the drain waited for every persist job: a failed put was retried, not dropped */
         bool retried = put_failed(r);
-        uint64_t retries = session_close(r, ing);
+        /* with writes stopped only persist jobs use the catalog: a failed call was retried */
+        bool catalog_failed = r->catalog_faults && before.injected == 0 && after.injected > 0;
+        uint64_t catalog_retries = 0;
+        uint64_t retries = session_close(r, ing, &catalog_retries);
         if (retried) RUN_CHECK(r, retries > 0);
+        if (catalog_failed) RUN_CHECK(r, catalog_retries > 0);
     }
     if ((ing = session_open(r))) {
         for (int k = 3; k < 5; k++)
             write_batch(r, ing, k);
-        session_close(r, ing);
+        session_close(r, ing, NULL);
     }
     tear_last_segment(r);
     if ((ing = session_open(r))) {
@@ -406,46 +498,79 @@ static void scenario(run *r)
             RUN_CHECK(r, buffered[k] == 0 || buffered[k] == ROWS); /* never half a batch */
             if (r->fate[k] == FATE_ABSENT) RUN_CHECK(r, buffered[k] == 0);
         }
-        session_close(r, ing);
+        session_close(r, ing, NULL);
     }
 }
 
+/* What a loop's path filter aims at: "<run dir>" + one of these. */
+#define DATA_FILES "/data"              /* the WAL, the object store, the data dir itself */
+#define WAL_FILES "/data/wal/"          /* the WAL only */
+#define CATALOG_FILES "/catalog.sqlite" /* the SQLite catalog: the file, its -wal and -shm */
+
+/* A run that takes longer than this is wedged (a persister retrying forever, say). */
+#define RUN_TIMEOUT_S 120
+#define RUN_TIMEOUT_TEXT "120"
+
+static const char *volatile running_label = "";
+
+static void on_run_timeout(int sig)
+{
+    (void)sig;
+    static const char msg[] =
+        "test_faults: a run is wedged (not done after " RUN_TIMEOUT_TEXT " s): ";
+    if (write(2, msg, sizeof msg - 1) < 0 || write(2, running_label, strlen(running_label)) < 0 ||
+        write(2, "\n", 1) < 0)
+        _exit(3);
+    _exit(3);
+}
+
 /*
- * Run the scenario failing call n = 1, 2, ... of the calls `f` matches (f->nth is set here; when
- * path_suffix is given, only paths containing "<run dir><path_suffix>") until a run injects
- * nothing. Returns the number of runs.
+ * Run the scenario failing call n = 1, 2, ... of the calls `f` matches on paths containing
+ * "<run dir><target>" (f->nth and f->path_contains are set here) until a run injects nothing.
+ * Returns the number of runs.
  */
-static unsigned fault_loop(const char *name, sysio_fault f, const char *path_suffix)
+static unsigned fault_loop(const char *name, sysio_fault f, const char *target)
 {
     unsigned runs = 0;
     const char *only = getenv("INGOT_FAULTS_ONLY"); /* a substring of the loop names to run */
     if (only && !strstr(name, only)) return 0;
+    signal(SIGALRM, on_run_timeout);
     for (uint64_t n = 1; n <= MAX_N; n++) {
         run r;
         char label[160], path[PATH_MAX + 16];
+        int fds = test_open_fds();
         snprintf(label, sizeof label, "%s, call %llu", name, (unsigned long long)n);
         if (run_init(&r, &f, label) != 0) {
             CHECK(!"cannot set up a run");
             return runs;
         }
-        snprintf(path, sizeof path, "%s%s", r.dir, path_suffix ? path_suffix : "");
+        r.catalog_faults = !strcmp(target, CATALOG_FILES);
+        snprintf(path, sizeof path, "%s%s", r.dir, target);
         f.nth = n;
         f.path_contains = path;
         if (!f.persistent && !f.short_write) f.errno_value = n % 2 ? EIO : ENOSPC;
+        running_label = r.label;
+        alarm(RUN_TIMEOUT_S);
         CHECK_EQ_INT(sysio_fault_arm(&f), 0);
         scenario(&r);
         sysio_fault_disarm();
         sysio_fault_report rep;
         sysio_fault_get_report(&rep);
         verify(&r);
+        /* whatever failed, every session closed every descriptor it opened */
+        RUN_CHECK(&r, test_open_fds() == fds);
+        alarm(0);
+        running_label = "";
         runs++;
         total_runs++;
         total_faults += rep.injected;
         total_put_retries += r.put_retries;
         total_open_failures += r.open_failures;
+        total_catalog_retries += r.catalog_retries;
+        total_catalog_refusals += r.catalog_refusals;
         run_free(&r);
         if (rep.injected == 0) {
-            printf("  %-34s %3u runs (the last injected nothing after %llu matching calls)\n", name,
+            printf("  %-38s %3u runs (the last injected nothing after %llu matching calls)\n", name,
                    runs, (unsigned long long)rep.matched);
             return runs;
         }
@@ -459,14 +584,14 @@ static void test_transient_faults_of_every_kind(void)
     for (int op = 0; op < SYSIO_OP_COUNT; op++) {
         char name[64];
         snprintf(name, sizeof name, "transient %s", sysio_op_name((enum sysio_op)op));
-        fault_loop(name, (sysio_fault){.ops = SYSIO_MASK(op)}, NULL);
+        fault_loop(name, (sysio_fault){.ops = SYSIO_MASK(op)}, DATA_FILES);
     }
 }
 
 static void test_transient_short_writes(void)
 {
     fault_loop("transient short write",
-               (sysio_fault){.ops = SYSIO_MASK(SYSIO_OP_WRITE), .short_write = true}, NULL);
+               (sysio_fault){.ops = SYSIO_MASK(SYSIO_OP_WRITE), .short_write = true}, DATA_FILES);
 }
 
 static void test_persistent_wal_faults(void)
@@ -474,13 +599,43 @@ static void test_persistent_wal_faults(void)
     fault_loop(
         "persistent WAL sync EIO",
         (sysio_fault){.ops = SYSIO_MASK(SYSIO_OP_SYNC), .persistent = true, .errno_value = EIO},
-        "/wal/");
+        WAL_FILES);
     fault_loop("persistent WAL write: short, ENOSPC",
                (sysio_fault){.ops = SYSIO_MASK(SYSIO_OP_WRITE),
                              .persistent = true,
                              .short_write = true,
                              .errno_value = ENOSPC},
-               "/wal/");
+               WAL_FILES);
+}
+
+/* The catalog's calls (the SQLite VFS shim), every kind that SQLite makes. */
+static void test_catalog_faults(void)
+{
+    static const enum sysio_op kinds[] = {SYSIO_OP_OPEN, SYSIO_OP_READ,     SYSIO_OP_WRITE,
+                                          SYSIO_OP_SYNC, SYSIO_OP_TRUNCATE, SYSIO_OP_UNLINK,
+                                          SYSIO_OP_CLOSE};
+    for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++) {
+        char name[64];
+        snprintf(name, sizeof name, "catalog transient %s", sysio_op_name(kinds[i]));
+        fault_loop(name, (sysio_fault){.ops = SYSIO_MASK(kinds[i])}, CATALOG_FILES);
+    }
+    /* a catalog that cannot be opened any more: every later start fails, cleanly */
+    fault_loop(
+        "catalog persistent open EIO",
+        (sysio_fault){.ops = SYSIO_MASK(SYSIO_OP_OPEN), .persistent = true, .errno_value = EIO},
+        CATALOG_FILES);
+    /*
+     * A full catalog disk: write N is torn (half its bytes) and the next ones fail with ENOSPC
+     * until CATALOG_FULL_FAILURES calls have failed (then space is freed; persist jobs retry for
+     * ever, so a fault that never heals would wedge every drain).
+     */
+    fault_loop("catalog persistent write: short, ENOSPC",
+               (sysio_fault){.ops = SYSIO_MASK(SYSIO_OP_WRITE),
+                             .persistent = true,
+                             .short_write = true,
+                             .errno_value = ENOSPC,
+                             .max_failures = CATALOG_FULL_FAILURES},
+               CATALOG_FILES);
 }
 
 /* The seam itself: counting, path filter, transient vs persistent, short writes, close. */
@@ -526,7 +681,39 @@ static void test_injector(void)
     CHECK_EQ_INT(sysio_write(fd, "zz", 2), -1);
     CHECK_EQ_INT(errno, EIO);
     CHECK_EQ_INT(sysio_fdatasync(fd), -1);
+    /* a persistent fault that heals after 2 failures; sysio_should_fail counts like a wrapper */
+    CHECK_EQ_INT(sysio_fault_arm(&(sysio_fault){.ops = SYSIO_MASK(SYSIO_OP_SYNC),
+                                                .path_contains = "a.dat",
+                                                .nth = 2,
+                                                .persistent = true,
+                                                .max_failures = 2,
+                                                .errno_value = EROFS}),
+                 0);
+    int err = 0;
+    CHECK_EQ_INT(sysio_should_fail(SYSIO_OP_SYNC, path, &err), SYSIO_PASS);
+    CHECK_EQ_INT(sysio_should_fail(SYSIO_OP_WRITE, path, &err), SYSIO_PASS); /* not counted */
+    CHECK_EQ_INT(sysio_should_fail(SYSIO_OP_SYNC, other, &err), SYSIO_PASS); /* not counted */
+    CHECK_EQ_INT(sysio_should_fail(SYSIO_OP_SYNC, "", &err), SYSIO_PASS);    /* no path */
+    CHECK_EQ_INT(sysio_fdatasync(fd), -1);
+    CHECK_EQ_INT(errno, EROFS);
+    CHECK_EQ_INT(sysio_should_fail(SYSIO_OP_SYNC, path, &err), SYSIO_FAIL);
+    CHECK_EQ_INT(err, EROFS);
+    CHECK_EQ_INT(sysio_fdatasync(fd), 0); /* healed */
+    CHECK_EQ_INT(sysio_should_fail(SYSIO_OP_SYNC, path, &err), SYSIO_PASS);
+    sysio_fault_get_report(&rep);
+    CHECK_EQ_INT(rep.matched, 5);
+    CHECK_EQ_INT(rep.injected, 2);
+    CHECK_EQ_INT(rep.first_op, SYSIO_OP_SYNC);
+    CHECK_EQ_STR(rep.first_path, path);
+    CHECK_EQ_INT(sysio_fault_arm(&(sysio_fault){.ops = SYSIO_MASK(SYSIO_OP_WRITE),
+                                                .nth = 1,
+                                                .short_write = true,
+                                                .errno_value = ENOSPC}),
+                 0);
+    CHECK_EQ_INT(sysio_should_fail(SYSIO_OP_WRITE, path, &err), SYSIO_SHORT);
+    CHECK_EQ_INT(err, ENOSPC);
     sysio_fault_disarm();
+    CHECK_EQ_INT(sysio_should_fail(SYSIO_OP_WRITE, path, &err), SYSIO_PASS);
     CHECK_EQ_INT(sysio_fdatasync(fd), 0);
     CHECK_EQ_INT(lseek(fd, 0, SEEK_END), 8);
     char buf[16] = {0};
@@ -675,8 +862,11 @@ int main(void)
     TEST_RUN(test_transient_faults_of_every_kind);
     TEST_RUN(test_transient_short_writes);
     TEST_RUN(test_persistent_wal_faults);
-    printf("fault loop: %u runs, %llu faults injected, %llu put retries, %llu failed opens\n",
+    TEST_RUN(test_catalog_faults);
+    printf("fault loop: %u runs, %llu faults injected, %llu put retries, %llu catalog retries, "
+           "%llu writes refused by a catalog failure, %llu failed opens\n",
            total_runs, (unsigned long long)total_faults, (unsigned long long)total_put_retries,
+           (unsigned long long)total_catalog_retries, (unsigned long long)total_catalog_refusals,
            (unsigned long long)total_open_failures);
     TEST_MAIN_END();
 }
