@@ -113,10 +113,28 @@ int buffer_snapshot_sorted_batch(const buffer_snapshot *snap, const uint32_t *ke
                                  query_batch **out);
 
 /*
- * Output columns of buffer_snapshot_sorted_batch: the key's tag columns in key order (appended
- * ones included), then the field columns in name order, then `time` last; only columns with at
- * least one non-null value in the snapshot. Returns 0, INGOT_E_INVALID (a key entry that is not
- * a tag column of the table, or twice), INGOT_E_NOMEM, INGOT_E_TOO_LARGE.
+ * The same rows, sorted and de-duplicated once, handed out a column at a time: a persist job
+ * encodes each column and frees it before the next is built, so the sorted copy of the
+ * snapshot is never whole in memory. The snapshot must stay referenced until
+ * buffer_sorted_rows_free. names[i]/types[i] describe output column i (order as below).
+ */
+typedef struct buffer_sorted_rows buffer_sorted_rows;
+int buffer_snapshot_sort(const buffer_snapshot *snap, const uint32_t *key, size_t key_count,
+                         buffer_sorted_rows **out);
+size_t buffer_sorted_rows_count(const buffer_sorted_rows *s);   /* rows after de-duplication */
+size_t buffer_sorted_rows_columns(const buffer_sorted_rows *s); /* output columns */
+const char *const *buffer_sorted_rows_names(const buffer_sorted_rows *s);
+const enum column_type *buffer_sorted_rows_types(const buffer_sorted_rows *s);
+/* Output column i, all rows (free with query_column_free): 0, INGOT_E_NOMEM, INGOT_E_TOO_LARGE. */
+int buffer_sorted_rows_column(buffer_sorted_rows *s, size_t i, query_column *out);
+void buffer_sorted_rows_free(buffer_sorted_rows *s);
+
+/*
+ * Output columns of buffer_snapshot_sorted_batch and buffer_snapshot_sort: the key's tag
+ * columns in key order (appended ones included), then the field columns in name order, then
+ * `time` last; only columns with at least one non-null value in the snapshot. Returns 0,
+ * INGOT_E_INVALID (a key entry that is not a tag column of the table, or twice), INGOT_E_NOMEM,
+ * INGOT_E_TOO_LARGE.
  */
 
 /*

@@ -25,11 +25,12 @@
  * subtracts them under the partition mutex. When the tree is freed first, its partitions detach
  * their snapshots without touching the totals, and later persisted() calls do nothing.
  *
- * The sorted batch (buffer_snapshot_sorted_batch) reads the snapshot's columns in place (no copy
- * of the rows) and runs the query path's sort + de-duplication core (buffer_dedup_run) with the
- * persist key. Output columns: the key's tag columns (in key order, the appended ones included),
- * then the field columns in name order, then `time` last; only columns with at least one
- * non-null value in the snapshot appear.
+ * The sorted rows (buffer_snapshot_sort) read the snapshot's columns in place (no copy of the
+ * rows) and run the query path's sort + de-duplication core (buffer_dedup_run) with the persist
+ * key once; each output column is then built on demand (buffer_sorted_rows_column), and the
+ * sorted batch (buffer_snapshot_sorted_batch) is all of them at once. Output columns: the key's
+ * tag columns (in key order, the appended ones included), then the field columns in name order,
+ * then `time` last; only columns with at least one non-null value in the snapshot appear.
  */
 #include "buffer/buffer_internal.h"
 
@@ -243,93 +244,158 @@ static bool buffer_snapshot_has(const buffer_snapshot *s, uint32_t col)
     return col < s->column_count && ((s->has_values[col / 8] >> (col % 8)) & 1);
 }
 
-int buffer_snapshot_sorted_batch(const buffer_snapshot *snap, const uint32_t *key, size_t key_count,
-                                 query_batch **out)
+struct buffer_sorted_rows {
+    const buffer_snapshot *snap;
+    buffer_frozen view;  /* the snapshot's own arrays (read only), with per-row sequences */
+    buffer_dedup d;
+    uint32_t full_key[SCHEMA_MAX_COLUMNS];
+    size_t kc;
+    uint32_t cols[SCHEMA_MAX_COLUMNS]; /* output column i = table column cols[i] */
+    size_t nc;
+    const char *names[SCHEMA_MAX_COLUMNS];
+    enum column_type types[SCHEMA_MAX_COLUMNS];
+    uint32_t *pick;      /* scratch of d.row_count entries for buffer_batch_column */
+};
+
+void buffer_sorted_rows_free(buffer_sorted_rows *s)
+{
+    if (!s) return;
+    free(s->pick);
+    free(s->view.seq);
+    buffer_dedup_free(&s->d);
+    free(s);
+}
+
+int buffer_snapshot_sort(const buffer_snapshot *snap, const uint32_t *key, size_t key_count,
+                         buffer_sorted_rows **out)
 {
     const schema_table *t = snap->part->table;
     uint32_t ncols = atomic_load_explicit(&((schema_table *)t)->column_count, memory_order_acquire);
-    buffer_frozen view = {0};
-    buffer_dedup d = {0};
-    uint32_t full_key[SCHEMA_MAX_COLUMNS];
-    uint32_t cols[SCHEMA_MAX_COLUMNS];
     bool in_key[SCHEMA_MAX_COLUMNS] = {false};
-    uint32_t *by_name = NULL, *pick = NULL; /* by_name: the table's tags, by name */
-    size_t n_by_name = 0, kc = 0, nc = 0;
-    query_batch *batch = NULL;
+    uint32_t *by_name = NULL; /* the table's tags, by name */
+    size_t n_by_name = 0;
     int rc = INGOT_E_INVALID;
 
     *out = NULL;
-    if (key_count && !key) return INGOT_E_INVALID;
+    buffer_sorted_rows *s = calloc(1, sizeof *s);
+    if (!s) return INGOT_E_NOMEM;
+    s->snap = snap;
+    if (key_count && !key) goto fail;
     /* the key: the given tag columns the snapshot has, then its other tag columns by name */
     for (size_t k = 0; k < key_count; k++) {
         uint32_t c = key[k];
         if (c >= ncols || t->columns[c].type != COLUMN_TAG || in_key[c]) goto fail;
         in_key[c] = true;
-        if (c < snap->column_count && snap->columns[c].type == COLUMN_TAG) full_key[kc++] = c;
+        if (c < snap->column_count && snap->columns[c].type == COLUMN_TAG) s->full_key[s->kc++] = c;
     }
     rc = buffer_table_tags_by_name(t, snap->column_count, &by_name, &n_by_name);
     if (rc) goto fail;
     for (size_t k = 0; k < n_by_name; k++) {
         uint32_t c = by_name[k];
-        if (!in_key[c] && snap->columns[c].type == COLUMN_TAG) full_key[kc++] = c;
+        if (!in_key[c] && snap->columns[c].type == COLUMN_TAG) s->full_key[s->kc++] = c;
     }
     /* output columns: key tags with values, fields with values by name, time */
-    for (size_t k = 0; k < kc; k++)
-        if (buffer_snapshot_has(snap, full_key[k])) cols[nc++] = full_key[k];
+    for (size_t k = 0; k < s->kc; k++)
+        if (buffer_snapshot_has(snap, s->full_key[k])) s->cols[s->nc++] = s->full_key[k];
     size_t nf = 0;
     for (uint32_t c = 1; c < snap->column_count; c++) {
         uint8_t type = snap->columns[c].type;
         if (type && type != COLUMN_TAG && type != COLUMN_TIME && buffer_snapshot_has(snap, c))
-            cols[nc + nf++] = c;
+            s->cols[s->nc + nf++] = c;
     }
-    buffer_columns_sort_by_name(t, cols + nc, nf);
-    nc += nf;
-    cols[nc++] = 0;
+    buffer_columns_sort_by_name(t, s->cols + s->nc, nf);
+    s->nc += nf;
+    s->cols[s->nc++] = 0;
+    for (size_t i = 0; i < s->nc; i++) {
+        s->names[i] = t->columns[s->cols[i]].name;
+        s->types[i] = (enum column_type)t->columns[s->cols[i]].type;
+    }
 
-    /* a frozen view of the snapshot's own arrays (read only), with per-row sequences */
     rc = INGOT_E_NOMEM;
-    view.table = t;
-    view.row_count = snap->row_count;
-    view.column_count = snap->column_count;
-    view.columns = snap->columns;
-    view.seq = malloc((snap->row_count ? snap->row_count : 1) * sizeof *view.seq);
-    if (!view.seq) goto fail;
+    s->view.table = t;
+    s->view.row_count = snap->row_count;
+    s->view.column_count = snap->column_count;
+    s->view.columns = snap->columns;
+    s->view.seq = malloc((snap->row_count ? snap->row_count : 1) * sizeof *s->view.seq);
+    if (!s->view.seq) goto fail;
     for (size_t run = 0; run < snap->run_count; run++) {
         size_t end = run + 1 < snap->run_count ? snap->runs[run + 1].first_row : snap->row_count;
         for (size_t r = snap->runs[run].first_row; r < end; r++)
-            view.seq[r] = snap->runs[run].sequence;
+            s->view.seq[r] = snap->runs[run].sequence;
     }
-    rc = buffer_dedup_run(&view, full_key, kc, BUFFER_ORDER_KEY_TIME, &d);
+    rc = buffer_dedup_run(&s->view, s->full_key, s->kc, BUFFER_ORDER_KEY_TIME, &s->d);
     if (rc) goto fail;
     rc = INGOT_E_NOMEM;
-    pick = malloc((d.row_count ? d.row_count : 1) * sizeof *pick);
-    batch = calloc(1, sizeof *batch);
-    if (!pick || !batch) goto fail;
+    s->pick = malloc((s->d.row_count ? s->d.row_count : 1) * sizeof *s->pick);
+    if (!s->pick) goto fail;
+    free(by_name);
+    *out = s;
+    return 0;
+fail:
+    free(by_name);
+    buffer_sorted_rows_free(s);
+    return rc;
+}
+
+size_t buffer_sorted_rows_count(const buffer_sorted_rows *s)
+{
+    return s->d.row_count;
+}
+
+size_t buffer_sorted_rows_columns(const buffer_sorted_rows *s)
+{
+    return s->nc;
+}
+
+const char *const *buffer_sorted_rows_names(const buffer_sorted_rows *s)
+{
+    return s->names;
+}
+
+const enum column_type *buffer_sorted_rows_types(const buffer_sorted_rows *s)
+{
+    return s->types;
+}
+
+int buffer_sorted_rows_column(buffer_sorted_rows *s, size_t i, query_column *out)
+{
+    memset(out, 0, sizeof *out);
+    out->type = s->types[i];
+    return buffer_batch_column(out, &s->view, &s->d, s->cols[i], s->full_key, s->kc, 0,
+                               s->d.row_count, s->pick);
+}
+
+int buffer_snapshot_sorted_batch(const buffer_snapshot *snap, const uint32_t *key, size_t key_count,
+                                 query_batch **out)
+{
+    buffer_sorted_rows *s;
+    *out = NULL;
+    int rc = buffer_snapshot_sort(snap, key, key_count, &s);
+    if (rc) return rc;
+    rc = INGOT_E_NOMEM;
+    query_batch *batch = calloc(1, sizeof *batch);
+    if (!batch) goto fail;
     memcpy(batch->partition_key, snap->part->key, sizeof batch->partition_key);
     batch->partition_id = snap->part->id;
-    batch->row_count = d.row_count;
-    batch->columns = calloc(nc, sizeof *batch->columns);
+    batch->row_count = s->d.row_count;
+    batch->columns = calloc(s->nc, sizeof *batch->columns);
     if (!batch->columns) goto fail;
-    batch->column_count = nc;
-    for (size_t i = 0; i < nc; i++) {
+    batch->column_count = s->nc;
+    for (size_t i = 0; i < s->nc; i++) {
         query_column *qc = &batch->columns[i];
-        qc->type = (enum column_type)t->columns[cols[i]].type;
-        qc->name = strdup(t->columns[cols[i]].name);
+        rc = buffer_sorted_rows_column(s, i, qc);
+        if (rc) goto fail;
+        qc->name = strdup(s->names[i]);
         if (!qc->name) {
             rc = INGOT_E_NOMEM;
             goto fail;
         }
-        rc = buffer_batch_column(qc, &view, &d, cols[i], full_key, kc, 0, d.row_count, pick);
-        if (rc) goto fail;
     }
     *out = batch;
     batch = NULL;
     rc = 0;
 fail:
     query_batch_free(batch);
-    free(by_name);
-    free(pick);
-    free(view.seq);
-    buffer_dedup_free(&d);
+    buffer_sorted_rows_free(s);
     return rc;
 }

@@ -3,7 +3,8 @@
  * is ours, proven against DuckDB, arrow-rs (parquet-wasm) and hyparquet in the test suite.
  *
  * Input is one sorted, de-duplicated batch in the Arrow-like layout of query.h (the persist
- * job's compaction output); output is a complete Parquet file in memory. Mapping:
+ * job's compaction output), whole or a column at a time; output is a complete Parquet file in
+ * memory. Mapping:
  *   time    INT64, TIMESTAMP(NANOS, isAdjustedToUTC=true), REQUIRED, DELTA_BINARY_PACKED
  *   tag     BYTE_ARRAY, STRING (UTF8), OPTIONAL, dictionary page + RLE_DICTIONARY indices
  *   i64     INT64, OPTIONAL                      u64  INT64 + INTEGER(64, unsigned) (UINT_64)
@@ -42,5 +43,24 @@ typedef struct parquet_write_options {
 /* Append a Parquet file holding every row of batch to out. */
 int parquet_write(const query_batch *batch, const parquet_write_options *opts, strbuf *out,
                   char *err, size_t errlen) INGOT_MUST_CHECK;
+
+/*
+ * The same rows given one column at a time: the writer loads a column when it writes its chunk
+ * (once per row group) and gives it back right after, so only one column is ever materialised
+ * (a persist job's sorted output is never whole in memory). names and types describe the columns
+ * up front (the schema); load must fill out with all row_count rows of column ci, of that type.
+ */
+typedef struct parquet_column_source {
+    void *self;
+    size_t row_count;
+    size_t column_count;
+    const char *const *names;
+    const enum column_type *types;
+    int (*load)(void *self, size_t ci, query_column *out); /* 0 or a negative code */
+    void (*unload)(void *self, query_column *col);          /* after every load, even failed */
+} parquet_column_source;
+
+int parquet_write_source(const parquet_column_source *src, const parquet_write_options *opts,
+                         strbuf *out, char *err, size_t errlen) INGOT_MUST_CHECK;
 
 #endif

@@ -1,6 +1,6 @@
 /*
- * parquet_writer.c: writes one query_batch as a complete Parquet file (see parquet.h for the
- * type mapping). Proven against DuckDB, arrow-rs (parquet-wasm) and hyparquet by
+ * parquet_writer.c: writes one query_batch, or a column source that lends its columns one at a
+ * time, as a complete Parquet file (see parquet.h for the type mapping). Proven against DuckDB, arrow-rs (parquet-wasm) and hyparquet by
  * tests/readers/verify_parquet.mjs.
  *
  * File layout (parquet-format, data page V1):
@@ -26,10 +26,13 @@
  * BOOLEAN false < true, strings bytewise unsigned. Every column gets ColumnOrder TYPE_ORDER.
  *
  * Invariants: offsets in the metadata are relative to the start of this file (the length of
- * out when parquet_write was called); the batch is only read; nothing is shared between calls.
+ * out when parquet_write was called); the batch is only read; nothing is shared between calls. A
+ * column is held only while its chunk is written: string min/max statistics are copied out of
+ * it (chunk_meta.owned) before it is given back, since the footer is written last.
  * The host is little-endian (x86-64/arm64), so doubles and u32 lengths are copied as they are.
- * Failure: the batch is validated before anything is written (INGOT_E_INVALID with the column
- * and row); on any error out is truncated back to its length at entry.
+ * Failure: the shape (names, types, sorting columns) is validated before anything is written,
+ * each column's data when it is loaded (INGOT_E_INVALID with the column and row); on any error
+ * out is truncated back to its length at entry.
  */
 #include "parquet/parquet.h"
 
@@ -76,13 +79,14 @@ typedef struct chunk_meta {
     int64_t start_offset;     /* first page (dictionary page if any) */
     int64_t data_page_offset;
     bool has_minmax;
-    const void *min_ptr, *max_ptr; /* into the batch or min_buf/max_buf */
+    const void *min_ptr, *max_ptr; /* into the column (until keep_minmax), min_buf/max_buf or owned */
     size_t min_len, max_len;
     uint8_t min_buf[8], max_buf[8];
+    uint8_t *owned; /* min then max, copied out of the column before it is given back */
 } chunk_meta;
 
 typedef struct pq_writer {
-    const query_batch *batch;
+    const parquet_column_source *src;
     strbuf *out;
     size_t base; /* out->len at entry: file offset 0 */
     ZSTD_CCtx *cctx;
@@ -95,8 +99,9 @@ typedef struct pq_writer {
     uint32_t *u32;     /* [PARQUET_PAGE_ROWS] levels or dictionary indices of a page */
     uint8_t *bools;    /* [PARQUET_PAGE_ROWS] */
     uint32_t *rg_ids;  /* [row group rows] string-field dictionary id per row */
-    int32_t *tag_map;  /* [largest tag dictionary] batch id -> chunk id, -1 unused */
-    uint32_t *tag_used; /* chunk id -> batch id */
+    int32_t *tag_map;  /* [tag_cap] column id -> chunk id, -1 unused */
+    uint32_t *tag_used; /* [tag_cap] chunk id -> column id */
+    size_t tag_cap;    /* the largest tag dictionary so far */
     char *err;
     size_t errlen;
 } pq_writer;
@@ -137,90 +142,122 @@ static int bytes_cmp(const char *a, size_t al, const char *b, size_t bl)
 
 /* ---- validation ---------------------------------------------------------------------------- */
 
-static int validate(pq_writer *w, const parquet_write_options *opts)
+/* The shape: names (present, distinct), types, row count, sorting columns. */
+static int validate_shape(pq_writer *w, const parquet_write_options *opts)
 {
-    const query_batch *b = w->batch;
-    if (b->column_count == 0) {
+    const parquet_column_source *src = w->src;
+    if (src->column_count == 0) {
         return fail_msg(w, INGOT_E_INVALID, "parquet: a batch needs at least one column");
     }
-    if (b->row_count > (size_t)INT64_MAX / 2) {
+    if (src->row_count > (size_t)INT64_MAX / 2) {
         return fail_msg(w, INGOT_E_INVALID, "parquet: row count too large");
     }
-    for (size_t ci = 0; ci < b->column_count; ci++) {
-        const query_column *c = &b->columns[ci];
-        if (!c->name || !c->name[0]) {
+    for (size_t ci = 0; ci < src->column_count; ci++) {
+        const char *name = src->names[ci];
+        if (!name || !name[0]) {
             return fail_msg(w, INGOT_E_INVALID, "parquet: column %zu has no name", ci);
         }
         for (size_t cj = 0; cj < ci; cj++) {
-            if (strcmp(b->columns[cj].name, c->name) == 0) {
-                return fail_msg(w, INGOT_E_INVALID, "parquet: duplicate column \"%s\"", c->name);
+            if (strcmp(src->names[cj], name) == 0) {
+                return fail_msg(w, INGOT_E_INVALID, "parquet: duplicate column \"%s\"", name);
             }
         }
-        switch (c->type) {
-        case COLUMN_TIME:
-            for (size_t i = 0; i < b->row_count && c->validity; i++) {
-                if (!row_valid(c, i)) {
-                    return fail_msg(w, INGOT_E_INVALID,
-                                    "parquet: column \"%s\", row %zu: time is null", c->name, i);
-                }
-            }
-            break;
-        case COLUMN_I64:
-        case COLUMN_U64:
-        case COLUMN_F64:
-        case COLUMN_BOOL:
-            break;
-        case COLUMN_STRING:
-            if (b->row_count && (!c->data.str.offsets || c->data.str.offsets[0] < 0)) {
-                return fail_msg(w, INGOT_E_INVALID, "parquet: column \"%s\": bad string offsets",
-                                c->name);
-            }
-            for (size_t i = 0; i < b->row_count; i++) {
-                if (c->data.str.offsets[i + 1] < c->data.str.offsets[i]) {
-                    return fail_msg(w, INGOT_E_INVALID,
-                                    "parquet: column \"%s\", row %zu: decreasing string offset",
-                                    c->name, i);
-                }
-            }
-            break;
-        case COLUMN_TAG: {
-            uint32_t n = c->data.tag.dict_count;
-            if (n > INT32_MAX - 1 || (n && (!c->data.tag.dict_offsets ||
-                                            c->data.tag.dict_offsets[0] < 0))) {
-                return fail_msg(w, INGOT_E_INVALID, "parquet: column \"%s\": bad tag dictionary",
-                                c->name);
-            }
-            for (uint32_t k = 0; k < n; k++) {
-                if (c->data.tag.dict_offsets[k + 1] < c->data.tag.dict_offsets[k]) {
-                    return fail_msg(w, INGOT_E_INVALID,
-                                    "parquet: column \"%s\": decreasing dictionary offset %u",
-                                    c->name, k);
-                }
-            }
-            for (size_t i = 0; i < b->row_count; i++) {
-                if (row_valid(c, i) && (c->data.tag.ids[i] < 0 || (uint32_t)c->data.tag.ids[i] >= n)) {
-                    return fail_msg(w, INGOT_E_INVALID,
-                                    "parquet: column \"%s\", row %zu: tag id %d out of range",
-                                    c->name, i, (int)c->data.tag.ids[i]);
-                }
-            }
-            break;
-        }
-        default:
-            return fail_msg(w, INGOT_E_INVALID, "parquet: column \"%s\": unknown type %d",
-                            c->name, (int)c->type);
+        if (src->types[ci] < COLUMN_I64 || src->types[ci] > COLUMN_TAG) {
+            return fail_msg(w, INGOT_E_INVALID, "parquet: column \"%s\": unknown type %d", name,
+                            (int)src->types[ci]);
         }
     }
     for (size_t s = 0; s < opts->sorting_column_count; s++) {
         size_t ci = 0;
-        while (ci < b->column_count && strcmp(b->columns[ci].name, opts->sorting_columns[s]) != 0) {
+        while (ci < src->column_count && strcmp(src->names[ci], opts->sorting_columns[s]) != 0) {
             ci++;
         }
-        if (ci == b->column_count) {
+        if (ci == src->column_count) {
             return fail_msg(w, INGOT_E_INVALID, "parquet: sorting column \"%s\" not in the batch",
                             opts->sorting_columns[s]);
         }
     }
+    return 0;
+}
+
+/* The data of one column as loaded: it must match the shape and be self-consistent. */
+static int validate_column(pq_writer *w, size_t ci, const query_column *c)
+{
+    size_t rows = w->src->row_count;
+    const char *name = w->src->names[ci];
+    if (c->type != w->src->types[ci]) {
+        return fail_msg(w, INGOT_E_INVALID, "parquet: column \"%s\" loaded as type %d, not %d",
+                        name, (int)c->type, (int)w->src->types[ci]);
+    }
+    switch (c->type) {
+    case COLUMN_TIME:
+        for (size_t i = 0; i < rows && c->validity; i++) {
+            if (!row_valid(c, i)) {
+                return fail_msg(w, INGOT_E_INVALID, "parquet: column \"%s\", row %zu: time is null",
+                                name, i);
+            }
+        }
+        break;
+    case COLUMN_STRING:
+        if (rows && (!c->data.str.offsets || c->data.str.offsets[0] < 0)) {
+            return fail_msg(w, INGOT_E_INVALID, "parquet: column \"%s\": bad string offsets", name);
+        }
+        for (size_t i = 0; i < rows; i++) {
+            if (c->data.str.offsets[i + 1] < c->data.str.offsets[i]) {
+                return fail_msg(w, INGOT_E_INVALID,
+                                "parquet: column \"%s\", row %zu: decreasing string offset", name, i);
+            }
+        }
+        break;
+    case COLUMN_TAG: {
+        uint32_t n = c->data.tag.dict_count;
+        if (n > INT32_MAX - 1 ||
+            (n && (!c->data.tag.dict_offsets || c->data.tag.dict_offsets[0] < 0))) {
+            return fail_msg(w, INGOT_E_INVALID, "parquet: column \"%s\": bad tag dictionary", name);
+        }
+        for (uint32_t k = 0; k < n; k++) {
+            if (c->data.tag.dict_offsets[k + 1] < c->data.tag.dict_offsets[k]) {
+                return fail_msg(w, INGOT_E_INVALID,
+                                "parquet: column \"%s\": decreasing dictionary offset %u", name, k);
+            }
+        }
+        for (size_t i = 0; i < rows; i++) {
+            if (row_valid(c, i) && (c->data.tag.ids[i] < 0 || (uint32_t)c->data.tag.ids[i] >= n)) {
+                return fail_msg(w, INGOT_E_INVALID,
+                                "parquet: column \"%s\", row %zu: tag id %d out of range", name, i,
+                                (int)c->data.tag.ids[i]);
+            }
+        }
+        if (n > w->tag_cap) { /* room to renumber this dictionary per row group */
+            int32_t *map = realloc(w->tag_map, n * sizeof *map);
+            if (map) w->tag_map = map;
+            uint32_t *used = map ? realloc(w->tag_used, n * sizeof *used) : NULL;
+            if (used) w->tag_used = used;
+            if (!map || !used) return fail_msg(w, INGOT_E_NOMEM, "parquet: out of memory");
+            w->tag_cap = n;
+        }
+        break;
+    }
+    default:
+        break;
+    }
+    return 0;
+}
+
+/* Copy a chunk's string min/max out of its column, which is about to be given back. */
+static int keep_minmax(pq_writer *w, chunk_meta *m)
+{
+    if (!m->has_minmax || m->min_ptr == m->min_buf) {
+        return 0;
+    }
+    m->owned = malloc(m->min_len + m->max_len + 1);
+    if (!m->owned) {
+        return fail_msg(w, INGOT_E_NOMEM, "parquet: out of memory");
+    }
+    if (m->min_len) memcpy(m->owned, m->min_ptr, m->min_len);
+    if (m->max_len) memcpy(m->owned + m->min_len, m->max_ptr, m->max_len);
+    m->min_ptr = m->owned;
+    m->max_ptr = m->owned + m->min_len;
     return 0;
 }
 
@@ -652,26 +689,26 @@ static int physical_type(enum column_type t)
     }
 }
 
-static void write_schema(thrift_writer *t, const query_batch *b)
+static void write_schema(thrift_writer *t, const parquet_column_source *src)
 {
-    thrift_field_list_begin(t, 2, THRIFT_STRUCT, b->column_count + 1);
+    thrift_field_list_begin(t, 2, THRIFT_STRUCT, src->column_count + 1);
     thrift_elem_struct_begin(t); /* root */
     thrift_field_string(t, 4, "schema");
-    thrift_field_i32(t, 5, (int32_t)b->column_count);
+    thrift_field_i32(t, 5, (int32_t)src->column_count);
     thrift_struct_end(t);
-    for (size_t ci = 0; ci < b->column_count; ci++) {
-        const query_column *c = &b->columns[ci];
+    for (size_t ci = 0; ci < src->column_count; ci++) {
+        enum column_type type = src->types[ci];
         thrift_elem_struct_begin(t);
-        thrift_field_i32(t, 1, physical_type(c->type));
-        thrift_field_i32(t, 3, c->type == COLUMN_TIME ? PQ_REQUIRED : PQ_OPTIONAL);
-        thrift_field_string(t, 4, c->name);
-        if (c->type == COLUMN_STRING || c->type == COLUMN_TAG) {
+        thrift_field_i32(t, 1, physical_type(type));
+        thrift_field_i32(t, 3, type == COLUMN_TIME ? PQ_REQUIRED : PQ_OPTIONAL);
+        thrift_field_string(t, 4, src->names[ci]);
+        if (type == COLUMN_STRING || type == COLUMN_TAG) {
             thrift_field_i32(t, 6, PQ_CONVERTED_UTF8);
             thrift_field_struct_begin(t, 10); /* LogicalType */
             thrift_field_struct_begin(t, 1);  /* STRING */
             thrift_struct_end(t);
             thrift_struct_end(t);
-        } else if (c->type == COLUMN_U64) {
+        } else if (type == COLUMN_U64) {
             thrift_field_i32(t, 6, PQ_CONVERTED_UINT_64);
             thrift_field_struct_begin(t, 10);
             thrift_field_struct_begin(t, 10); /* INTEGER */
@@ -679,7 +716,7 @@ static void write_schema(thrift_writer *t, const query_batch *b)
             thrift_field_bool(t, 2, false);
             thrift_struct_end(t);
             thrift_struct_end(t);
-        } else if (c->type == COLUMN_TIME) {
+        } else if (type == COLUMN_TIME) {
             thrift_field_struct_begin(t, 10);
             thrift_field_struct_begin(t, 8); /* TIMESTAMP */
             thrift_field_bool(t, 1, true);  /* isAdjustedToUTC */
@@ -694,12 +731,13 @@ static void write_schema(thrift_writer *t, const query_batch *b)
     }
 }
 
-static void write_column_chunk(thrift_writer *t, const query_column *c, const chunk_meta *m)
+static void write_column_chunk(thrift_writer *t, enum column_type type, const char *name,
+                               const chunk_meta *m)
 {
     thrift_elem_struct_begin(t); /* ColumnChunk */
     thrift_field_i64(t, 2, m->start_offset);
     thrift_field_struct_begin(t, 3); /* ColumnMetaData */
-    thrift_field_i32(t, 1, physical_type(c->type));
+    thrift_field_i32(t, 1, physical_type(type));
     int encs[3], ne = 0;
     if (m->has_dict) {
         encs[ne++] = PQ_ENC_PLAIN;
@@ -727,7 +765,7 @@ static void write_column_chunk(thrift_writer *t, const query_column *c, const ch
         thrift_elem_i32(t, encs[i]);
     }
     thrift_field_list_begin(t, 3, THRIFT_BINARY, 1);
-    thrift_elem_string(t, c->name);
+    thrift_elem_string(t, name);
     thrift_field_i32(t, 4, PQ_CODEC_ZSTD);
     thrift_field_i64(t, 5, m->num_values);
     thrift_field_i64(t, 6, m->uncompressed_bytes);
@@ -750,7 +788,7 @@ static void write_column_chunk(thrift_writer *t, const query_column *c, const ch
 static int write_footer(pq_writer *w, const parquet_write_options *opts, const chunk_meta *metas,
                         size_t rg_count, size_t rg_rows)
 {
-    const query_batch *b = w->batch;
+    const parquet_column_source *b = w->src;
     size_t footer_start = w->out->len;
     thrift_writer t;
     thrift_writer_init(&t, w->out);
@@ -766,7 +804,7 @@ static int write_footer(pq_writer *w, const parquet_write_options *opts, const c
         thrift_elem_struct_begin(&t);
         thrift_field_list_begin(&t, 1, THRIFT_STRUCT, b->column_count);
         for (size_t ci = 0; ci < b->column_count; ci++) {
-            write_column_chunk(&t, &b->columns[ci], &row[ci]);
+            write_column_chunk(&t, b->types[ci], b->names[ci], &row[ci]);
             total_uncompressed += row[ci].uncompressed_bytes;
             total_compressed += row[ci].compressed_bytes;
         }
@@ -776,8 +814,8 @@ static int write_footer(pq_writer *w, const parquet_write_options *opts, const c
             thrift_field_list_begin(&t, 4, THRIFT_STRUCT, opts->sorting_column_count);
             for (size_t s = 0; s < opts->sorting_column_count; s++) {
                 size_t ci = 0;
-                while (strcmp(b->columns[ci].name, opts->sorting_columns[s]) != 0) {
-                    ci++; /* validate() checked every name exists */
+                while (strcmp(b->names[ci], opts->sorting_columns[s]) != 0) {
+                    ci++; /* validate_shape() checked every name exists */
                 }
                 thrift_elem_struct_begin(&t);
                 thrift_field_i32(&t, 1, (int32_t)ci);
@@ -820,49 +858,51 @@ static int write_footer(pq_writer *w, const parquet_write_options *opts, const c
 
 /* ---- entry point ----------------------------------------------------------------------------- */
 
-int parquet_write(const query_batch *batch, const parquet_write_options *opts_in, strbuf *out,
-                  char *err, size_t errlen)
+int parquet_write_source(const parquet_column_source *src, const parquet_write_options *opts_in,
+                         strbuf *out, char *err, size_t errlen)
 {
     static const parquet_write_options no_opts;
     const parquet_write_options *opts = opts_in ? opts_in : &no_opts;
-    pq_writer w = {.batch = batch, .out = out, .base = out->len, .err = err, .errlen = errlen};
+    pq_writer w = {.src = src, .out = out, .base = out->len, .err = err, .errlen = errlen};
     w.level = opts->zstd_level ? opts->zstd_level : 3;
     size_t rg_rows = opts->row_group_rows ? opts->row_group_rows : PARQUET_DEFAULT_ROW_GROUP_ROWS;
-    size_t rg_count = (batch->row_count + rg_rows - 1) / rg_rows;
+    size_t rg_count = (src->row_count + rg_rows - 1) / rg_rows;
+    size_t meta_count = rg_count * src->column_count;
     chunk_meta *metas = NULL;
-    int rc = validate(&w, opts);
+    int rc = validate_shape(&w, opts);
     if (rc < 0) {
         goto fail;
     }
     if (err && errlen) {
         err[0] = '\0';
     }
-    size_t max_dict = 0;
-    for (size_t ci = 0; ci < batch->column_count; ci++) {
-        if (batch->columns[ci].type == COLUMN_TAG && batch->columns[ci].data.tag.dict_count > max_dict) {
-            max_dict = batch->columns[ci].data.tag.dict_count;
-        }
-    }
-    size_t rg_cap = batch->row_count < rg_rows ? batch->row_count : rg_rows;
+    size_t rg_cap = src->row_count < rg_rows ? src->row_count : rg_rows;
     w.cctx = ZSTD_createCCtx();
     w.vals = malloc(PARQUET_PAGE_ROWS * sizeof *w.vals);
     w.u32 = malloc(PARQUET_PAGE_ROWS * sizeof *w.u32);
     w.bools = malloc(PARQUET_PAGE_ROWS);
     w.rg_ids = malloc((rg_cap ? rg_cap : 1) * sizeof *w.rg_ids);
-    w.tag_map = malloc((max_dict ? max_dict : 1) * sizeof *w.tag_map);
-    w.tag_used = malloc((max_dict ? max_dict : 1) * sizeof *w.tag_used);
-    metas = calloc(rg_count * batch->column_count + 1, sizeof *metas);
-    if (!w.cctx || !w.vals || !w.u32 || !w.bools || !w.rg_ids || !w.tag_map || !w.tag_used ||
-        !metas) {
+    metas = calloc(meta_count + 1, sizeof *metas);
+    if (!w.cctx || !w.vals || !w.u32 || !w.bools || !w.rg_ids || !metas) {
         rc = fail_msg(&w, INGOT_E_NOMEM, "parquet: out of memory");
         goto fail;
     }
     strbuf_append(out, "PAR1", 4);
     for (size_t g = 0; g < rg_count; g++) {
         size_t r0 = g * rg_rows;
-        size_t r1 = batch->row_count - r0 < rg_rows ? batch->row_count : r0 + rg_rows;
-        for (size_t ci = 0; ci < batch->column_count; ci++) {
-            rc = write_chunk(&w, &batch->columns[ci], r0, r1, &metas[g * batch->column_count + ci]);
+        size_t r1 = src->row_count - r0 < rg_rows ? src->row_count : r0 + rg_rows;
+        for (size_t ci = 0; ci < src->column_count; ci++) {
+            chunk_meta *m = &metas[g * src->column_count + ci];
+            query_column col = {0};
+            rc = src->load(src->self, ci, &col);
+            if (rc < 0) {
+                fail_msg(&w, rc, "parquet: cannot load column \"%s\": %s", src->names[ci],
+                         ingot_strerror(rc));
+            } else if ((rc = validate_column(&w, ci, &col)) == 0 &&
+                       (rc = write_chunk(&w, &col, r0, r1, m)) == 0) {
+                rc = keep_minmax(&w, m);
+            }
+            src->unload(src->self, &col);
             if (rc < 0) {
                 goto fail;
             }
@@ -886,6 +926,58 @@ fail:
     free(w.rg_ids);
     free(w.tag_map);
     free(w.tag_used);
+    for (size_t i = 0; metas && i < meta_count; i++) {
+        free(metas[i].owned);
+    }
     free(metas);
+    return rc;
+}
+
+/* A whole batch as a column source: columns are lent, not copied. */
+typedef struct batch_source {
+    const query_batch *batch;
+    const char **names;
+    enum column_type *types;
+} batch_source;
+
+static int batch_load(void *self, size_t ci, query_column *out)
+{
+    const batch_source *bs = self;
+    *out = bs->batch->columns[ci];
+    return 0;
+}
+
+static void batch_unload(void *self, query_column *col)
+{
+    (void)self;
+    (void)col; /* lent: the batch keeps it */
+}
+
+int parquet_write(const query_batch *batch, const parquet_write_options *opts, strbuf *out,
+                  char *err, size_t errlen)
+{
+    size_t n = batch->column_count;
+    batch_source bs = {.batch = batch,
+                       .names = malloc((n ? n : 1) * sizeof *bs.names),
+                       .types = malloc((n ? n : 1) * sizeof *bs.types)};
+    int rc = INGOT_E_NOMEM;
+    if (bs.names && bs.types) {
+        for (size_t ci = 0; ci < n; ci++) {
+            bs.names[ci] = batch->columns[ci].name;
+            bs.types[ci] = batch->columns[ci].type;
+        }
+        parquet_column_source src = {.self = &bs,
+                                     .row_count = batch->row_count,
+                                     .column_count = n,
+                                     .names = bs.names,
+                                     .types = bs.types,
+                                     .load = batch_load,
+                                     .unload = batch_unload};
+        rc = parquet_write_source(&src, opts, out, err, errlen);
+    } else if (err && errlen) {
+        snprintf(err, errlen, "parquet: out of memory");
+    }
+    free(bs.names);
+    free(bs.types);
     return rc;
 }

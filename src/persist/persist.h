@@ -4,8 +4,16 @@
  *
  * One job per snapshot: catalog partition (create) -> sort key (computed, compare-and-swap in the
  * catalog, redone on conflict) -> sort + de-duplicate (compaction pool) -> Parquet -> object
- * store put (retried with back-off) -> parquet_file row (retried; it records the WAL sequences the
- * file covers) -> detach the snapshot from the buffer -> release the permit -> notify.
+ * store put -> parquet_file row (it records the WAL sequences the file covers) -> detach the
+ * snapshot from the buffer -> release the permit -> notify. A failed step is retried with
+ * back-off (100 ms doubling to 10 s, per job), forever, without occupying a worker meanwhile: the
+ * job is parked, keeps its permit, and resumes at the step that failed (a put is retried with the
+ * same bytes and path; an object put once is not put again).
+ *
+ * Order: the snapshots of one partition are recorded in the catalog in the order they were
+ * handed to the persister (by any of the calls below), whatever fails and is retried; see
+ * persist.c for why replay needs it and for the one window where handover order can differ from
+ * the order the buffer took them.
  *
  * Idempotence: a snapshot is detached only after its catalog row exists, and replay skips every
  * op the catalog says is persisted for a partition, so a crash at any step leaves each row in
@@ -39,7 +47,11 @@ typedef struct persister_options {
 
 persister *persister_new(const persister_options *opts);
 
-/* Queue a snapshot (the reference passes to the persister), blocking while the queue is full. */
+/*
+ * Queue a snapshot (the reference passes to the persister), blocking while the queue is full
+ * (until the dispatcher thread, which queues every job in handover order, has queued it).
+ * Returns 0, INGOT_E_NOMEM (the snapshot stays buffered) or INGOT_E_CLOSED.
+ */
 int persister_enqueue(persister *p, buffer_snapshot *snap);
 
 /*
@@ -63,7 +75,7 @@ bool persister_saturated(persister *p);
 /* Prometheus metrics of the persister. */
 void persister_metrics(persister *p, strbuf *out);
 
-/* Finish every queued job, stop the threads, free. */
+/* Finish every queued job (retried ones included: this waits for them), stop the threads, free. */
 void persister_free(persister *p);
 
 /*

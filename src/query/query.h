@@ -69,6 +69,7 @@ typedef struct query_batch {
 } query_batch;
 
 void query_batch_free(query_batch *batch); /* frees the contents and the batch */
+void query_column_free(query_column *c);   /* frees a column's arrays and name (not c itself) */
 
 /*
  * A view of rows [start, start + count) of b, for sending a big batch in pieces: start must be a

@@ -12,7 +12,7 @@
 
 #include <stdlib.h>
 
-static void query_column_free(query_column *c)
+void query_column_free(query_column *c)
 {
     free(c->name);
     free(c->validity);

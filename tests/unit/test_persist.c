@@ -1,7 +1,11 @@
 /*
  * Unit tests of the persister (persist.h): the sort key rules, and whole jobs against the real
  * buffer and SQLite catalog with a test-only object store that fails or blocks on demand:
- * failed puts are retried, back-pressure turns on and off, nothing is lost, memory stays bounded.
+ * failed puts are retried, back-pressure turns on and off, nothing is lost, memory stays bounded;
+ * a partition whose puts keep failing parks its jobs (they keep their permits) without holding
+ * back other partitions, a job resumes at the step that failed (same bytes, same path, no second
+ * put), one partition's files reach the catalog in snapshot order, and stop waits for retried
+ * jobs. Waiting is by polling with a deadline (the persister has no hook for "a put failed").
  */
 #include <errno.h>
 #include <pthread.h>
@@ -14,6 +18,7 @@
 #include "dml/schema.h"
 #include "persist/persist.h"
 #include "test.h"
+#include "util/hash.h"
 
 /* --- sort key ------------------------------------------------------------------------------ */
 
@@ -79,6 +84,8 @@ static void test_stored_key_only_gains_columns_before_time(void)
 
 /* --- a test object store ------------------------------------------------------------------- */
 
+#define TS_MAX_PATHS 64
+
 typedef struct test_store {
     pthread_mutex_t mu;
     pthread_cond_t cond;
@@ -87,12 +94,35 @@ typedef struct test_store {
     int puts_ok;
     int puts_failed;
     size_t bytes;
+    /* puts to paths containing fail_match fail with -EIO (all of them, or with fail_one_path
+     * only those to the first such path, failing_path) */
+    char fail_match[32];
+    bool fail_one_path;
+    char failing_path[256];
+    uint64_t failing_hash;  /* of the bytes of failing_path's first attempt */
+    int failing_changed;    /* attempts at failing_path with other bytes than the first */
+    char ok_paths[TS_MAX_PATHS][256]; /* paths put successfully, in order */
+    int ok_twice;           /* successful puts to a path already put successfully */
 } test_store;
+
+static bool ts_should_fail(test_store *t, const char *path, const void *data, size_t len)
+{
+    if (!t->fail_match[0] || !strstr(path, t->fail_match)) return false;
+    uint64_t h = hash_bytes(data, len, len);
+    if (!t->failing_path[0]) {
+        snprintf(t->failing_path, sizeof t->failing_path, "%s", path);
+        t->failing_hash = h;
+        return true;
+    }
+    if (!strcmp(path, t->failing_path)) {
+        if (h != t->failing_hash) t->failing_changed++;
+        return true;
+    }
+    return !t->fail_one_path;
+}
 
 static int ts_put(void *self, const char *path, const void *data, size_t len)
 {
-    (void)path;
-    (void)data;
     test_store *t = self;
     pthread_mutex_lock(&t->mu);
     while (t->blocked) pthread_cond_wait(&t->cond, &t->mu);
@@ -101,12 +131,44 @@ static int ts_put(void *self, const char *path, const void *data, size_t len)
         t->fail_puts--;
         t->puts_failed++;
         rv = -EIO;
+    } else if (ts_should_fail(t, path, data, len)) {
+        t->puts_failed++;
+        rv = -EIO;
     } else {
+        for (int i = 0; i < t->puts_ok && i < TS_MAX_PATHS; i++)
+            if (!strcmp(t->ok_paths[i], path)) t->ok_twice++;
+        if (t->puts_ok < TS_MAX_PATHS)
+            snprintf(t->ok_paths[t->puts_ok], sizeof t->ok_paths[0], "%s", path);
         t->puts_ok++;
         t->bytes += len;
     }
     pthread_mutex_unlock(&t->mu);
     return rv;
+}
+
+/* Make puts to paths containing match fail (NULL: heal); one_path: only the first such path. */
+static void ts_fail_matching(test_store *t, const char *match, bool one_path)
+{
+    pthread_mutex_lock(&t->mu);
+    snprintf(t->fail_match, sizeof t->fail_match, "%s", match ? match : "");
+    t->fail_one_path = one_path;
+    if (!match) t->failing_path[0] = 0;
+    pthread_mutex_unlock(&t->mu);
+}
+
+typedef struct ts_counts {
+    int ok, failed, ok_twice, failing_changed;
+    char failing_path[256];
+} ts_counts;
+
+static ts_counts ts_get_counts(test_store *t)
+{
+    ts_counts c;
+    pthread_mutex_lock(&t->mu);
+    c = (ts_counts){t->puts_ok, t->puts_failed, t->ok_twice, t->failing_changed, ""};
+    snprintf(c.failing_path, sizeof c.failing_path, "%s", t->failing_path);
+    pthread_mutex_unlock(&t->mu);
+    return c;
 }
 
 static int ts_get(void *self, const char *path, void **data, size_t *len)
@@ -146,6 +208,7 @@ static void ts_set(test_store *t, bool blocked, int fail_puts)
 typedef struct fixture {
     char dir[64];
     catalog cat;
+    catalog persist_cat; /* cat with parquet_file_insert failing on demand (failing_insert) */
     schema_cache *schema;
     schema_namespace *ns;
     buffer_tree *tree;
@@ -154,6 +217,17 @@ typedef struct fixture {
     persister *p;
     atomic_int persisted;
 } fixture;
+
+/* parquet_file_insert calls still to fail, and the real catalog behind the decorator. */
+static atomic_int insert_failures_left;
+static catalog *insert_inner;
+
+static int failing_insert(void *self, const catalog_parquet_file *file, int64_t *id_out)
+{
+    if (atomic_fetch_sub(&insert_failures_left, 1) > 0) return INGOT_E_CATALOG;
+    atomic_store(&insert_failures_left, 0);
+    return insert_inner->parquet_file_insert(self, file, id_out);
+}
 
 static void on_persisted(void *arg)
 {
@@ -175,8 +249,17 @@ static int fixture_open(fixture *f, unsigned depth)
     pthread_mutex_init(&f->ts.mu, NULL);
     pthread_cond_init(&f->ts.cond, NULL);
     f->store = (object_store){&f->ts, ts_put, ts_get, ts_list, ts_remove, ts_close};
-    persister_options po = {.workers = 2, .queue_depth = depth, .compaction_threads = 1,
-                            .cat = &f->cat, .store = &f->store, .on_persisted = on_persisted, .arg = f};
+    atomic_store(&insert_failures_left, 0);
+    insert_inner = &f->cat;
+    f->persist_cat = f->cat;
+    f->persist_cat.parquet_file_insert = failing_insert;
+    persister_options po = {.workers = 2,
+                            .queue_depth = depth,
+                            .compaction_threads = 1,
+                            .cat = &f->persist_cat,
+                            .store = &f->store,
+                            .on_persisted = on_persisted,
+                            .arg = f};
     f->p = persister_new(&po);
     return f->p && f->tree && f->schema ? 0 : -1;
 }
@@ -218,9 +301,12 @@ static int write_rows(fixture *f, const char *table, int rows, uint64_t seq, int
     return rv;
 }
 
+#define TALLY_MAX_FILES 8
+
 typedef struct file_tally {
     int files;
     int64_t rows;
+    int64_t min_times[TALLY_MAX_FILES]; /* of the files, in catalog id order */
     uint64_t max_sequence;  /* of the last file */
     char extras[64];        /* of the last file */
 } file_tally;
@@ -228,6 +314,7 @@ typedef struct file_tally {
 static void tally_file(void *arg, const catalog_parquet_file *file)
 {
     file_tally *t = arg;
+    if (t->files < TALLY_MAX_FILES) t->min_times[t->files] = file->min_time;
     t->files++;
     t->rows += file->row_count;
     t->max_sequence = file->max_sequence_number;
@@ -342,6 +429,259 @@ static void test_dedup_before_parquet_and_coverage_recorded(void)
     fixture_close(&f);
 }
 
+/* --- retries park the job; order, permits and stop ---------------------------------------- */
+
+#define T0_NS 1767225600000000000LL /* 2026-01-01: one day, one partition per table */
+#define WAIT_STEPS 2000             /* x 5 ms: the deadline of every wait below */
+
+/* The value of the metric line `name` (e.g. ingot_persist_jobs{state="parked"}), or -1. */
+static long long metric(fixture *f, const char *name)
+{
+    strbuf m = {0};
+    strbuf_putc(&m, '\n');
+    persister_metrics(f->p, &m);
+    strbuf pat = {0};
+    strbuf_printf(&pat, "\n%s ", name);
+    long long v = -1;
+    const char *at = m.data && pat.data ? strstr(m.data, pat.data) : NULL;
+    if (at) v = strtoll(at + pat.len, NULL, 10);
+    strbuf_free(&pat);
+    strbuf_free(&m);
+    return v;
+}
+
+#define PUT_RETRIES "ingot_persist_retries_total{op=\"put\"}"
+#define CATALOG_RETRIES "ingot_persist_retries_total{op=\"catalog\"}"
+#define JOBS_PARKED "ingot_persist_jobs{state=\"parked\"}"
+#define JOBS_HOLDING "ingot_persist_jobs{state=\"holding_permit\"}"
+
+static bool wait_metric(fixture *f, const char *name, long long at_least)
+{
+    for (int i = 0; i < WAIT_STEPS; i++) {
+        if (metric(f, name) >= at_least) return true;
+        usleep(5000);
+    }
+    return false;
+}
+
+static bool wait_files(fixture *f, const char *table, int files)
+{
+    for (int i = 0; i < WAIT_STEPS; i++) {
+        if (catalog_files(f, table).files >= files) return true;
+        usleep(5000);
+    }
+    return false;
+}
+
+static bool wait_failed_puts(fixture *f, int at_least)
+{
+    for (int i = 0; i < WAIT_STEPS; i++) {
+        if (ts_get_counts(&f->ts).failed >= at_least) return true;
+        usleep(5000);
+    }
+    return false;
+}
+
+/* Write rows of table (one op) and hand every partition with rows to the persister. */
+static int write_and_snapshot(fixture *f, const char *table, int rows, uint64_t seq, int64_t t0)
+{
+    int rv = write_rows(f, table, rows, seq, t0);
+    if (rv == 0) rv = buffer_tree_snapshot_all(f->tree, enqueue_snapshot, f) == 1 ? 0 : -1;
+    return rv;
+}
+
+/*
+ * 2 workers; every put of partition stuck fails, and it has two snapshots, one per worker:
+ * retrying in place, they would occupy both workers and nothing else would be persisted.
+ */
+static void test_failing_partition_does_not_hold_back_others(void)
+{
+    fixture f;
+    CHECK(fixture_open(&f, 16) == 0);
+    ts_fail_matching(&f.ts, "/stuck/", false);
+    CHECK_EQ_INT(write_and_snapshot(&f, "stuck", 100, 1, T0_NS), 0);
+    CHECK_EQ_INT(write_and_snapshot(&f, "stuck", 100, 2, T0_NS + 1000000), 0);
+    CHECK(wait_failed_puts(&f, 2));
+    for (int i = 0; i < 6; i++) {
+        char table[16];
+        snprintf(table, sizeof table, "ok%d", i);
+        CHECK_EQ_INT(write_and_snapshot(&f, table, 100, 3 + (uint64_t)i, T0_NS), 0);
+    }
+    for (int i = 0; i < 6; i++) {
+        char table[16];
+        snprintf(table, sizeof table, "ok%d", i);
+        CHECK(wait_files(&f, table, 1));
+        file_tally t = catalog_files(&f, table);
+        CHECK_EQ_INT(t.files, 1);
+        CHECK_EQ_INT(t.rows, 100);
+    }
+    /* the stuck jobs still retry, parked, each with its permit */
+    CHECK_EQ_INT(catalog_files(&f, "stuck").files, 0);
+    int failed = ts_get_counts(&f.ts).failed;
+    CHECK(wait_failed_puts(&f, failed + 1));
+    CHECK(wait_metric(&f, JOBS_PARKED, 2));
+    CHECK_EQ_INT(metric(&f, JOBS_HOLDING), 2);
+    CHECK(metric(&f, PUT_RETRIES) >= failed + 1);
+    CHECK_EQ_INT(atomic_load(&f.persisted), 6);
+
+    ts_fail_matching(&f.ts, NULL, false);
+    persister_wait_idle(f.p);
+    file_tally t = catalog_files(&f, "stuck");
+    CHECK_EQ_INT(t.files, 2);
+    CHECK_EQ_INT(t.rows, 200);
+    CHECK(t.min_times[0] == T0_NS && t.min_times[1] == T0_NS + 1000000); /* snapshot order */
+    ts_counts c = ts_get_counts(&f.ts);
+    CHECK_EQ_INT(c.ok, 8);
+    CHECK_EQ_INT(c.ok_twice, 0);
+    CHECK_EQ_INT(c.failing_changed, 0); /* a retried put sends the same bytes */
+    CHECK_EQ_INT(metric(&f, PUT_RETRIES), c.failed);
+    CHECK_EQ_INT(metric(&f, JOBS_HOLDING), 0);
+    CHECK_EQ_INT(buffer_tree_rows(f.tree), 0);
+    fixture_close(&f);
+}
+
+/*
+ * Three snapshots of one partition; only the first one's put fails. The later two put their
+ * objects but must not be recorded before the first: the catalog gets them in snapshot order.
+ */
+static void test_partition_files_recorded_in_snapshot_order(void)
+{
+    fixture f;
+    CHECK(fixture_open(&f, 8) == 0);
+    ts_fail_matching(&f.ts, "/ord/", true);
+    for (int k = 0; k < 3; k++)
+        CHECK_EQ_INT(write_and_snapshot(&f, "ord", 50, 1 + (uint64_t)k, T0_NS + k * 1000000LL), 0);
+    for (int i = 0; i < WAIT_STEPS && ts_get_counts(&f.ts).ok < 2; i++) usleep(5000);
+    CHECK_EQ_INT(ts_get_counts(&f.ts).ok, 2);
+    /* the first retries, the other two wait for their turn: all three parked with permits */
+    CHECK(wait_metric(&f, JOBS_PARKED, 3));
+    CHECK_EQ_INT(metric(&f, JOBS_HOLDING), 3);
+    CHECK_EQ_INT(catalog_files(&f, "ord").files, 0);
+    int failed = ts_get_counts(&f.ts).failed;
+    CHECK(wait_failed_puts(&f, failed + 1));
+    CHECK_EQ_INT(catalog_files(&f, "ord").files, 0);
+    ts_counts before = ts_get_counts(&f.ts);
+
+    ts_fail_matching(&f.ts, NULL, false);
+    persister_wait_idle(f.p);
+    file_tally t = catalog_files(&f, "ord");
+    CHECK_EQ_INT(t.files, 3);
+    CHECK_EQ_INT(t.rows, 150);
+    for (int k = 0; k < 3 && k < t.files; k++) CHECK(t.min_times[k] == T0_NS + k * 1000000LL);
+    ts_counts c = ts_get_counts(&f.ts);
+    CHECK_EQ_INT(c.ok, 3);
+    CHECK_EQ_INT(c.ok_twice, 0);
+    CHECK_EQ_INT(c.failing_changed, 0);
+    CHECK(before.failing_path[0] && !strcmp(f.ts.ok_paths[2], before.failing_path)); /* same path */
+    CHECK_EQ_INT(atomic_load(&f.persisted), 3);
+    CHECK_EQ_INT(buffer_tree_rows(f.tree), 0);
+    fixture_close(&f);
+}
+
+typedef struct snapshot_thread {
+    fixture *f;
+    const char *table;
+    int rv;
+} snapshot_thread;
+
+static void *snapshot_thread_main(void *arg)
+{
+    snapshot_thread *a = arg;
+    a->rv = write_and_snapshot(a->f, a->table, 100, 9, T0_NS);
+    return NULL;
+}
+
+/* Depth 2, two jobs whose puts keep failing: their permits stay taken, the queue saturates. */
+static void test_retrying_jobs_keep_permits_and_saturate(void)
+{
+    fixture f;
+    CHECK(fixture_open(&f, 2) == 0);
+    ts_fail_matching(&f.ts, "/stuck", false);
+    CHECK_EQ_INT(write_and_snapshot(&f, "stuck0", 100, 1, T0_NS), 0);
+    CHECK_EQ_INT(write_and_snapshot(&f, "stuck1", 100, 2, T0_NS), 0);
+    CHECK(wait_metric(&f, JOBS_PARKED, 2)); /* both gave their workers back */
+    CHECK(!persister_saturated(f.p));
+    snapshot_thread a = {&f, "fine", 1};
+    pthread_t th;
+    CHECK_EQ_INT(pthread_create(&th, NULL, snapshot_thread_main, &a), 0);
+    for (int i = 0; i < WAIT_STEPS && !persister_saturated(f.p); i++) usleep(5000);
+    CHECK(persister_saturated(f.p));
+    CHECK_EQ_INT(metric(&f, JOBS_HOLDING), 2);
+    CHECK_EQ_INT(metric(&f, "ingot_persist_jobs{state=\"waiting_to_enqueue\"}"), 1);
+    CHECK_EQ_INT(catalog_files(&f, "fine").files, 0);
+
+    ts_fail_matching(&f.ts, NULL, false);
+    pthread_join(th, NULL);
+    CHECK_EQ_INT(a.rv, 0);
+    persister_wait_idle(f.p);
+    CHECK(!persister_saturated(f.p));
+    CHECK_EQ_INT(catalog_files(&f, "stuck0").files, 1);
+    CHECK_EQ_INT(catalog_files(&f, "stuck1").files, 1);
+    CHECK_EQ_INT(catalog_files(&f, "fine").files, 1);
+    CHECK_EQ_INT(buffer_tree_rows(f.tree), 0);
+    fixture_close(&f);
+}
+
+typedef struct free_thread {
+    persister *p;
+    atomic_bool returned;
+} free_thread;
+
+static void *free_thread_main(void *arg)
+{
+    free_thread *a = arg;
+    persister_free(a->p);
+    atomic_store(&a->returned, true);
+    return NULL;
+}
+
+/* persister_free() (the graceful stop's last step) waits for a job that is parked to retry. */
+static void test_stop_waits_for_retried_job(void)
+{
+    fixture f;
+    CHECK(fixture_open(&f, 4) == 0);
+    ts_fail_matching(&f.ts, "/late/", false);
+    CHECK_EQ_INT(write_and_snapshot(&f, "late", 100, 1, T0_NS), 0);
+    CHECK(wait_failed_puts(&f, 2));
+    free_thread a = {.p = f.p};
+    atomic_init(&a.returned, false);
+    pthread_t th;
+    CHECK_EQ_INT(pthread_create(&th, NULL, free_thread_main, &a), 0);
+    int failed = ts_get_counts(&f.ts).failed;
+    CHECK(wait_failed_puts(&f, failed + 1)); /* still retrying after free() began */
+    CHECK(!atomic_load(&a.returned));
+    ts_fail_matching(&f.ts, NULL, false);
+    pthread_join(th, NULL);
+    f.p = NULL;
+    CHECK(atomic_load(&a.returned));
+    file_tally t = catalog_files(&f, "late");
+    CHECK_EQ_INT(t.files, 1);
+    CHECK_EQ_INT(t.rows, 100);
+    CHECK_EQ_INT(buffer_tree_rows(f.tree), 0);
+    CHECK_EQ_INT(atomic_load(&f.persisted), 1);
+    fixture_close(&f);
+}
+
+/* A failing catalog row is retried without putting the object again. */
+static void test_catalog_retry_resumes_without_second_put(void)
+{
+    fixture f;
+    CHECK(fixture_open(&f, 4) == 0);
+    atomic_store(&insert_failures_left, 3);
+    CHECK_EQ_INT(write_rows(&f, "cat", 100, 1, T0_NS), 0);
+    CHECK_EQ_INT(persister_persist_all(f.p, f.tree), 0);
+    ts_counts c = ts_get_counts(&f.ts);
+    CHECK_EQ_INT(c.ok, 1);
+    CHECK_EQ_INT(c.failed, 0);
+    CHECK_EQ_INT(metric(&f, CATALOG_RETRIES), 3);
+    CHECK_EQ_INT(metric(&f, PUT_RETRIES), 0);
+    file_tally t = catalog_files(&f, "cat");
+    CHECK_EQ_INT(t.files, 1);
+    CHECK_EQ_INT(t.rows, 100);
+    CHECK_EQ_INT(buffer_tree_rows(f.tree), 0);
+    fixture_close(&f);
+}
+
 int main(void)
 {
     TEST_RUN(test_first_sort_key_by_cardinality_then_name);
@@ -349,5 +689,10 @@ int main(void)
     TEST_RUN(test_failed_puts_are_retried_and_nothing_is_lost);
     TEST_RUN(test_blocked_store_saturates_then_recovers_with_bounded_memory);
     TEST_RUN(test_dedup_before_parquet_and_coverage_recorded);
+    TEST_RUN(test_failing_partition_does_not_hold_back_others);
+    TEST_RUN(test_partition_files_recorded_in_snapshot_order);
+    TEST_RUN(test_retrying_jobs_keep_permits_and_saturate);
+    TEST_RUN(test_stop_waits_for_retried_job);
+    TEST_RUN(test_catalog_retry_resumes_without_second_put);
     TEST_MAIN_END();
 }

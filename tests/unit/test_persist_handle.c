@@ -1,6 +1,7 @@
 /*
  * test_persist_handle.c: the PersistHandle (routing, permits, saturation, done() ordering, drain on
- * free) and the compaction worker_pool.
+ * free; parking: retry after a delay or wait for a wake, with the permit kept and the worker given
+ * back) and the compaction worker_pool.
  *
  * Tests synchronise with condition variables (a counting gate tasks block on, a barrier, a
  * completion counter), all with a deadline so a broken handle fails a CHECK instead of hanging.
@@ -12,6 +13,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <string.h>
 #include <time.h>
 
 #include "persist/persist_handle.h"
@@ -187,7 +189,7 @@ static atomic_int ser_out_of_order;
 static atomic_int ser_ran;
 static counter ser_done;
 
-static void ser_run(persist_task *t)
+static persist_run_result ser_run(persist_task *t)
 {
     ser_task *st = (ser_task *)t;
     if (atomic_fetch_add(&ser_active[st->part], 1) != 0) atomic_fetch_add(&ser_overlaps, 1);
@@ -196,6 +198,7 @@ static void ser_run(persist_task *t)
     sleep_us(50);
     atomic_fetch_add(&ser_ran, 1);
     atomic_fetch_sub(&ser_active[st->part], 1);
+    return PERSIST_RUN_DONE;
 }
 
 static void ser_task_done(persist_task *t)
@@ -254,10 +257,11 @@ static void test_sort_key_jobs_serialised_per_partition(void)
 static counter par_barrier;
 static atomic_int par_met;
 
-static void par_run(persist_task *t)
+static persist_run_result par_run(persist_task *t)
 {
     (void)t;
     if (barrier_arrive(&par_barrier, PAR_WORKERS)) atomic_fetch_add(&par_met, 1);
+    return PERSIST_RUN_DONE;
 }
 
 static void test_plain_jobs_run_in_parallel(void)
@@ -289,13 +293,14 @@ static atomic_int bnd_in_run;
 static atomic_int bnd_max_in_run;
 static atomic_int bnd_ran;
 
-static void bnd_run(persist_task *t)
+static persist_run_result bnd_run(persist_task *t)
 {
     (void)t;
     atomic_max(&bnd_max_in_run, atomic_fetch_add(&bnd_in_run, 1) + 1);
     sleep_us(100);
     atomic_fetch_sub(&bnd_in_run, 1);
     atomic_fetch_add(&bnd_ran, 1);
+    return PERSIST_RUN_DONE;
 }
 
 typedef struct bnd_enqueuer {
@@ -355,10 +360,11 @@ static gate sat_gate;
 static counter sat_done;
 static atomic_int sat_gate_timeouts;
 
-static void sat_run(persist_task *t)
+static persist_run_result sat_run(persist_task *t)
 {
     (void)t;
     if (!gate_pass(&sat_gate)) atomic_fetch_add(&sat_gate_timeouts, 1);
+    return PERSIST_RUN_DONE;
 }
 
 static void sat_task_done(persist_task *t)
@@ -493,10 +499,11 @@ static atomic_int chain_permit_held_in_done;
 static atomic_int chain_enqueue_failures;
 static atomic_int chain_ran;
 
-static void chain_run(persist_task *t)
+static persist_run_result chain_run(persist_task *t)
 {
     (void)t;
     atomic_fetch_add(&chain_ran, 1);
+    return PERSIST_RUN_DONE;
 }
 
 static void chain_task_done(persist_task *t)
@@ -550,23 +557,26 @@ static atomic_int drain_closed_in_done;
 static atomic_int drain_other_in_done;
 static atomic_int drain_probe_ran;
 
-static void drain_gate_run(persist_task *t)
+static persist_run_result drain_gate_run(persist_task *t)
 {
     (void)t;
     if (!gate_pass(&drain_gate)) atomic_fetch_add(&drain_gate_timeouts, 1);
     atomic_fetch_add(&drain_ran, 1);
+    return PERSIST_RUN_DONE;
 }
 
-static void drain_run(persist_task *t)
+static persist_run_result drain_run(persist_task *t)
 {
     (void)t;
     atomic_fetch_add(&drain_ran, 1);
+    return PERSIST_RUN_DONE;
 }
 
-static void drain_probe_run(persist_task *t)
+static persist_run_result drain_probe_run(persist_task *t)
 {
     (void)t;
     atomic_fetch_add(&drain_probe_ran, 1);
+    return PERSIST_RUN_DONE;
 }
 
 static void drain_task_done(persist_task *t)
@@ -631,6 +641,292 @@ static void test_free_drains_and_closes(void)
     CHECK_EQ_INT(atomic_load(&drain_probe_ran), 0);
     CHECK_EQ_INT(atomic_load(&drain_gate_timeouts), 0);
     counter_destroy(&drain_gate);
+}
+
+/* ---- parking: RETRY gives the worker back, keeps the permit, honours the delay ---- */
+
+#define RETRY_TIMES 3
+#define RETRY_DELAY_MS 100
+
+static uint64_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+typedef struct retry_task {
+    persist_task base;
+    int runs;    /* run() calls so far (only the running worker writes) */
+    int retries; /* RETRY results before DONE */
+    uint32_t delay_ms;
+    uint64_t run_at_ns[RETRY_TIMES + 2]; /* when each run() began */
+    char worker[RETRY_TIMES + 2][16];    /* the thread name of each run() */
+    counter *done_count;
+} retry_task;
+
+static persist_run_result retry_run(persist_task *t)
+{
+    retry_task *rt = (retry_task *)t;
+    if (rt->runs < RETRY_TIMES + 2) {
+        rt->run_at_ns[rt->runs] = mono_ns();
+        pthread_getname_np(pthread_self(), rt->worker[rt->runs], sizeof rt->worker[0]);
+    }
+    if (rt->runs++ < rt->retries) {
+        t->retry_delay_ms = rt->delay_ms;
+        return PERSIST_RUN_RETRY;
+    }
+    return PERSIST_RUN_DONE;
+}
+
+static void retry_task_done(persist_task *t)
+{
+    counter_add(((retry_task *)t)->done_count, 1);
+}
+
+static retry_task make_retry_task(uint64_t hash, bool routed, int retries, uint32_t delay_ms,
+                                  counter *done_count)
+{
+    return (retry_task){.base = {.partition_hash = hash,
+                                 .changes_sort_key = routed,
+                                 .run = retry_run,
+                                 .done = retry_task_done},
+                        .retries = retries,
+                        .delay_ms = delay_ms,
+                        .done_count = done_count};
+}
+
+static bool stats_parked_is(const persist_handle_stats *st, unsigned n)
+{
+    return st->parked == n;
+}
+
+static void test_retry_parks_and_frees_the_worker(void)
+{
+    counter done;
+    counter_init(&done);
+    /* one worker: if the retrying task held it, nothing else could run */
+    persist_handle *h = persist_handle_new(1, 4);
+    CHECK(h != NULL);
+    if (!h) return;
+    retry_task r = make_retry_task(1, false, RETRY_TIMES, RETRY_DELAY_MS, &done);
+    retry_task others[2];
+    CHECK_EQ_INT(persist_handle_enqueue(h, &r.base), 0);
+    CHECK(wait_stats(h, stats_parked_is, 1));
+    for (int i = 0; i < 2; i++) {
+        others[i] = make_retry_task(10 + (uint64_t)i, i == 1, 0, 0, &done);
+        CHECK_EQ_INT(persist_handle_enqueue(h, &others[i].base), 0);
+    }
+    CHECK(counter_wait_at_least(&done, 2));
+    persist_handle_stats st;
+    persist_handle_get_stats(h, &st);
+    if (counter_get(&done) == 2) { /* r still retrying: it is parked and holds its permit */
+        CHECK_EQ_INT(st.parked + st.running, 1);
+        CHECK_EQ_INT(st.permits_in_use, 1);
+    }
+    CHECK(counter_wait_at_least(&done, 3));
+    persist_handle_get_stats(h, &st);
+    CHECK_EQ_INT(st.parked, 0);
+    CHECK_EQ_INT(st.permits_in_use, 0);
+    CHECK_EQ_INT(st.completed, 3);
+    CHECK_EQ_INT(st.parks, RETRY_TIMES);
+    persist_handle_free(h);
+    CHECK_EQ_INT(r.runs, RETRY_TIMES + 1);
+    /* never run again before its delay (a lower bound only: nothing here times the handle) */
+    for (int i = 1; i <= RETRY_TIMES; i++)
+        CHECK(r.run_at_ns[i] - r.run_at_ns[i - 1] >= (uint64_t)RETRY_DELAY_MS * 1000000u);
+    /* the others ran while r was parked, between its first and its last run */
+    CHECK(others[0].run_at_ns[0] < r.run_at_ns[RETRY_TIMES]);
+    CHECK(others[1].run_at_ns[0] < r.run_at_ns[RETRY_TIMES]);
+    counter_destroy(&done);
+}
+
+/* A routed task that retries runs on its owner worker every time. */
+static void test_routed_retry_stays_on_owner(void)
+{
+    counter done;
+    counter_init(&done);
+    persist_handle *h = persist_handle_new(3, 4);
+    CHECK(h != NULL);
+    if (!h) return;
+    retry_task r = make_retry_task(7, true, RETRY_TIMES, 1, &done); /* owner: 7 % 3 = 1 */
+    retry_task g = make_retry_task(8, false, RETRY_TIMES, 1, &done);
+    CHECK_EQ_INT(persist_handle_enqueue(h, &r.base), 0);
+    CHECK_EQ_INT(persist_handle_enqueue(h, &g.base), 0);
+    CHECK(counter_wait_at_least(&done, 2));
+    persist_handle_free(h);
+    CHECK_EQ_INT(r.runs, RETRY_TIMES + 1);
+    CHECK_EQ_INT(g.runs, RETRY_TIMES + 1);
+    for (int i = 0; i <= RETRY_TIMES; i++)
+        CHECK_EQ_STR(r.worker[i], "persist-1");
+    counter_destroy(&done);
+}
+
+/* Parked tasks keep their permits: with depth 2 and two of them, the next enqueue saturates. */
+static atomic_bool keep_failing;
+
+static persist_run_result failing_run(persist_task *t)
+{
+    if (!atomic_load(&keep_failing)) return PERSIST_RUN_DONE;
+    t->retry_delay_ms = 5;
+    return PERSIST_RUN_RETRY;
+}
+
+static void test_parked_tasks_keep_permits(void)
+{
+    persist_task tasks[3];
+    pthread_t th;
+    atomic_store(&keep_failing, true);
+    persist_handle *h = persist_handle_new(2, 2);
+    CHECK(h != NULL);
+    if (!h) return;
+    for (int i = 0; i < 2; i++) {
+        tasks[i] = (persist_task){.partition_hash = (uint64_t)i, .run = failing_run};
+        CHECK_EQ_INT(persist_handle_enqueue(h, &tasks[i]), 0);
+    }
+    tasks[2] = (persist_task){.partition_hash = 2, .run = failing_run};
+    sat_enqueuer e = {.h = h, .task = &tasks[2], .rc = 1};
+    CHECK_EQ_INT(pthread_create(&th, NULL, sat_enqueuer_main, &e), 0);
+    CHECK(wait_stats(h, stats_waiting_is, 1));
+    persist_handle_stats st;
+    persist_handle_get_stats(h, &st);
+    CHECK(st.saturated);
+    CHECK_EQ_INT(st.permits_in_use, 2);
+    CHECK(st.parks >= 2);
+    atomic_store(&keep_failing, false);
+    pthread_join(th, NULL);
+    CHECK_EQ_INT(e.rc, 0);
+    persist_handle_free(h);
+}
+
+/* ---- parking: WAIT until woken, a wake racing the park, no spinning, stop waits ---- */
+
+typedef struct wait_task {
+    persist_task base;
+    atomic_int runs;
+    bool wake_self; /* wake itself inside run(), before returning WAIT */
+    persist_handle *h;
+    counter *done_count;
+} wait_task;
+
+static persist_run_result wait_run(persist_task *t)
+{
+    wait_task *wt = (wait_task *)t;
+    if (atomic_fetch_add(&wt->runs, 1) > 0) return PERSIST_RUN_DONE;
+    if (wt->wake_self) persist_handle_wake(wt->h, t); /* the wake arrives before the park */
+    return PERSIST_RUN_WAIT;
+}
+
+static void wait_task_done(persist_task *t)
+{
+    counter_add(((wait_task *)t)->done_count, 1);
+}
+
+static void wait_task_init(wait_task *w, persist_handle *h, uint64_t hash, bool wake_self,
+                           counter *done_count)
+{
+    *w = (wait_task){.base = {.partition_hash = hash, .run = wait_run, .done = wait_task_done},
+                     .wake_self = wake_self,
+                     .h = h,
+                     .done_count = done_count};
+    atomic_init(&w->runs, 0);
+}
+
+static double process_cpu_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void test_wait_until_woken(void)
+{
+    counter done;
+    counter_init(&done);
+    persist_handle *h = persist_handle_new(2, 8);
+    CHECK(h != NULL);
+    if (!h) return;
+    wait_task w, self;
+    wait_task_init(&w, h, 1, false, &done);
+    wait_task_init(&self, h, 2, true, &done);
+    CHECK_EQ_INT(persist_handle_enqueue(h, &w.base), 0);
+    CHECK(wait_stats(h, stats_parked_is, 1));
+    /* the self-waking task is not lost: it runs again at once */
+    CHECK_EQ_INT(persist_handle_enqueue(h, &self.base), 0);
+    bool self_ran = counter_wait_at_least(&done, 1);
+    CHECK(self_ran);
+    if (!self_ran) { /* the wake was lost: wake it now, so the test goes on instead of hanging */
+        persist_handle_wake(h, &self.base);
+        CHECK(counter_wait_at_least(&done, 1));
+    }
+    CHECK_EQ_INT(atomic_load(&self.runs), 2);
+    /* other tasks come and go; w is not run again without a wake */
+    retry_task quick[4];
+    for (int i = 0; i < 4; i++) {
+        quick[i] = make_retry_task(10 + (uint64_t)i, (i & 1) != 0, 0, 0, &done);
+        CHECK_EQ_INT(persist_handle_enqueue(h, &quick[i].base), 0);
+    }
+    CHECK(counter_wait_at_least(&done, 5));
+    /* parked with nothing else to do, the workers sleep: (almost) no CPU while time passes */
+    double cpu0 = process_cpu_seconds();
+    sleep_us(200000);
+    double cpu = process_cpu_seconds() - cpu0;
+    if (cpu >= 0.05) fprintf(stderr, "  %.3f s of CPU while idle\n", cpu);
+    CHECK(cpu < 0.05);
+    CHECK_EQ_INT(atomic_load(&w.runs), 1);
+    persist_handle_stats st;
+    persist_handle_get_stats(h, &st);
+    CHECK_EQ_INT(st.parked, 1);
+    CHECK_EQ_INT(st.permits_in_use, 1);
+    persist_handle_wake(h, &w.base);
+    CHECK(counter_wait_at_least(&done, 6));
+    CHECK_EQ_INT(atomic_load(&w.runs), 2);
+    persist_handle_free(h);
+    counter_destroy(&done);
+}
+
+typedef struct free_arg {
+    persist_handle *h;
+    atomic_bool returned;
+} free_arg;
+
+static void *free_main(void *arg)
+{
+    free_arg *a = arg;
+    persist_handle_free(a->h);
+    atomic_store(&a->returned, true);
+    return NULL;
+}
+
+static void test_free_waits_for_parked(void)
+{
+    counter done;
+    counter_init(&done);
+    persist_handle *h = persist_handle_new(2, 4);
+    CHECK(h != NULL);
+    if (!h) return;
+    retry_task r = make_retry_task(1, true, RETRY_TIMES, 50, &done);
+    wait_task w;
+    wait_task_init(&w, h, 2, false, &done);
+    CHECK_EQ_INT(persist_handle_enqueue(h, &r.base), 0);
+    CHECK_EQ_INT(persist_handle_enqueue(h, &w.base), 0);
+    CHECK(wait_stats(h, stats_parked_is, 2));
+    free_arg a = {.h = h};
+    atomic_init(&a.returned, false);
+    pthread_t th;
+    CHECK_EQ_INT(pthread_create(&th, NULL, free_main, &a), 0);
+    /* the retrying task finishes during free(); the waiting one keeps free() waiting */
+    CHECK(counter_wait_at_least(&done, 1));
+    sleep_us(50000);
+    CHECK(!atomic_load(&a.returned));
+    CHECK_EQ_INT(atomic_load(&w.runs), 1);
+    persist_handle_wake(h, &w.base);
+    pthread_join(th, NULL);
+    CHECK(atomic_load(&a.returned));
+    CHECK_EQ_INT(r.runs, RETRY_TIMES + 1);
+    CHECK_EQ_INT(atomic_load(&w.runs), 2);
+    CHECK_EQ_INT(counter_get(&done), 2);
+    counter_destroy(&done);
 }
 
 /* ---- worker_pool ---- */
@@ -753,6 +1049,11 @@ int main(void)
     TEST_RUN(test_saturation_hysteresis);
     TEST_RUN(test_done_after_permit_release);
     TEST_RUN(test_free_drains_and_closes);
+    TEST_RUN(test_retry_parks_and_frees_the_worker);
+    TEST_RUN(test_routed_retry_stays_on_owner);
+    TEST_RUN(test_parked_tasks_keep_permits);
+    TEST_RUN(test_wait_until_woken);
+    TEST_RUN(test_free_waits_for_parked);
     TEST_RUN(test_worker_pool_runs_in_parallel);
     TEST_RUN(test_worker_pool_bounded_and_waits);
     TEST_MAIN_END();
