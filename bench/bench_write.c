@@ -69,16 +69,16 @@ static int to_database_batch(const bench_body *lp, bench_body *out)
     cb[0].values.i64_values = times;
     cb[0].values.n_i64_values = n;
     for (size_t t = 0; t < ntags; t++) {
-        lp_str k = b.tags[first->first_tag + t].key;
-        names[1 + t] = strndup(k.ptr, k.len);
+        lp_str k = lp_tag_key(&b.tags[first->first_tag + t]);
+        names[1 + t] = strndup(lp_str_ptr(&b, k), k.len);
         cb[1 + t].col.column_name = names[1 + t];
         cb[1 + t].col.semantic_type = INGOT__WRITE__V1__SEMANTIC_TYPE__TAG;
         cb[1 + t].values.string_values = strs + t * n;
         cb[1 + t].values.n_string_values = n;
     }
     for (size_t f = 0; f < nfields; f++) {
-        lp_str k = b.fields[first->first_field + f].key;
-        names[1 + ntags + f] = strndup(k.ptr, k.len);
+        lp_str k = lp_field_key(&b.fields[first->first_field + f]);
+        names[1 + ntags + f] = strndup(lp_str_ptr(&b, k), k.len);
         cb[1 + ntags + f].col.column_name = names[1 + ntags + f];
         cb[1 + ntags + f].col.semantic_type = INGOT__WRITE__V1__SEMANTIC_TYPE__FIELD;
         cb[1 + ntags + f].values.i64_values = ints + f * n;
@@ -90,7 +90,7 @@ static int to_database_batch(const bench_body *lp, bench_body *out)
         times[r] = ln->time_ns;
         for (size_t t = 0; t < ntags; t++) {
             lp_str v = b.tags[ln->first_tag + t].value;
-            strs[t * n + r] = strndup(v.ptr, v.len);
+            strs[t * n + r] = strndup(lp_str_ptr(&b, v), v.len);
         }
         for (size_t f = 0; f < nfields; f++)
             ints[f * n + r] = b.fields[ln->first_field + f].value.i64;

@@ -2,7 +2,8 @@
  * fuzz_lp.c: libFuzzer target of the line protocol parser. The input is parsed once per
  * precision (and once more with a small error cap); every run checks the batch invariants lp.h
  * and lp.c promise, and anything that fails calls __builtin_trap() so libFuzzer keeps the input:
- * - every lp_str, line text and error text lies inside the input;
+ * - the batch's base is the input; every lp_str (offset from it), line text and error text lies
+ *   inside the input; keys are at most LP_MAX_KEY_BYTES raw bytes with the LP_ESC_KEY rule;
  * - good lines and errors have strictly increasing line numbers and never share one;
  * - the tag and field ranges of the lines tile the arrays; counts are consistent;
  * - keys and tag values are non-empty, no key is "time", no key repeats within a line;
@@ -24,29 +25,37 @@
 static const char *in_lo, *in_hi;
 static char *scratch;
 
-static void check_str(lp_str s, int allow_empty)
+static void check_str(const lp_batch *b, lp_str s, int allow_empty)
 {
     if (s.len == 0) {
         FUZZ_REQUIRE(allow_empty);
         FUZZ_REQUIRE(!s.escaped);
         return;
     }
-    FUZZ_REQUIRE(s.ptr >= in_lo && s.ptr + s.len <= in_hi);
+    FUZZ_REQUIRE(s.off < (size_t)(in_hi - in_lo) && s.len <= (size_t)(in_hi - in_lo) - s.off);
+    const char *p = lp_str_ptr(b, s);
     FUZZ_REQUIRE(s.escaped <= LP_ESC_STRING);
-    FUZZ_REQUIRE(memchr(s.ptr, '\n', s.len) == NULL);
-    size_t n = lp_str_unescape(s, scratch);
+    FUZZ_REQUIRE(memchr(p, '\n', s.len) == NULL);
+    size_t n = lp_str_unescape(b, s, scratch);
     if (s.escaped) FUZZ_REQUIRE(n < s.len);
-    else FUZZ_REQUIRE(n == s.len && memcmp(scratch, s.ptr, n) == 0);
+    else FUZZ_REQUIRE(n == s.len && memcmp(scratch, p, n) == 0);
 }
 
-static int key_eq(lp_str a, lp_str b)
+static void check_key(const lp_batch *b, lp_str k)
 {
-    return a.len == b.len && memcmp(a.ptr, b.ptr, a.len) == 0;
+    check_str(b, k, 0);
+    FUZZ_REQUIRE(k.len <= LP_MAX_KEY_BYTES);
+    FUZZ_REQUIRE(k.escaped == LP_ESC_NONE || k.escaped == LP_ESC_KEY);
 }
 
-static int is_time(lp_str k)
+static int key_eq(const lp_batch *b, lp_str x, lp_str y)
 {
-    return k.len == 4 && memcmp(k.ptr, "time", 4) == 0;
+    return x.len == y.len && memcmp(lp_str_ptr(b, x), lp_str_ptr(b, y), x.len) == 0;
+}
+
+static int is_time(const lp_batch *b, lp_str k)
+{
+    return k.len == 4 && memcmp(lp_str_ptr(b, k), "time", 4) == 0;
 }
 
 static void check_batch(const lp_batch *b, size_t max_errors)
@@ -56,41 +65,45 @@ static void check_batch(const lp_batch *b, size_t max_errors)
     FUZZ_REQUIRE(b->bad_line_count >= max_errors || b->error_count == b->bad_line_count);
     size_t tags = 0, fields = 0;
     uint32_t last = 0;
+    if (b->line_count) FUZZ_REQUIRE(b->base == in_lo);
     for (size_t i = 0; i < b->line_count; i++) {
         const lp_line *l = &b->lines[i];
         FUZZ_REQUIRE(l->line_number > last);
         last = l->line_number;
-        FUZZ_REQUIRE(l->text >= in_lo && l->text + l->text_len <= in_hi);
+        FUZZ_REQUIRE(l->text_off <= (size_t)(in_hi - in_lo) &&
+                     l->text_len <= (size_t)(in_hi - in_lo) - l->text_off);
         FUZZ_REQUIRE(l->table_slot == 0);
         FUZZ_REQUIRE(l->first_tag == tags && l->first_field == fields);
         FUZZ_REQUIRE(l->field_count > 0);
         tags += l->tag_count;
         fields += l->field_count;
         FUZZ_REQUIRE(tags <= b->tag_count && fields <= b->field_count);
-        check_str(l->measurement, 0);
-        FUZZ_REQUIRE(l->measurement.ptr >= l->text &&
-                     l->measurement.ptr + l->measurement.len <= l->text + l->text_len);
+        check_str(b, l->measurement, 0);
+        FUZZ_REQUIRE(l->measurement.off >= l->text_off &&
+                     l->measurement.off + l->measurement.len <= l->text_off + l->text_len);
         for (uint32_t t = 0; t < l->tag_count; t++) {
             const lp_tag *tg = &b->tags[l->first_tag + t];
-            check_str(tg->key, 0);
-            check_str(tg->value, 0);
+            const lp_str tk = lp_tag_key(tg);
+            check_key(b, tk);
+            check_str(b, tg->value, 0);
             FUZZ_REQUIRE(tg->column == LP_COLUMN_UNRESOLVED);
-            FUZZ_REQUIRE(!is_time(tg->key));
+            FUZZ_REQUIRE(!is_time(b, tk));
             for (uint32_t u = 0; u < t; u++)
-                FUZZ_REQUIRE(!key_eq(b->tags[l->first_tag + u].key, tg->key));
+                FUZZ_REQUIRE(!key_eq(b, lp_tag_key(&b->tags[l->first_tag + u]), tk));
         }
         for (uint32_t f = 0; f < l->field_count; f++) {
             const lp_field *fd = &b->fields[l->first_field + f];
-            check_str(fd->key, 0);
+            const lp_str fk = lp_field_key(fd);
+            check_key(b, fk);
             FUZZ_REQUIRE(fd->column == LP_COLUMN_UNRESOLVED);
             FUZZ_REQUIRE(fd->type >= LP_FIELD_I64 && fd->type <= LP_FIELD_STRING);
-            FUZZ_REQUIRE(!is_time(fd->key));
-            if (fd->type == LP_FIELD_STRING) check_str(fd->value.str, 1);
+            FUZZ_REQUIRE(!is_time(b, fk));
+            if (fd->type == LP_FIELD_STRING) check_str(b, fd->value.str, 1);
             if (fd->type == LP_FIELD_F64) FUZZ_REQUIRE(fd->value.f64 == fd->value.f64);
             for (uint32_t u = 0; u < f; u++)
-                FUZZ_REQUIRE(!key_eq(b->fields[l->first_field + u].key, fd->key));
+                FUZZ_REQUIRE(!key_eq(b, lp_field_key(&b->fields[l->first_field + u]), fk));
             for (uint32_t t = 0; t < l->tag_count; t++)
-                FUZZ_REQUIRE(!key_eq(b->tags[l->first_tag + t].key, fd->key));
+                FUZZ_REQUIRE(!key_eq(b, lp_tag_key(&b->tags[l->first_tag + t]), fk));
         }
     }
     FUZZ_REQUIRE(tags == b->tag_count && fields == b->field_count);

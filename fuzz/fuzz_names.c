@@ -144,9 +144,9 @@ static bool ref_namespace_valid(const uint8_t *s, size_t len)
     return true;
 }
 
-static bool same_name(const schema_column *col, lp_str key, char *buf)
+static bool same_name(const lp_batch *b, const schema_column *col, lp_str key, char *buf)
 {
-    size_t n = lp_str_unescape(key, buf);
+    size_t n = lp_str_unescape(b, key, buf);
     return col->name_len == n && memcmp(col->name, buf, n) == 0;
 }
 
@@ -198,19 +198,19 @@ static void run_check(schema_cache *cache, schema_namespace *ns, const char *bod
         const lp_line *line = &b.lines[l];
         if (line->table_slot >= t.count) __builtin_trap();
         const schema_table *tb = t.tables[line->table_slot];
-        size_t n = lp_str_unescape(line->measurement, buf);
+        size_t n = lp_str_unescape(&b, line->measurement, buf);
         if (tb->name_len != n || memcmp(tb->name, buf, n) != 0) __builtin_trap();
         uint32_t count = atomic_load(&tb->column_count);
         for (uint32_t k = 0; k < line->tag_count; k++) {
             const lp_tag *tag = &b.tags[line->first_tag + k];
             if (tag->column >= count || tb->columns[tag->column].type != 7 ||
-                !same_name(&tb->columns[tag->column], tag->key, buf))
+                !same_name(&b, &tb->columns[tag->column], lp_tag_key(tag), buf))
                 __builtin_trap();
         }
         for (uint32_t k = 0; k < line->field_count; k++) {
             const lp_field *f = &b.fields[line->first_field + k];
             if (f->column >= count || tb->columns[f->column].type != f->type ||
-                !same_name(&tb->columns[f->column], f->key, buf))
+                !same_name(&b, &tb->columns[f->column], lp_field_key(f), buf))
                 __builtin_trap();
         }
     }

@@ -7,8 +7,10 @@
  * - the decoders return 0 or INGOT_E_INVALID (inputs are far too small for anything else); a
  *   refusal has a message, leaves the lp_batch empty and the WriteRequest zeroed;
  * - a decoded batch keeps the lp_batch invariants: one line per row numbered 1, 2, ...; tag and
- *   field ranges tile the arrays; every line has a field; names and values lie inside the input,
- *   unescaped; no empty tag value, no key "time", no key twice in a line; columns unresolved;
+ *   field ranges tile the arrays; every line has a field; the batch's base is the decoded
+ *   message and names and values (offsets from it) lie inside the input, unescaped; keys are at
+ *   most LP_MAX_KEY_BYTES; no empty tag value, no key "time", no key twice in a line; columns
+ *   unresolved;
  * - precision only scales: if the batch decodes at ns, it decodes at us/ms/s to the same rows
  *   with times multiplied, or is refused for an overflowing time; if it is refused at ns, it is
  *   refused at every precision;
@@ -39,14 +41,20 @@ static void check_inside(const void *p, size_t n)
     if (n) FUZZ_REQUIRE(q >= in_lo && q + n <= in_hi);
 }
 
-static bool key_eq(lp_str a, lp_str b)
+/* s of batch b lies inside the input. */
+static void check_str_inside(const lp_batch *b, lp_str s)
 {
-    return a.len == b.len && memcmp(a.ptr, b.ptr, a.len) == 0;
+    if (s.len) check_inside(lp_str_ptr(b, s), s.len);
 }
 
-static bool is_time(lp_str k)
+static bool key_eq(const lp_batch *b, lp_str x, lp_str y)
 {
-    return k.len == 4 && memcmp(k.ptr, "time", 4) == 0;
+    return x.len == y.len && memcmp(lp_str_ptr(b, x), lp_str_ptr(b, y), x.len) == 0;
+}
+
+static bool is_time(const lp_batch *b, lp_str k)
+{
+    return k.len == 4 && memcmp(lp_str_ptr(b, k), "time", 4) == 0;
 }
 
 static void check_refused(int rv, const char *err, const lp_batch *b)
@@ -56,16 +64,17 @@ static void check_refused(int rv, const char *err, const lp_batch *b)
     FUZZ_REQUIRE(b->line_count == 0 && b->tag_count == 0 && b->field_count == 0);
 }
 
-static void check_batch(const lp_batch *b)
+static void check_batch(const lp_batch *b, const uint8_t *msg)
 {
     size_t tags = 0, fields = 0;
     FUZZ_REQUIRE(b->error_count == 0 && b->bad_line_count == 0);
+    if (b->line_count) FUZZ_REQUIRE(b->base == (const char *)msg);
     for (size_t i = 0; i < b->line_count; i++) {
         const lp_line *l = &b->lines[i];
         FUZZ_REQUIRE(l->line_number == i + 1);
         FUZZ_REQUIRE(l->measurement.len > 0 && !l->measurement.escaped);
-        check_inside(l->measurement.ptr, l->measurement.len);
-        FUZZ_REQUIRE(l->text == l->measurement.ptr && l->text_len == l->measurement.len);
+        check_str_inside(b, l->measurement);
+        FUZZ_REQUIRE(l->text_off == l->measurement.off && l->text_len == l->measurement.len);
         FUZZ_REQUIRE(l->table_slot == 0);
         FUZZ_REQUIRE(l->first_tag == tags && l->first_field == fields);
         FUZZ_REQUIRE(l->field_count > 0);
@@ -74,30 +83,32 @@ static void check_batch(const lp_batch *b)
         FUZZ_REQUIRE(tags <= b->tag_count && fields <= b->field_count);
         for (uint32_t t = 0; t < l->tag_count; t++) {
             const lp_tag *tg = &b->tags[l->first_tag + t];
-            FUZZ_REQUIRE(tg->key.len > 0 && tg->value.len > 0);
-            FUZZ_REQUIRE(!tg->key.escaped && !tg->value.escaped);
-            check_inside(tg->key.ptr, tg->key.len);
-            check_inside(tg->value.ptr, tg->value.len);
+            const lp_str tk = lp_tag_key(tg);
+            FUZZ_REQUIRE(tk.len > 0 && tk.len <= LP_MAX_KEY_BYTES && tg->value.len > 0);
+            FUZZ_REQUIRE(!tk.escaped && !tg->value.escaped);
+            check_str_inside(b, tk);
+            check_str_inside(b, tg->value);
             FUZZ_REQUIRE(tg->column == LP_COLUMN_UNRESOLVED);
-            FUZZ_REQUIRE(!is_time(tg->key));
+            FUZZ_REQUIRE(!is_time(b, tk));
             for (uint32_t u = 0; u < t; u++)
-                FUZZ_REQUIRE(!key_eq(b->tags[l->first_tag + u].key, tg->key));
+                FUZZ_REQUIRE(!key_eq(b, lp_tag_key(&b->tags[l->first_tag + u]), tk));
         }
         for (uint32_t f = 0; f < l->field_count; f++) {
             const lp_field *fd = &b->fields[l->first_field + f];
-            FUZZ_REQUIRE(fd->key.len > 0 && !fd->key.escaped);
-            check_inside(fd->key.ptr, fd->key.len);
+            const lp_str fk = lp_field_key(fd);
+            FUZZ_REQUIRE(fk.len > 0 && fk.len <= LP_MAX_KEY_BYTES && !fk.escaped);
+            check_str_inside(b, fk);
             FUZZ_REQUIRE(fd->column == LP_COLUMN_UNRESOLVED);
             FUZZ_REQUIRE(fd->type >= LP_FIELD_I64 && fd->type <= LP_FIELD_STRING);
-            FUZZ_REQUIRE(!is_time(fd->key));
+            FUZZ_REQUIRE(!is_time(b, fk));
             if (fd->type == LP_FIELD_STRING) {
                 FUZZ_REQUIRE(!fd->value.str.escaped);
-                check_inside(fd->value.str.ptr, fd->value.str.len);
+                check_str_inside(b, fd->value.str);
             }
             for (uint32_t u = 0; u < f; u++)
-                FUZZ_REQUIRE(!key_eq(b->fields[l->first_field + u].key, fd->key));
+                FUZZ_REQUIRE(!key_eq(b, lp_field_key(&b->fields[l->first_field + u]), fk));
             for (uint32_t t = 0; t < l->tag_count; t++)
-                FUZZ_REQUIRE(!key_eq(b->tags[l->first_tag + t].key, fd->key));
+                FUZZ_REQUIRE(!key_eq(b, lp_tag_key(&b->tags[l->first_tag + t]), fk));
         }
     }
     FUZZ_REQUIRE(tags == b->tag_count && fields == b->field_count);
@@ -113,9 +124,9 @@ static bool bytes_eq(const void *p, size_t n, const char *pc)
     return (n == 0 || memcmp(p, pc, n) == 0) && pc[n] == '\0';
 }
 
-static bool pc_str_eq(lp_str s, const char *pc)
+static bool pc_str_eq(const lp_batch *b, lp_str s, const char *pc)
 {
-    return bytes_eq(s.ptr, s.len, pc);
+    return bytes_eq(lp_str_ptr(b, s), s.len, pc);
 }
 
 static void compare_with_protobuf_c(const Ingot__Write__V1__DatabaseBatch *db, const lp_batch *b)
@@ -134,7 +145,7 @@ static void compare_with_protobuf_c(const Ingot__Write__V1__DatabaseBatch *db, c
         for (uint32_t r = 0; r < tb->row_count; r++, line++) {
             FUZZ_REQUIRE(line < b->line_count);
             const lp_line *l = &b->lines[line];
-            FUZZ_REQUIRE(pc_str_eq(l->measurement, tb->table_name));
+            FUZZ_REQUIRE(pc_str_eq(b, l->measurement, tb->table_name));
             FUZZ_REQUIRE(tc->values && r < tc->values->n_i64_values);
             uint32_t nt = 0, nf = 0;
             for (size_t c = 0; c < ncol; c++) {
@@ -147,13 +158,13 @@ static void compare_with_protobuf_c(const Ingot__Write__V1__DatabaseBatch *db, c
                 if (col->semantic_type == INGOT__WRITE__V1__SEMANTIC_TYPE__TAG) {
                     FUZZ_REQUIRE(nt < l->tag_count && i < v->n_string_values);
                     const lp_tag *tg = &b->tags[l->first_tag + nt++];
-                    FUZZ_REQUIRE(pc_str_eq(tg->key, col->column_name));
-                    FUZZ_REQUIRE(pc_str_eq(tg->value, v->string_values[i]));
+                    FUZZ_REQUIRE(pc_str_eq(b, lp_tag_key(tg), col->column_name));
+                    FUZZ_REQUIRE(pc_str_eq(b, tg->value, v->string_values[i]));
                     continue;
                 }
                 FUZZ_REQUIRE(nf < l->field_count);
                 const lp_field *f = &b->fields[l->first_field + nf++];
-                FUZZ_REQUIRE(pc_str_eq(f->key, col->column_name));
+                FUZZ_REQUIRE(pc_str_eq(b, lp_field_key(f), col->column_name));
                 switch (f->type) {
                 case LP_FIELD_I64:
                     FUZZ_REQUIRE(i < v->n_i64_values && f->value.i64 == v->i64_values[i]);
@@ -171,7 +182,7 @@ static void compare_with_protobuf_c(const Ingot__Write__V1__DatabaseBatch *db, c
                     break;
                 default:
                     FUZZ_REQUIRE(i < v->n_string_values);
-                    FUZZ_REQUIRE(pc_str_eq(f->value.str, v->string_values[i]));
+                    FUZZ_REQUIRE(pc_str_eq(b, f->value.str, v->string_values[i]));
                     break;
                 }
             }
@@ -191,7 +202,7 @@ static void fuzz_batch(const uint8_t *msg, size_t len, lp_batch *ns, lp_batch *o
     if (rv != 0) {
         check_refused(rv, err, ns);
     } else {
-        check_batch(ns);
+        check_batch(ns, msg);
         Ingot__Write__V1__DatabaseBatch *db =
             ingot__write__v1__database_batch__unpack(NULL, len, msg);
         if (db) {
@@ -212,7 +223,7 @@ static void fuzz_batch(const uint8_t *msg, size_t len, lp_batch *ns, lp_batch *o
             FUZZ_REQUIRE(strstr(err, "overflows int64 nanoseconds") != NULL);
             continue;
         }
-        check_batch(other);
+        check_batch(other, msg);
         FUZZ_REQUIRE(other->line_count == ns->line_count);
         FUZZ_REQUIRE(other->field_count == ns->field_count && other->tag_count == ns->tag_count);
         for (size_t i = 0; i < ns->line_count; i++)
@@ -254,7 +265,7 @@ static void fuzz_request(const uint8_t *msg, size_t len, lp_batch *b1, lp_batch 
         if (rv != 0)
             check_refused(rv, err, b1);
         else
-            check_batch(b1);
+            check_batch(b1, out.batch);
         break;
     default:
         FUZZ_REQUIRE(0);

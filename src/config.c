@@ -7,6 +7,7 @@
  */
 #include "config.h"
 
+#include "lp/lp.h"
 #include "util/log.h"
 
 #include <ctype.h>
@@ -49,6 +50,10 @@ static const flag_def flags[] = {
      "S3 endpoint URL (keys from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY)"},
     {"s3-bucket", FLAG_STRING, OFF(s3_bucket), NULL, "S3 bucket"},
     {"s3-region", FLAG_STRING, OFF(s3_region), "us-east-1", "S3 region"},
+    {"object-store-timeout", FLAG_SECONDS, OFF(object_store_timeout_s), "30",
+     "abandon (and retry) an S3 request that moves no byte for this long, whose "
+     "connect takes longer (at most 10 s), or that takes 4 times this plus its size at "
+     "256 KiB/s (seconds, or with s/m/h)"},
     {"persist-workers", FLAG_U64, OFF(persist_workers), "5", "persist worker threads"},
     {"persist-queue-depth", FLAG_U64, OFF(persist_queue_depth), "250",
      "persist jobs queued or running at once; beyond it writes get 503 until it drains"},
@@ -62,6 +67,9 @@ static const flag_def flags[] = {
      "largest request body, after gzip inflation (413 beyond)"},
     {"concurrent-query-limit", FLAG_U64, OFF(concurrent_query_limit), "20",
      "queries answered at once (503 beyond)"},
+    {"max-concurrent-writes", FLAG_U64, OFF(max_concurrent_writes), "8",
+     "writes read, parsed and logged at once; more wait their turn before their body is read "
+     "(bounds the memory of writes in flight; 503 after 10 s)"},
     {"http-max-connections", FLAG_U64, OFF(http_max_connections), "1000",
      "open HTTP connections at once"},
     {"http-idle-timeout", FLAG_SECONDS, OFF(http_idle_timeout_s), "30",
@@ -264,8 +272,19 @@ int config_parse(ingot_config *cfg, int argc, char **argv, FILE *out, char *err,
         snprintf(err, errlen, "--http-idle-timeout: 1 second to 24 hours");
         return -1;
     }
-    if (cfg->concurrent_query_limit == 0 || cfg->max_request_bytes == 0) {
-        snprintf(err, errlen, "--concurrent-query-limit and --max-request-bytes must be positive");
+    if (cfg->object_store_timeout_s == 0 || cfg->object_store_timeout_s > 86400) {
+        snprintf(err, errlen, "--object-store-timeout: 1 second to 24 hours");
+        return -1;
+    }
+    if (cfg->concurrent_query_limit == 0 || cfg->max_request_bytes == 0 ||
+        cfg->max_concurrent_writes == 0) {
+        snprintf(err, errlen, "--concurrent-query-limit, --max-concurrent-writes and "
+                              "--max-request-bytes must be positive");
+        return -1;
+    }
+    if (cfg->max_request_bytes > LP_MAX_BODY_BYTES) {
+        snprintf(err, errlen, "--max-request-bytes: at most %u (the line-protocol parser's limit)",
+                 LP_MAX_BODY_BYTES);
         return -1;
     }
     return 0;

@@ -29,10 +29,12 @@ typedef struct ingot_config {
     char *s3_endpoint;           /* --s3-endpoint */
     char *s3_bucket;             /* --s3-bucket */
     char *s3_region;             /* --s3-region */
+    uint64_t object_store_timeout_s; /* --object-store-timeout (seconds) */
     bool wal_skip_corrupt;       /* --wal-skip-corrupt */
     char *catalog;               /* --catalog: SQLite path or postgres:// URL */
     uint64_t max_request_bytes;  /* --max-request-bytes */
     uint64_t concurrent_query_limit; /* --concurrent-query-limit */
+    uint64_t max_concurrent_writes;  /* --max-concurrent-writes */
     uint64_t http_max_connections;   /* --http-max-connections */
     uint64_t http_idle_timeout_s;    /* --http-idle-timeout (seconds) */
     char *auth_token;            /* --auth-token (NULL: no authentication) */

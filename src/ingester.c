@@ -80,8 +80,9 @@ static int open_store(ingester *ing, char *err, size_t errlen)
 {
     const ingot_config *cfg = ing->cfg;
     if (!strcmp(cfg->object_store, "s3"))
-        return object_store_s3_open(cfg->s3_endpoint, cfg->s3_bucket, cfg->s3_region, &ing->store,
-                                    err, errlen);
+        return object_store_s3_open(cfg->s3_endpoint, cfg->s3_bucket, cfg->s3_region,
+                                    (unsigned)cfg->object_store_timeout_s, &ing->store, err,
+                                    errlen);
     char root[4096];
     snprintf(root, sizeof root, "%s/objects", cfg->data_dir);
     return object_store_file_open(root, &ing->store, err, errlen);
@@ -161,12 +162,18 @@ void ingester_close(ingester *ing)
     pthread_mutex_destroy(&ing->seg_mu);
     pthread_cond_destroy(&ing->life_cond);
     pthread_mutex_destroy(&ing->life_mu);
+    for (size_t i = 0; i < ing->spare_count; i++) lp_batch_free(&ing->spare_batches[i]);
+    pthread_cond_destroy(&ing->admit_cond);
+    pthread_mutex_destroy(&ing->admit_mu);
     free(ing);
 }
 
 void ingester_stop_writes(ingester *ing)
 {
+    pthread_mutex_lock(&ing->admit_mu);
     atomic_store(&ing->stopping, true);
+    pthread_cond_broadcast(&ing->admit_cond); /* waiters for a slot answer "shutting down" */
+    pthread_mutex_unlock(&ing->admit_mu);
     while (atomic_load(&ing->writes_in_flight) > 0) {
         struct timespec ts = {0, 1000000};
         nanosleep(&ts, NULL);
@@ -179,6 +186,43 @@ bool ingester_accepting_writes(ingester *ing)
 }
 
 /* --- write -------------------------------------------------------------------------------- */
+
+int ingester_write_admit(ingester *ing, unsigned timeout_ms)
+{
+    struct timespec deadline;
+    clock_gettime(CLOCK_MONOTONIC, &deadline);
+    deadline.tv_sec += timeout_ms / 1000;
+    deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000;
+    if (deadline.tv_nsec >= 1000000000) deadline.tv_sec++, deadline.tv_nsec -= 1000000000;
+    int rv = 0;
+    bool waited = false;
+    pthread_mutex_lock(&ing->admit_mu);
+    while (!atomic_load(&ing->stopping) && ing->writes_admitted >= ing->cfg->max_concurrent_writes) {
+        waited = true;
+        if (pthread_cond_timedwait(&ing->admit_cond, &ing->admit_mu, &deadline) == ETIMEDOUT &&
+            ing->writes_admitted >= ing->cfg->max_concurrent_writes) {
+            rv = INGOT_E_BUSY;
+            break;
+        }
+    }
+    if (rv == 0 && atomic_load(&ing->stopping)) rv = INGOT_E_SHUTTING_DOWN;
+    if (rv == 0) ing->writes_admitted++;
+    pthread_mutex_unlock(&ing->admit_mu);
+    if (waited) atomic_fetch_add(&ing->writes_admission_waits, 1);
+    if (rv == INGOT_E_BUSY) {
+        atomic_fetch_add(&ing->writes_admission_timeouts, 1);
+        atomic_fetch_add(&ing->writes_refused_busy, 1);
+    }
+    return rv;
+}
+
+void ingester_write_release(ingester *ing)
+{
+    pthread_mutex_lock(&ing->admit_mu);
+    ing->writes_admitted--;
+    pthread_cond_signal(&ing->admit_cond);
+    pthread_mutex_unlock(&ing->admit_mu);
+}
 
 static int apply_op(ingester *ing, const ingester_write_request *req, schema_namespace *ns,
                     lp_batch *batch, schema_op_tables *tables, const char *text, size_t text_len,
@@ -235,7 +279,8 @@ static int write_counted(ingester *ing, const ingester_write_request *req, inges
          */
         strbuf good = {0};
         for (size_t i = 0; i < res->batch.line_count; i++) {
-            strbuf_append(&good, res->batch.lines[i].text, res->batch.lines[i].text_len);
+            strbuf_append(&good, lp_line_text(&res->batch, &res->batch.lines[i]),
+                          res->batch.lines[i].text_len);
             strbuf_putc(&good, '\n');
         }
         rv = strbuf_failed(&good) ? INGOT_E_NOMEM
@@ -248,9 +293,22 @@ static int write_counted(ingester *ing, const ingester_write_request *req, inges
     return rv;
 }
 
+static size_t batch_bytes(const lp_batch *b)
+{
+    return b->line_cap * sizeof *b->lines + b->tag_cap * sizeof *b->tags +
+           b->field_cap * sizeof *b->fields + b->error_cap * sizeof *b->errors;
+}
+
 int ingester_write(ingester *ing, const ingester_write_request *req, ingester_write_result *res)
 {
     memset(res, 0, sizeof *res);
+    res->owner = ing;
+    pthread_mutex_lock(&ing->admit_mu);
+    if (ing->spare_count > 0) {
+        res->batch = ing->spare_batches[--ing->spare_count];
+        ing->spare_bytes -= batch_bytes(&res->batch);
+    }
+    pthread_mutex_unlock(&ing->admit_mu);
     atomic_fetch_add(&ing->writes_in_flight, 1);
     int rv;
     if (atomic_load(&ing->stopping)) {
@@ -285,6 +343,22 @@ int ingester_write(ingester *ing, const ingester_write_request *req, ingester_wr
 
 void ingester_write_result_free(ingester_write_result *res)
 {
+    ingester *ing = res->owner;
+    size_t bytes = batch_bytes(&res->batch);
+    if (ing && bytes > 0) {
+        lp_batch_reset(&res->batch);
+        pthread_mutex_lock(&ing->admit_mu);
+        size_t keep = ing->cfg->max_concurrent_writes < INGESTER_SPARE_BATCHES
+                          ? (size_t)ing->cfg->max_concurrent_writes
+                          : INGESTER_SPARE_BATCHES;
+        bool kept = ing->spare_count < keep && ing->spare_bytes + bytes <= INGESTER_SPARE_BATCH_TOTAL;
+        if (kept) {
+            ing->spare_batches[ing->spare_count++] = res->batch;
+            ing->spare_bytes += bytes;
+        }
+        pthread_mutex_unlock(&ing->admit_mu);
+        if (kept) memset(&res->batch, 0, sizeof res->batch);
+    }
     lp_batch_free(&res->batch);
 }
 
@@ -490,11 +564,26 @@ void ingester_metrics(ingester *ing, strbuf *out)
                   "# HELP ingot_disk_full_events_total Times the WAL volume became too full.\n"
                   "# TYPE ingot_disk_full_events_total counter\n"
                   "ingot_disk_full_events_total %" PRIuFAST64 "\n"
-                  "# HELP ingot_write_refused_busy_total Writes refused with 503 (persist backlog or disk full).\n"
+                  "# HELP ingot_write_refused_busy_total Writes refused with 503 (persist backlog, disk full, no write slot).\n"
                   "# TYPE ingot_write_refused_busy_total counter\n"
                   "ingot_write_refused_busy_total %" PRIuFAST64 "\n",
                   ing->replay_ops_skipped, closed, atomic_load(&ing->segments_deleted),
                   ingester_watermark(ing), atomic_load(&ing->disk_full) ? 1 : 0,
                   atomic_load(&ing->disk_full_events), atomic_load(&ing->writes_refused_busy));
+    pthread_mutex_lock(&ing->admit_mu);
+    uint64_t admitted = ing->writes_admitted;
+    pthread_mutex_unlock(&ing->admit_mu);
+    strbuf_printf(out,
+                  "# HELP ingot_write_slots_in_use Writes holding one of the --max-concurrent-writes slots.\n"
+                  "# TYPE ingot_write_slots_in_use gauge\n"
+                  "ingot_write_slots_in_use %" PRIu64 "\n"
+                  "# HELP ingot_write_slot_waits_total Writes that had to wait for a slot.\n"
+                  "# TYPE ingot_write_slot_waits_total counter\n"
+                  "ingot_write_slot_waits_total %" PRIuFAST64 "\n"
+                  "# HELP ingot_write_slot_timeouts_total Writes refused with 503 after waiting 10 s for a slot.\n"
+                  "# TYPE ingot_write_slot_timeouts_total counter\n"
+                  "ingot_write_slot_timeouts_total %" PRIuFAST64 "\n",
+                  admitted, atomic_load(&ing->writes_admission_waits),
+                  atomic_load(&ing->writes_admission_timeouts));
     persister_metrics(ing->persist, out);
 }

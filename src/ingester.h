@@ -40,7 +40,21 @@ typedef struct ingester_write_result {
     lp_batch batch;       /* after the call: errors[] describes bad lines or rows (in order) */
     size_t lines_written; /* lines applied */
     char message[512];    /* a request-level error (bad namespace, WAL failure, ...) */
+    ingester *owner;      /* private: where ingester_write_result_free returns the batch's arrays */
 } ingester_write_result;
+
+/*
+ * Write admission: at most --max-concurrent-writes writes hold a slot at once, so the parsed
+ * batches in flight (about 3x the size of their line protocol) are bounded whatever the number
+ * of connections, and the CPU goes to finishing writes rather than to starting more of them;
+ * group commit still gathers the slots' writes into one fdatasync. A front end takes a slot
+ * around ingester_write, once the request is received (a slow client must not hold one). Waits
+ * at most timeout_ms: INGOT_E_BUSY (503 + Retry-After) if no slot came free;
+ * INGOT_E_SHUTTING_DOWN once writes stop.
+ */
+#define INGESTER_WRITE_ADMIT_TIMEOUT_MS 10000u
+int ingester_write_admit(ingester *ing, unsigned timeout_ms);
+void ingester_write_release(ingester *ing);
 
 /*
  * Parse (or decode), validate, commit to the WAL and apply to the buffer. The result must be

@@ -19,6 +19,9 @@
 #include "store/object_store.h"
 #include "wal/wal.h"
 
+#define INGESTER_SPARE_BATCHES 64
+#define INGESTER_SPARE_BATCH_TOTAL ((size_t)64 << 20)
+
 /* A closed WAL segment waiting until everything in it is persisted. */
 typedef struct closed_segment {
     uint64_t id;
@@ -47,6 +50,20 @@ struct ingester {
     atomic_long writes_in_flight;
     atomic_long queries_open;
 
+    /* write admission (ingester_write_admit) */
+    pthread_mutex_t admit_mu;
+    pthread_cond_t admit_cond;    /* admit_mu: a slot came free, or stopping was set */
+    uint64_t writes_admitted;     /* admit_mu: slots taken, <= cfg->max_concurrent_writes */
+    /*
+     * admit_mu: parsed-batch arrays of finished writes, reset, kept for the next ones (at most
+     * one per slot and INGESTER_SPARE_BATCHES, INGESTER_SPARE_BATCH_TOTAL bytes together): a
+     * write reuses warm memory instead of growing fresh arrays, which on this path cost more in
+     * page faults and heap fragmentation than the parse itself.
+     */
+    lp_batch spare_batches[INGESTER_SPARE_BATCHES];
+    size_t spare_count;
+    size_t spare_bytes;
+
     /* life cycle thread (ingester_lifecycle.c) */
     pthread_mutex_t life_mu;
     pthread_cond_t life_cond;     /* life_mu: one of the flags below changed */
@@ -65,6 +82,8 @@ struct ingester {
     atomic_uint_fast64_t lines_rejected;
     atomic_uint_fast64_t queries_rejected;
     atomic_uint_fast64_t writes_refused_busy;
+    atomic_uint_fast64_t writes_admission_waits;    /* admissions that had to wait */
+    atomic_uint_fast64_t writes_admission_timeouts; /* admissions refused after the wait */
     atomic_uint_fast64_t segments_deleted;
     atomic_uint_fast64_t disk_full_events;
     wal_replay_stats replay;      /* written once before the front ends start */

@@ -193,7 +193,9 @@ void ingester_lifecycle_init(ingester *ing)
     pthread_condattr_init(&attr);
     pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
     pthread_cond_init(&ing->life_cond, &attr);
+    pthread_cond_init(&ing->admit_cond, &attr);
     pthread_condattr_destroy(&attr);
+    pthread_mutex_init(&ing->admit_mu, NULL);
     pthread_mutex_init(&ing->life_mu, NULL);
     pthread_mutex_init(&ing->seg_mu, NULL);
 }

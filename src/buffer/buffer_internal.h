@@ -124,6 +124,13 @@ typedef struct buffer_partition {
     size_t snap_count, snap_cap; /* mu */
     size_t snap_rows;            /* mu: rows of the attached snapshots */
     uint64_t persisted_count;    /* mu: snapshots persisted and detached so far */
+    /*
+     * mu: rows the columns of an empty buffer are first sized for: a quarter more than the last
+     * hot snapshot took (0 after a snapshot that was not hot). A hot partition refills to about
+     * the same size before its next snapshot, so it is sized once instead of doubling through
+     * copies to up to twice what it needs.
+     */
+    size_t row_hint;
 } buffer_partition;
 
 /* The spare u64 room after the runs (run_cap entries). */

@@ -22,7 +22,8 @@
  * (buffer_snapshot_take_locked: O(1), moves the arrays); after unlocking, each snapshot's info
  * is computed and it is handed to the callback on the writer's thread. The op is thus either
  * wholly in a snapshot or wholly in the buffer, per partition. A snapshot that cannot be
- * allocated is simply not taken: the next append to that partition tries again.
+ * allocated is simply not taken: the next append to that partition tries again. A partition
+ * snapshotted hot sizes its next buffer for the rows it just held (row_hint, buffer_internal.h).
  * buffer_tree_snapshot_all() does the same for every partition with rows in its buffer, one
  * partition lock at a time. The watermark source is called under the partition mutex (it must
  * not call into the buffer).
@@ -536,6 +537,7 @@ int buffer_tree_snapshot_all(buffer_tree *tree, buffer_snapshot_cb cb, void *arg
         buffer_partition *p = parts[i];
         pthread_mutex_lock(&p->mu);
         buffer_snapshot *snap = buffer_snapshot_take_locked(p, buffer_tree_watermark(tree), &rc);
+        if (snap) p->row_hint = 0; /* not hot: the next rows may be few */
         pthread_mutex_unlock(&p->mu);
         if (rc) break;
         if (!snap) continue;
@@ -717,7 +719,9 @@ static int buffer_tree_apply(void *self, dml_op *op)
         if (p->bytes < tree->hot_bytes) continue;
         int src;
         buffer_snapshot *snap = buffer_snapshot_take_locked(p, buffer_tree_watermark(tree), &src);
-        if (snap) hot[hot_count++] = snap; /* on NOMEM: the next append retries */
+        if (!snap) continue; /* NOMEM: the next append retries */
+        hot[hot_count++] = snap;
+        p->row_hint = snap->row_count + snap->row_count / 4;
     }
     while (locked > 0)
         pthread_mutex_unlock(&a.groups[--locked].p->mu);

@@ -152,10 +152,11 @@ static size_t buffer_values_bytes(uint8_t type, size_t rows)
 }
 
 /* Room for rows rows in column c (of type); new room is zeroed. */
-static int buffer_column_reserve(buffer_column *c, uint8_t type, size_t rows)
+/* Room for rows values; a column's first allocation takes hint rows if that is more. */
+static int buffer_column_reserve(buffer_column *c, uint8_t type, size_t rows, size_t hint)
 {
     if (c->cap >= rows) return 0;
-    size_t cap = c->cap * 2;
+    size_t cap = c->cap ? c->cap * 2 : hint;
     if (cap < rows) cap = rows;
     if (cap < BUFFER_MIN_ROWS) cap = BUFFER_MIN_ROWS;
     size_t old_v = c->values ? buffer_values_bytes(type, c->cap) : 0;
@@ -281,14 +282,15 @@ void buffer_append_scratch_free(buffer_append_scratch *s)
     memset(s, 0, sizeof *s);
 }
 
-/* The bytes of s, unescaped into the scratch buffer when needed (room was made for it). */
-static const char *buffer_str_bytes(buffer_append_scratch *s, lp_str str, size_t *len)
+/* The bytes of str (of batch b), unescaped into the scratch buffer when needed (room was made). */
+static const char *buffer_str_bytes(buffer_append_scratch *s, const lp_batch *b, lp_str str,
+                                    size_t *len)
 {
     if (!str.escaped) {
         *len = str.len;
-        return str.ptr;
+        return lp_str_ptr(b, str);
     }
-    *len = lp_str_unescape(str, s->unescape);
+    *len = lp_str_unescape(b, str, s->unescape);
     return s->unescape;
 }
 
@@ -357,7 +359,7 @@ int buffer_partition_reserve(buffer_append_group *g, const dml_op *op, buffer_ap
             uint32_t ti = ln->first_tag + j;
             const lp_tag *tg = &b->tags[ti];
             size_t len;
-            const char *str = buffer_str_bytes(s, tg->value, &len);
+            const char *str = buffer_str_bytes(s, b, tg->value, &len);
             uint32_t id = buffer_dict_find(&p->columns[tg->column].dict, str, len,
                                            buffer_hash_bytes(str, len));
             s->tag_ids[ti] = id;
@@ -370,13 +372,13 @@ int buffer_partition_reserve(buffer_append_group *g, const dml_op *op, buffer_ap
 
     /* room */
     size_t rows = p->row_count + g->line_count;
-    int rc = buffer_column_reserve(&p->columns[0], COLUMN_TIME, rows);
+    int rc = buffer_column_reserve(&p->columns[0], COLUMN_TIME, rows, p->row_hint);
     if (rc) return rc;
     for (uint32_t i = 1; i < p->column_count; i++) {
         buffer_column *c = &p->columns[i];
         uint8_t type = t->columns[i].type;
         if (!c->type && !(i < ncols && used[i])) continue;
-        rc = buffer_column_reserve(c, type, rows);
+        rc = buffer_column_reserve(c, type, rows, p->row_hint);
         if (rc) return rc;
         if (i >= ncols) continue;
         if (type == COLUMN_STRING && str_need[i]) {
@@ -438,7 +440,7 @@ void buffer_partition_append(buffer_append_group *g, const dml_op *op, buffer_ap
             uint32_t id = s->tag_ids[ti];
             if (id == BUFFER_ID_UNKNOWN) { /* not found at reservation: maybe added since */
                 size_t len;
-                const char *str = buffer_str_bytes(s, tg->value, &len);
+                const char *str = buffer_str_bytes(s, b, tg->value, &len);
                 uint32_t h = buffer_hash_bytes(str, len);
                 id = buffer_dict_find(&c->dict, str, len, h);
                 if (id == BUFFER_ID_UNKNOWN) id = buffer_dict_insert(&c->dict, str, len, h);
@@ -466,9 +468,9 @@ void buffer_partition_append(buffer_append_group *g, const dml_op *op, buffer_ap
                 buffer_string_fill(c, r);
                 lp_str v = f->value.str;
                 if (v.escaped)
-                    c->str_len += lp_str_unescape(v, c->str_bytes + c->str_len);
+                    c->str_len += lp_str_unescape(b, v, c->str_bytes + c->str_len);
                 else if (v.len) {
-                    if (v.len) memcpy(c->str_bytes + c->str_len, v.ptr, v.len);
+                    if (v.len) memcpy(c->str_bytes + c->str_len, lp_str_ptr(b, v), v.len);
                     c->str_len += v.len;
                 }
                 ((uint32_t *)c->values)[r + 1] = (uint32_t)c->str_len;

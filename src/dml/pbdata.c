@@ -3,10 +3,14 @@
  * pbdata.h; messages in proto/ingot/write/v1/write.proto).
  *
  * What it owns. Nothing that outlives a call except the lp_batch arrays it fills (lines, tags,
- * fields: grown here, freed by lp_batch_free()). Every string in the result points into the
- * message. Per call there are three scratch arrays (the column index of a table batch, its
- * row-pass order, a name hash set for wide tables), reused from one table batch to the next and
- * freed on return; nothing is allocated per row or per value.
+ * fields: grown here, freed by lp_batch_free()). Every string in the result is an offset into
+ * the message: lp_batch.base is the DatabaseBatch's first byte, so the message is limited to
+ * LP_MAX_BODY_BYTES (lp.h's 30-bit lengths) and column names to LP_MAX_KEY_BYTES (the 12-bit key
+ * length of lp_tag / lp_field), as for line protocol; a batch holds the strings of one message,
+ * so decoding into a batch that holds rows of another message is refused. Per call there are
+ * three scratch arrays (the column index of a table batch, its row-pass order, a name hash set
+ * for wide tables), reused from one table batch to the next and freed on return; nothing is
+ * allocated per row or per value.
  *
  * Wire format (https://protobuf.dev/programming-guides/encoding/). A message is a sequence of
  * records, each a varint key (field_number << 3 | wire_type) and a payload:
@@ -48,9 +52,9 @@
  * field, its tags and fields in column order, no key twice, no key "time", no empty tag value;
  * tag/field `column` is LP_COLUMN_UNRESOLVED and table_slot 0, as lp_parse() leaves them.
  *
- * Failure recovery. Any refusal restores the batch counts to what they were on entry (so a reset
- * batch is empty again) and leaves the arrays allocated for reuse; err says which table batch,
- * column and row, and what. Out of memory leaves the batch the same way.
+ * Failure recovery. Any refusal restores the batch counts and base to what they were on entry
+ * (so a reset batch is empty again) and leaves the arrays allocated for reuse; err says which
+ * table batch, column and row, and what. Out of memory leaves the batch the same way.
  */
 #include "dml/pbdata.h"
 
@@ -319,26 +323,34 @@ static inline int pbd_next_f64(pbd_cursor *c, double *v)
     return pbd_next_f64_slow(c, v);
 }
 
-static int pbd_next_string_slow(pbd_cursor *c, lp_str *s)
+/* data[0..len) of the message at base as an lp_str (the message size limit: every offset fits). */
+static inline lp_str pbd_str(const uint8_t *base, const uint8_t *data, size_t len)
+{
+    lp_str s;
+    s.off = (uint32_t)(data - base);
+    s.len = (uint32_t)len;
+    s.escaped = LP_ESC_NONE;
+    return s;
+}
+
+static int pbd_next_string_slow(pbd_cursor *c, const uint8_t *base, lp_str *s)
 {
     pb_field f;
-    if (pbd_cursor_refill(c, &f) != 1 || f.wire != PB_LEN || f.len > UINT32_MAX) return -1;
-    s->ptr = (const char *)f.data;
-    s->len = (uint32_t)f.len;
+    if (pbd_cursor_refill(c, &f) != 1 || f.wire != PB_LEN || f.len > LP_MAX_BODY_BYTES) return -1;
+    *s = pbd_str(base, f.data, f.len);
     return 0;
 }
 
-static inline int pbd_next_string(pbd_cursor *c, lp_str *s)
+static inline int pbd_next_string(pbd_cursor *c, const uint8_t *base, lp_str *s)
 {
     const uint8_t *p = c->vp;
     /* key 0x22 = field 4, LEN; a length below 128 is one byte */
     if (c->vend - p >= 2 && p[0] == 0x22 && p[1] < 0x80 && (size_t)(c->vend - p - 2) >= p[1]) {
-        s->ptr = (const char *)p + 2;
-        s->len = p[1];
+        *s = pbd_str(base, p + 2, p[1]);
         c->vp = p + 2 + p[1];
         return 0;
     }
-    return pbd_next_string_slow(c, s);
+    return pbd_next_string_slow(c, base, s);
 }
 
 /* ---------------------------------------------------------------------------------------------
@@ -361,6 +373,7 @@ typedef struct pbd_column {
 
 typedef struct pbd_decoder {
     lp_batch *batch;
+    const uint8_t *base; /* the DatabaseBatch: lp_batch.base, where every lp_str counts from */
     enum lp_precision precision;
     char *err;
     size_t errlen;
@@ -717,6 +730,8 @@ static int pbd_index_table(pbd_decoder *d, const uint8_t *msg, size_t len, size_
     for (size_t i = 0; i < d->col_count; i++) {
         pbd_column *c = &d->cols[i];
         if (c->name_len == 0) return pbd_fail(d, c, "empty column_name");
+        if (c->name_len > LP_MAX_KEY_BYTES)
+            return pbd_fail(d, c, "column_name longer than %u bytes", LP_MAX_KEY_BYTES);
         const pbd_column *dup = pbd_find_duplicate(d, i, hmask);
         if (dup)
             return pbd_fail(d, c, "duplicate column name (also column %zu)",
@@ -750,8 +765,8 @@ static int pbd_fill_rows(pbd_decoder *d, const pbd_column *time_c, size_t tag_co
     static const int64_t mult[] = {1, 1000, 1000000, 1000000000};
     lp_batch *b = d->batch;
     const int64_t m = mult[d->precision];
-    lp_str measurement = {
-        .ptr = (const char *)d->table_name, .len = (uint32_t)d->table_name_len, .escaped = 0};
+    const uint8_t *base = d->base;
+    const lp_str measurement = pbd_str(base, d->table_name, d->table_name_len);
     pbd_cursor time_cur = time_c->cur;
     pbd_column **live = d->live;
     lp_line *ln = b->lines + b->line_count;
@@ -773,7 +788,7 @@ static int pbd_fill_rows(pbd_decoder *d, const pbd_column *time_c, size_t tag_co
             return pbd_fail(d, time_c, "row %u: time %lld %s overflows int64 nanoseconds", r + 1,
                             (long long)t, pbd_precision_names[d->precision]);
         ln->measurement = measurement;
-        ln->text = measurement.ptr;
+        ln->text_off = measurement.off;
         ln->text_len = measurement.len;
         ln->line_number = ++line_number;
         ln->first_tag = (uint32_t)(tag - tag0);
@@ -785,13 +800,10 @@ static int pbd_fill_rows(pbd_decoder *d, const pbd_column *time_c, size_t tag_co
         for (; k < tag_cols; k++) {
             pbd_column *c = live[k];
             if (c->mask && (c->mask[byte] >> bit) & 1) continue;
-            tag->key.ptr = (const char *)c->name;
-            tag->key.len = (uint32_t)c->name_len;
-            tag->key.escaped = 0;
-            if (pbd_next_string(&c->cur, &tag->value) != 0)
+            lp_tag_set_key(tag, pbd_str(base, c->name, c->name_len));
+            if (pbd_next_string(&c->cur, base, &tag->value) != 0)
                 return pbd_fail(d, c, "row %u: malformed value", r + 1);
             if (tag->value.len == 0) return pbd_fail(d, c, "row %u: empty tag value", r + 1);
-            tag->value.escaped = 0;
             tag->column = LP_COLUMN_UNRESOLVED;
             tag++;
         }
@@ -800,9 +812,7 @@ static int pbd_fill_rows(pbd_decoder *d, const pbd_column *time_c, size_t tag_co
             if (c->mask && (c->mask[byte] >> bit) & 1) continue;
             uint64_t v;
             int bad;
-            fld->key.ptr = (const char *)c->name;
-            fld->key.len = (uint32_t)c->name_len;
-            fld->key.escaped = 0;
+            lp_field_set_key(fld, pbd_str(base, c->name, c->name_len));
             fld->column = LP_COLUMN_UNRESOLVED;
             switch (c->array) {
             case PBD_F64:
@@ -826,8 +836,7 @@ static int pbd_fill_rows(pbd_decoder *d, const pbd_column *time_c, size_t tag_co
                 break;
             default:
                 fld->type = LP_FIELD_STRING;
-                bad = pbd_next_string(&c->cur, &fld->value.str);
-                fld->value.str.escaped = 0;
+                bad = pbd_next_string(&c->cur, base, &fld->value.str);
                 break;
             }
             if (bad) return pbd_fail(d, c, "row %u: malformed value", r + 1);
@@ -858,10 +867,12 @@ static int pbd_decode_table(pbd_decoder *d, const uint8_t *msg, size_t len)
     if (b->tag_count + tag_total > UINT32_MAX || b->field_count + field_total > UINT32_MAX)
         return INGOT_E_TOO_LARGE; /* first_tag / first_field are 32-bit */
     if (d->row_count == 0) return 0;
+    /* Room for at least one of each: pbd_fill_rows takes pointers into all three arrays. */
+    size_t tag_need = b->tag_count + tag_total, field_need = b->field_count + field_total;
     if (pbd_grow((void **)&b->lines, &b->line_cap, b->line_count + d->row_count,
                  sizeof *b->lines) != 0 ||
-        pbd_grow((void **)&b->tags, &b->tag_cap, b->tag_count + tag_total, sizeof *b->tags) != 0 ||
-        pbd_grow((void **)&b->fields, &b->field_cap, b->field_count + field_total,
+        pbd_grow((void **)&b->tags, &b->tag_cap, tag_need ? tag_need : 1, sizeof *b->tags) != 0 ||
+        pbd_grow((void **)&b->fields, &b->field_cap, field_need ? field_need : 1,
                  sizeof *b->fields) != 0)
         return INGOT_E_NOMEM;
 
@@ -887,8 +898,10 @@ static int pbd_decode_table(pbd_decoder *d, const uint8_t *msg, size_t len)
 int pbdata_decode_batch(const uint8_t *msg, size_t len, enum lp_precision precision,
                         lp_batch *batch, char *err, size_t errlen)
 {
-    pbd_decoder d = {.batch = batch, .precision = precision, .err = err, .errlen = errlen};
+    pbd_decoder d = {
+        .batch = batch, .base = msg, .precision = precision, .err = err, .errlen = errlen};
     const size_t lines0 = batch->line_count, tags0 = batch->tag_count, fields0 = batch->field_count;
+    const char *const base0 = batch->base;
     const uint8_t *p = msg, *end = msg + len;
     pb_field f;
     const char *why;
@@ -902,6 +915,15 @@ int pbdata_decode_batch(const uint8_t *msg, size_t len, enum lp_precision precis
         rv = pbd_fail(&d, NULL, "no message");
         goto fail;
     }
+    if (len > LP_MAX_BODY_BYTES) {
+        rv = INGOT_E_TOO_LARGE;
+        goto fail;
+    }
+    if (batch->line_count && batch->base != (const char *)msg) {
+        rv = pbd_fail(&d, NULL, "the batch already holds rows of another message");
+        goto fail;
+    }
+    batch->base = (const char *)msg;
     while ((r = pb_next(&p, end, &f, &why)) == 1) {
         if (f.number != PB_DB_TABLE_BATCHES) continue;
         d.table_index++;
@@ -925,11 +947,12 @@ fail:
     batch->line_count = lines0;
     batch->tag_count = tags0;
     batch->field_count = fields0;
+    batch->base = base0;
     if (rv == INGOT_E_NOMEM)
         pbd_fail(&d, NULL, "out of memory");
     else if (rv == INGOT_E_TOO_LARGE)
-        pbd_fail(&d, NULL,
-                 "too large (more than 2^32 - 1 rows, tags, fields or bytes in a string)");
+        pbd_fail(&d, NULL, "too large (a message of more than %u bytes, or more than 2^32 - 1 "
+                           "rows, tags or fields)", LP_MAX_BODY_BYTES);
     free(d.cols);
     free(d.live);
     free(d.slots);

@@ -6,8 +6,9 @@
  * typed columns with null masks). Strings and packed arrays are read in place from the request
  * bytes: nothing is allocated per value (protobuf-c's unpack mallocs every string). The result is
  * the same lp_batch the line-protocol parser produces, so a columnar write takes exactly the
- * path of an LP write (schema check, WalSink, buffer). protobuf-c remains the reference: the unit
- * tests encode with it and decode with this.
+ * path of an LP write (schema check, WalSink, buffer): its base is the DatabaseBatch message and
+ * every name and string value an offset into it (lp.h's compact representation). protobuf-c
+ * remains the reference: the unit tests encode with it and decode with this.
  *
  * The WAL logs a columnar op as the DatabaseBatch bytes themselves (dml.h, kind
  * DML_KIND_DATABASE_BATCH); replay decodes them here again, with the same precision, and gets the
@@ -16,9 +17,11 @@
  * Rules of a DatabaseBatch (anything else is INGOT_E_INVALID with a message naming the table
  * batch, the column and the problem):
  *   - table_name non-empty; row_count rows (0 allowed: contributes nothing);
- *   - column names non-empty and unique within the table batch; exactly one column with
- *     semantic_type TIME, named "time", holding row_count i64_values and no nulls; no other
- *     column named "time"; SEMANTIC_TYPE_UNSPECIFIED or unknown semantic types are refused;
+ *   - column names non-empty, at most LP_MAX_KEY_BYTES bytes (lp_tag / lp_field keep 12 bits of
+ *     key length; the schema allows 255 anyway) and unique within the table batch; exactly one
+ *     column with semantic_type TIME, named "time", holding row_count i64_values and no nulls;
+ *     no other column named "time"; SEMANTIC_TYPE_UNSPECIFIED or unknown semantic types are
+ *     refused;
  *   - null_mask empty (no nulls) or exactly ceil(row_count / 8) bytes with the bits past
  *     row_count clear; bit i (LSB first, byte i / 8) set = row i is null;
  *   - a TAG column holds string_values only; a FIELD column holds values in exactly one of the
@@ -68,11 +71,13 @@ int pbdata_decode_write_request(const uint8_t *msg, size_t len, pbdata_write_req
  * Decode a serialized DatabaseBatch into batch (zeroed or lp_batch_reset), one lp_line per row in
  * table-batch order then row order: measurement = the table name, tags = the row's non-null tag
  * columns, fields = its non-null field columns (lp_field.type from the values array), time_ns =
- * the time scaled to nanoseconds. Every lp_str points into msg with escaped = 0; line_number is
- * the 1-based row number over the whole DatabaseBatch; text / text_len name the table (so an
- * error found later, e.g. a schema conflict, can say which table). msg must outlive the batch.
- * Returns 0, INGOT_E_INVALID (err says what; batch->lines is then empty), INGOT_E_NOMEM, or
- * INGOT_E_TOO_LARGE (more than UINT32_MAX rows).
+ * the time scaled to nanoseconds. batch->base becomes msg and every lp_str is an offset into it
+ * with escaped = 0; line_number is the 1-based row number over the whole DatabaseBatch;
+ * text_off / text_len name the table (so an error found later, e.g. a schema conflict, can say
+ * which table). msg must outlive the batch.
+ * Returns 0, INGOT_E_INVALID (err says what; batch->lines is then empty; also when the batch
+ * already holds rows of another message), INGOT_E_NOMEM, or INGOT_E_TOO_LARGE (a message longer
+ * than LP_MAX_BODY_BYTES, more than UINT32_MAX rows).
  */
 int pbdata_decode_batch(const uint8_t *msg, size_t len, enum lp_precision precision,
                         lp_batch *batch, char *err, size_t errlen) INGOT_MUST_CHECK;

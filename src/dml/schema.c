@@ -652,12 +652,11 @@ static void add_error(check_ctx *c, const lp_line *line, const char *at, const c
         c->cap_errs = ncap;
     }
     lp_error *e = &c->errs[c->n_errs++];
+    const char *text = lp_line_text(c->b, line);
     memset(e, 0, sizeof *e);
     e->line_number = line->line_number;
-    e->column = (at && at >= line->text && at <= line->text + line->text_len)
-                    ? (uint32_t)(at - line->text) + 1
-                    : 1;
-    e->line_text = line->text;
+    e->column = (at && at >= text && at <= text + line->text_len) ? (uint32_t)(at - text) + 1 : 1;
+    e->line_text = text;
     e->line_len = line->text_len;
     va_list ap;
     va_start(ap, fmt);
@@ -707,23 +706,23 @@ out:
 }
 
 /*
- * The unescaped bytes of s: s.ptr itself when it has no escapes, else unescaped into buf
- * (NAME_BUF_BYTES). Returns false when s is so long that its unescaped form exceeds any limit
- * (*len_out is then set past SCHEMA_MAX_NAME_BYTES).
+ * The unescaped bytes of s (a string of b): its bytes in the body when it has no escapes, else
+ * unescaped into buf (NAME_BUF_BYTES). Returns false when s is so long that its unescaped form
+ * exceeds any limit (*len_out is then set past SCHEMA_MAX_NAME_BYTES).
  */
-static bool name_bytes(lp_str s, char *buf, const char **out, size_t *len_out)
+static bool name_bytes(const lp_batch *b, lp_str s, char *buf, const char **out, size_t *len_out)
 {
     if (!s.escaped) {
-        *out = s.ptr;
+        *out = lp_str_ptr(b, s);
         *len_out = s.len;
         return true;
     }
     if (s.len > NAME_BUF_BYTES) {
-        *out = s.ptr;
+        *out = lp_str_ptr(b, s);
         *len_out = s.len;
         return false;
     }
-    *len_out = lp_str_unescape(s, buf);
+    *len_out = lp_str_unescape(b, s, buf);
     *out = buf;
     return true;
 }
@@ -815,7 +814,7 @@ static int req_table_get(check_ctx *c, const lp_line *line)
     char buf[NAME_BUF_BYTES];
     const char *name;
     size_t len;
-    bool fits = name_bytes(line->measurement, buf, &name, &len);
+    bool fits = name_bytes(c->b, line->measurement, buf, &name, &len);
     uint32_t h = name_hash(name, len);
     if (fits && c->tmap_cap) {
         for (size_t j = h & (c->tmap_cap - 1); c->tmap[j]; j = (j + 1) & (c->tmap_cap - 1)) {
@@ -828,7 +827,8 @@ static int req_table_get(check_ctx *c, const lp_line *line)
     if (!e) {
         const char *why = fits ? name_problem(name, len) : "is longer than 255 bytes";
         if (why) {
-            add_error(c, line, line->measurement.ptr, "invalid table name: the name %s", why);
+            add_error(c, line, lp_str_ptr(c->b, line->measurement),
+                      "invalid table name: the name %s", why);
             return -1;
         }
     }
@@ -906,8 +906,9 @@ static int resolve_key(check_ctx *c, const lp_line *line, req_table *t, lp_str k
     char buf[NAME_BUF_BYTES], shown[80];
     const char *name;
     size_t len;
-    if (!name_bytes(key, buf, &name, &len)) {
-        add_error(c, line, key.ptr, "invalid column name: the name is longer than 255 bytes");
+    const char *at = lp_str_ptr(c->b, key); /* where errors point */
+    if (!name_bytes(c->b, key, buf, &name, &len)) {
+        add_error(c, line, at, "invalid column name: the name is longer than 255 bytes");
         return 1;
     }
     uint32_t h = name_hash(name, len);
@@ -915,7 +916,7 @@ static int resolve_key(check_ctx *c, const lp_line *line, req_table *t, lp_str k
         int p = pending_find(t, name, len, h);
         if (p >= 0) {
             if (t->cols[p].type != type) {
-                add_error(c, line, key.ptr, "column \"%s\" is %s but the write sends %s",
+                add_error(c, line, at, "column \"%s\" is %s but the write sends %s",
                           show_name(shown, sizeof shown, name, len),
                           column_type_name(t->cols[p].type), sent_type_name(type));
                 return 1;
@@ -932,7 +933,7 @@ static int resolve_key(check_ctx *c, const lp_line *line, req_table *t, lp_str k
             int stored = t->entry->t.columns[idx].type;
             if (stored != type) {
                 char shown_t[80];
-                add_error(c, line, key.ptr,
+                add_error(c, line, at,
                           "column \"%s\" of table \"%s\" has type %s; the write sends %s",
                           show_name(shown, sizeof shown, name, len),
                           show_name(shown_t, sizeof shown_t, t->name, t->len),
@@ -947,12 +948,12 @@ static int resolve_key(check_ctx *c, const lp_line *line, req_table *t, lp_str k
     }
     /* a new column */
     if (len == 4 && memcmp(name, "time", 4) == 0) {
-        add_error(c, line, key.ptr, "column name \"time\" is reserved for the timestamp");
+        add_error(c, line, at, "column name \"time\" is reserved for the timestamp");
         return 1;
     }
     const char *why = name_problem(name, len);
     if (why) {
-        add_error(c, line, key.ptr, "invalid column name: the name %s", why);
+        add_error(c, line, at, "invalid column name: the name %s", why);
         return 1;
     }
     int32_t dup_of = -1;
@@ -963,7 +964,7 @@ static int resolve_key(check_ctx *c, const lp_line *line, req_table *t, lp_str k
         if (dup_of < 0 && ln->dup_of < 0 && ln->hash == h && ln->len == len &&
             memcmp(c->scratch + ln->name_off, name, len) == 0) {
             if (ln->type != type) {
-                add_error(c, line, key.ptr, "column \"%s\" is %s but the write sends %s",
+                add_error(c, line, at, "column \"%s\" is %s but the write sends %s",
                           show_name(shown, sizeof shown, name, len), column_type_name(ln->type),
                           sent_type_name(type));
                 return 1;
@@ -973,7 +974,7 @@ static int resolve_key(check_ctx *c, const lp_line *line, req_table *t, lp_str k
     }
     if (dup_of < 0 && existing + t->col_count + distinct + 1 > SCHEMA_MAX_COLUMNS) {
         char shown_t[80];
-        add_error(c, line, key.ptr, "column limit of %d reached in table \"%s\"",
+        add_error(c, line, at, "column limit of %d reached in table \"%s\"",
                   SCHEMA_MAX_COLUMNS, show_name(shown_t, sizeof shown_t, t->name, t->len));
         return 1;
     }
@@ -992,20 +993,24 @@ static int resolve_key(check_ctx *c, const lp_line *line, req_table *t, lp_str k
     return 0;
 }
 
+/* Keys are compared raw: equal raw bytes have equal escapes (lp.h). */
 static bool same_shape(const lp_batch *b, const lp_line *p, const lp_line *l)
 {
+    const char *base = b->base;
     if (p->measurement.len != l->measurement.len || p->tag_count != l->tag_count ||
         p->field_count != l->field_count ||
-        memcmp(p->measurement.ptr, l->measurement.ptr, l->measurement.len) != 0)
+        memcmp(base + p->measurement.off, base + l->measurement.off, l->measurement.len) != 0)
         return false;
     for (uint32_t i = 0; i < l->tag_count; i++) {
-        const lp_str *a = &b->tags[p->first_tag + i].key, *k = &b->tags[l->first_tag + i].key;
-        if (a->len != k->len || memcmp(a->ptr, k->ptr, k->len) != 0) return false;
+        const lp_tag *a = &b->tags[p->first_tag + i], *k = &b->tags[l->first_tag + i];
+        if (a->key_len != k->key_len ||
+            memcmp(base + a->key_off, base + k->key_off, k->key_len) != 0)
+            return false;
     }
     for (uint32_t i = 0; i < l->field_count; i++) {
         const lp_field *a = &b->fields[p->first_field + i], *f = &b->fields[l->first_field + i];
-        if (a->type != f->type || a->key.len != f->key.len ||
-            memcmp(a->key.ptr, f->key.ptr, f->key.len) != 0)
+        if (a->type != f->type || a->key_len != f->key_len ||
+            memcmp(base + a->key_off, base + f->key_off, f->key_len) != 0)
             return false;
     }
     return true;
@@ -1028,8 +1033,8 @@ static int check_line(check_ctx *c, lp_line *line)
     if (ti < 0) return ti;
     req_table *t = &c->tables[ti];
     if (!t->entry && !t->used && c->ns_table_count + c->new_tables_used >= SCHEMA_MAX_TABLES) {
-        add_error(c, line, line->measurement.ptr, "table limit of %d reached in namespace \"%s\"",
-                  SCHEMA_MAX_TABLES, c->ns->name);
+        add_error(c, line, lp_str_ptr(b, line->measurement),
+                  "table limit of %d reached in namespace \"%s\"", SCHEMA_MAX_TABLES, c->ns->name);
         return 1;
     }
     c->n_lnew = 0;
@@ -1037,11 +1042,11 @@ static int check_line(check_ctx *c, lp_line *line)
     int rc = 0;
     for (uint32_t i = 0; i < line->tag_count && rc == 0; i++) {
         lp_tag *tag = &b->tags[line->first_tag + i];
-        rc = resolve_key(c, line, t, tag->key, COLUMN_TAG, &tag->column);
+        rc = resolve_key(c, line, t, lp_tag_key(tag), COLUMN_TAG, &tag->column);
     }
     for (uint32_t i = 0; i < line->field_count && rc == 0; i++) {
         lp_field *f = &b->fields[line->first_field + i];
-        rc = resolve_key(c, line, t, f->key, f->type, &f->column);
+        rc = resolve_key(c, line, t, lp_field_key(f), f->type, &f->column);
     }
     if (rc) return rc;
     /* the line is good: register what it creates */
@@ -1162,13 +1167,14 @@ static int finish_key(check_ctx *c, const lp_line *line, req_table *t, lp_str ke
         *col = p->index;
         return 0;
     case PENDING_CONFLICT:
-        add_error(c, line, key.ptr, "column \"%s\" of table \"%s\" has type %s; the write sends %s",
+        add_error(c, line, lp_str_ptr(c->b, key),
+                  "column \"%s\" of table \"%s\" has type %s; the write sends %s",
                   show_name(shown, sizeof shown, p->name, p->len),
                   show_name(shown_t, sizeof shown_t, t->name, t->len),
                   column_type_name(p->existing_type), sent_type_name(sent));
         return 1;
     default:
-        add_error(c, line, key.ptr, "column limit of %d reached in table \"%s\"",
+        add_error(c, line, lp_str_ptr(c->b, key), "column limit of %d reached in table \"%s\"",
                   SCHEMA_MAX_COLUMNS, show_name(shown_t, sizeof shown_t, t->name, t->len));
         return 1;
     }
@@ -1179,17 +1185,17 @@ static int finish_line(check_ctx *c, lp_line *line, schema_op_tables *out)
     lp_batch *b = c->b;
     req_table *t = &c->tables[line->table_slot];
     if (t->limit_failed) {
-        add_error(c, line, line->measurement.ptr, "table limit of %d reached in namespace \"%s\"",
-                  SCHEMA_MAX_TABLES, c->ns->name);
+        add_error(c, line, lp_str_ptr(b, line->measurement),
+                  "table limit of %d reached in namespace \"%s\"", SCHEMA_MAX_TABLES, c->ns->name);
         return 1;
     }
     for (uint32_t i = 0; i < line->tag_count; i++) {
         lp_tag *tag = &b->tags[line->first_tag + i];
-        if (finish_key(c, line, t, tag->key, &tag->column, COLUMN_TAG)) return 1;
+        if (finish_key(c, line, t, lp_tag_key(tag), &tag->column, COLUMN_TAG)) return 1;
     }
     for (uint32_t i = 0; i < line->field_count; i++) {
         lp_field *f = &b->fields[line->first_field + i];
-        if (finish_key(c, line, t, f->key, &f->column, f->type)) return 1;
+        if (finish_key(c, line, t, lp_field_key(f), &f->column, f->type)) return 1;
     }
     if (t->out_slot < 0) {
         if (out->count == out->cap) {

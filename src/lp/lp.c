@@ -4,7 +4,10 @@
  * What it owns. Nothing outside the lp_batch it fills: the batch's four arrays (lines, tags,
  * fields, errors) are allocated here, grown geometrically and kept across lp_batch_reset(), so a
  * batch reused request after request stops allocating. The body is only read, never copied:
- * every name and string value is an lp_str pointing into it.
+ * lp_batch.base is the body and every name and string value is an lp_str, an offset into it
+ * (the compact layout of lp.h: lp_str 8 bytes, lp_tag and lp_field 16, lp_line 48). Hence the
+ * two limits of this parser's own: a body of at most LP_MAX_BODY_BYTES (else INGOT_E_TOO_LARGE)
+ * and tag and field keys of at most LP_MAX_KEY_BYTES raw bytes (else an error of that line).
  *
  * Wire format (InfluxDB v2 line protocol), one point per line:
  *   measurement[,tag_key=tag_value...] field_key=field_value[,field_key=field_value...] [timestamp]
@@ -33,11 +36,12 @@
  *   per timestamp from |t|: < 5e9 s, < 5e12 ms, < 5e15 us, else ns. Overflow of int64, before or
  *   after scaling, is an error. A line without timestamp takes opts->default_time_ns.
  *
- * Invariants of a filled batch: lines[] holds only good lines in body order with strictly
- * increasing line numbers; tags/fields of line k are the contiguous ranges named in it; a line
- * has no two tags with the same key, no two fields with the same key (a repeated field of the
- * same type overwrites the earlier entry in place, so the value kept is the last one written),
- * no key that is both tag and field, and no key "time". errors[] holds the first max_errors bad
+ * Invariants of a filled batch: base is the body and every offset + length lies within it;
+ * lines[] holds only good lines in body order with strictly increasing line numbers; tags/fields
+ * of line k are the contiguous ranges named in it; a line has no two tags with the same key, no
+ * two fields with the same key (a repeated field of the same type overwrites the earlier entry
+ * in place, so the value kept is the last one written), no key that is both tag and field, no
+ * key "time" and no key longer than LP_MAX_KEY_BYTES. errors[] holds the first max_errors bad
  * lines in body order; bad_line_count counts them all.
  *
  * Speed. The scanner classifies 64 bytes at a time with SSE2 into a bitmask of the bytes that can
@@ -49,7 +53,8 @@
  * nothing is cleared between lines); lines with more than LP_KEY_TABLE_MAX keys fall back to
  * linear comparison.
  *
- * lp_parse() appends to the batch it is given (first_tag/first_field are absolute indexes), so a
+ * lp_parse() appends to the batch it is given (first_tag/first_field are absolute indexes), but
+ * a batch's offsets count from one body, so it refuses a batch holding lines of another one: a
  * reset batch receives exactly one body. Its only allocations are the batch arrays and one
  * parser state (about 8 KiB) per call; the one exception is a float literal of 256 bytes or more
  * that ends the body without a terminator, which strtod needs NUL-terminated and so is copied.
@@ -78,6 +83,10 @@
 #define LP_KEY_IS_FIELD 0x80000000u
 #define LP_KEY_NONE 0xFFFFFFFFu
 #define LP_FLOAT_STACK_COPY 256u  /* a float token at the very end of the body is copied here */
+
+_Static_assert(sizeof(lp_str) == 8, "lp_str is an offset and a length");
+_Static_assert(sizeof(lp_tag) == 16 && sizeof(lp_field) == 16, "lp.h's compact layout");
+_Static_assert(sizeof(lp_line) == 48, "lp.h's compact layout");
 
 typedef struct lp_key_slot {
     uint32_t gen; /* the slot is in use for the current line iff gen == parser's gen */
@@ -330,39 +339,53 @@ static inline uint32_t lp_key_hash(const lp_parser *ps, const char *p, uint32_t 
     return (uint32_t)(h >> 40);
 }
 
-static inline int lp_str_eq(lp_str a, lp_str b)
+/*
+ * Keys are handled as raw bytes (pointer and length) while a line is parsed: the raw to unescaped
+ * mapping is one-to-one, so equal raw bytes mean equal keys, and the packed form of the stored
+ * keys (lp.h) is only unpacked for the length.
+ */
+static inline int lp_key_eq(const char *body, uint32_t off, uint32_t len, const char *key,
+                            uint32_t key_len)
 {
-    return a.len == b.len && memcmp(a.ptr, b.ptr, a.len) == 0;
+    return len == key_len && memcmp(body + off, key, key_len) == 0;
 }
 
-static inline lp_str lp_key_of(const lp_batch *b, const lp_line *ln, uint32_t ref)
+static inline int lp_key_is(const lp_parser *ps, const lp_line *ln, uint32_t ref,
+                            const char *key, uint32_t key_len)
 {
-    if (ref & LP_KEY_IS_FIELD) return b->fields[ln->first_field + (ref & ~LP_KEY_IS_FIELD)].key;
-    return b->tags[ln->first_tag + ref].key;
+    const lp_batch *b = ps->batch;
+    if (ref & LP_KEY_IS_FIELD) {
+        const lp_field *f = &b->fields[ln->first_field + (ref & ~LP_KEY_IS_FIELD)];
+        return lp_key_eq(ps->body, f->key_off, f->key_len, key, key_len);
+    }
+    const lp_tag *t = &b->tags[ln->first_tag + ref];
+    return lp_key_eq(ps->body, t->key_off, t->key_len, key, key_len);
 }
 
 /* lp_key_lookup() for lines with more keys than the table tracks: compare with every key. */
-static __attribute__((noinline)) uint32_t lp_key_lookup_linear(const lp_batch *b,
-                                                               const lp_line *ln, lp_str key)
+static __attribute__((noinline)) uint32_t lp_key_lookup_linear(const lp_parser *ps,
+                                                               const lp_line *ln,
+                                                               const char *key, uint32_t key_len)
 {
     for (uint32_t i = 0; i < ln->tag_count; i++)
-        if (lp_str_eq(b->tags[ln->first_tag + i].key, key)) return i;
+        if (lp_key_is(ps, ln, i, key, key_len)) return i;
     for (uint32_t i = 0; i < ln->field_count; i++)
-        if (lp_str_eq(b->fields[ln->first_field + i].key, key)) return LP_KEY_IS_FIELD | i;
+        if (lp_key_is(ps, ln, LP_KEY_IS_FIELD | i, key, key_len)) return LP_KEY_IS_FIELD | i;
     return LP_KEY_NONE;
 }
 
 /*
- * Looks key up among the tags and fields of the line being built (ln's counts say how many are
- * there). Returns the ref of the equal key, or LP_KEY_NONE after registering key as new_ref.
+ * Looks key[0..key_len) up among the tags and fields of the line being built (ln's counts say
+ * how many are there). Returns the ref of the equal key, or LP_KEY_NONE after registering key as
+ * new_ref.
  */
 static inline __attribute__((always_inline)) uint32_t
-lp_key_lookup(lp_parser *ps, const lp_line *ln, lp_str key, uint32_t new_ref)
+lp_key_lookup(lp_parser *ps, const lp_line *ln, const char *key, uint32_t key_len,
+              uint32_t new_ref)
 {
-    const lp_batch *b = ps->batch;
     if (ln->tag_count + ln->field_count >= LP_KEY_TABLE_MAX)
-        return lp_key_lookup_linear(b, ln, key);
-    uint32_t h = lp_key_hash(ps, key.ptr, key.len) & (LP_KEY_SLOTS - 1);
+        return lp_key_lookup_linear(ps, ln, key, key_len);
+    uint32_t h = lp_key_hash(ps, key, key_len) & (LP_KEY_SLOTS - 1);
     for (;;) {
         lp_key_slot *s = &ps->keys[h];
         if (s->gen != ps->gen) {
@@ -370,7 +393,7 @@ lp_key_lookup(lp_parser *ps, const lp_line *ln, lp_str key, uint32_t new_ref)
             s->ref = new_ref;
             return LP_KEY_NONE;
         }
-        if (lp_str_eq(lp_key_of(b, ln, s->ref), key)) return s->ref;
+        if (lp_key_is(ps, ln, s->ref, key, key_len)) return s->ref;
         h = (h + 1) & (LP_KEY_SLOTS - 1);
     }
 }
@@ -386,11 +409,12 @@ static int lp_bad(lp_parser *ps, const char *at, const char *msg)
     return LP_LINE_BAD;
 }
 
-static int lp_bad_key(lp_parser *ps, const char *at, const char *fmt, lp_str key)
+/* A bad key at..key_end, named in the message (fmt has one "%.*s"). */
+static int lp_bad_key(lp_parser *ps, const char *at, const char *key_end, const char *fmt)
 {
     ps->err_at = at;
-    int n = key.len > 100 ? 100 : (int)key.len;
-    snprintf(ps->err_msg, sizeof ps->err_msg, fmt, n, key.ptr);
+    int n = key_end - at > 100 ? 100 : (int)(key_end - at);
+    snprintf(ps->err_msg, sizeof ps->err_msg, fmt, n, at);
     return LP_LINE_BAD;
 }
 
@@ -422,18 +446,20 @@ static inline const char *lp_scan_key(lp_parser *ps, const char *p, uint32_t *es
     }
 }
 
-static inline lp_str lp_mkstr(const char *from, const char *to, uint32_t escaped)
+/* The lp_str of [from, to) (the body is at most LP_MAX_BODY_BYTES: every offset fits). */
+static inline lp_str lp_mkstr(const lp_parser *ps, const char *from, const char *to,
+                              uint32_t escaped)
 {
     lp_str s;
-    s.ptr = from;
+    s.off = (uint32_t)(from - ps->body);
     s.len = (uint32_t)(to - from);
     s.escaped = escaped;
     return s;
 }
 
-static inline int lp_is_time_key(lp_str k)
+static inline int lp_is_time_key(const char *key, const char *key_end, uint32_t escaped)
 {
-    return k.len == 4 && !k.escaped && memcmp(k.ptr, "time", 4) == 0;
+    return key_end - key == 4 && !escaped && memcmp(key, "time", 4) == 0;
 }
 
 static inline int lp_match(const lp_parser *ps, const char *p, const char *word, size_t n)
@@ -463,10 +489,10 @@ static size_t lp_scan_bool(const lp_parser *ps, const char *p, bool *value)
 }
 
 /*
- * Parses the number at v into f (type and value). Returns the byte after it, or NULL with the
+ * Parses the number at v into f->value and *type. Returns the byte after it, or NULL with the
  * error recorded in ps (or ps->err_at == NULL for out of memory).
  */
-static const char *lp_parse_number(lp_parser *ps, const char *v, lp_field *f)
+static const char *lp_parse_number(lp_parser *ps, const char *v, lp_field *f, uint32_t *type)
 {
     const char *end = ps->end, *s = v;
     int neg = 0;
@@ -485,7 +511,7 @@ static const char *lp_parse_number(lp_parser *ps, const char *v, lp_field *f)
                 lp_bad(ps, v, "integer overflow");
                 return NULL;
             }
-            f->type = LP_FIELD_I64;
+            *type = LP_FIELD_I64;
             f->value.i64 = neg ? (int64_t)(0 - ival) : (int64_t)ival;
             return s + 1;
         }
@@ -498,7 +524,7 @@ static const char *lp_parse_number(lp_parser *ps, const char *v, lp_field *f)
                 lp_bad(ps, v, "unsigned integer overflow");
                 return NULL;
             }
-            f->type = LP_FIELD_U64;
+            *type = LP_FIELD_U64;
             f->value.u64 = ival;
             return s + 1;
         }
@@ -562,7 +588,7 @@ static const char *lp_parse_number(lp_parser *ps, const char *v, lp_field *f)
         ps->err_at = NULL;
         return NULL;
     }
-    f->type = LP_FIELD_F64;
+    *type = LP_FIELD_F64;
     f->value.f64 = d;
     return s;
 }
@@ -618,7 +644,7 @@ static int lp_parse_line(lp_parser *ps, const char *p, const char **eol)
         rc = lp_bad(ps, q, "missing measurement");
         goto fail;
     }
-    ln->measurement = lp_mkstr(m0, q, esc);
+    ln->measurement = lp_mkstr(ps, m0, q, esc);
     if (q == end || *q == '\n') {
         rc = lp_bad(ps, q, "missing field set");
         goto fail;
@@ -637,7 +663,12 @@ static int lp_parse_line(lp_parser *ps, const char *p, const char **eol)
             rc = lp_bad(ps, q, "missing tag value");
             goto fail;
         }
-        lp_str key = lp_mkstr(k0, q, esc);
+        if ((size_t)(q - k0) > LP_MAX_KEY_BYTES) {
+            rc = lp_bad(ps, k0, "tag key longer than 4095 bytes");
+            goto fail;
+        }
+        const char *k1 = q;
+        const uint32_t kesc = esc;
         const char *v0 = q + 1;
         esc = 0;
         q = lp_scan_key(ps, v0, &esc);
@@ -653,12 +684,12 @@ static int lp_parse_line(lp_parser *ps, const char *p, const char **eol)
             rc = lp_bad(ps, q, "unescaped '=' in tag value");
             goto fail;
         }
-        if (lp_is_time_key(key)) {
+        if (lp_is_time_key(k0, k1, kesc)) {
             rc = lp_bad(ps, k0, "invalid tag key \"time\"");
             goto fail;
         }
-        if (lp_key_lookup(ps, ln, key, ln->tag_count) != LP_KEY_NONE) {
-            rc = lp_bad_key(ps, k0, "duplicate tag \"%.*s\"", key);
+        if (lp_key_lookup(ps, ln, k0, (uint32_t)(k1 - k0), ln->tag_count) != LP_KEY_NONE) {
+            rc = lp_bad_key(ps, k0, k1, "duplicate tag \"%.*s\"");
             goto fail;
         }
         lp_tag *t = lp_push_tag(b);
@@ -666,9 +697,11 @@ static int lp_parse_line(lp_parser *ps, const char *p, const char **eol)
             rc = INGOT_E_NOMEM;
             goto fail;
         }
-        t->key = key;
-        t->value = lp_mkstr(v0, q, esc);
+        t->key_off = (uint32_t)(k0 - ps->body);
+        t->key_len = (uint16_t)(k1 - k0);
+        t->key_escaped = kesc != 0;
         t->column = LP_COLUMN_UNRESOLVED;
+        t->value = lp_mkstr(ps, v0, q, esc);
         ln->tag_count++;
     }
 
@@ -690,16 +723,23 @@ static int lp_parse_line(lp_parser *ps, const char *p, const char **eol)
             rc = lp_bad(ps, q, "invalid field format");
             goto fail;
         }
+        if ((size_t)(q - k0) > LP_MAX_KEY_BYTES) {
+            rc = lp_bad(ps, k0, "field key longer than 4095 bytes");
+            goto fail;
+        }
         /* The field is parsed in place in the next free slot; dropped again if not kept. */
         lp_field *f = lp_push_field(b);
         if (!f) {
             rc = INGOT_E_NOMEM;
             goto fail;
         }
-        f->key = lp_mkstr(k0, q, esc);
+        const char *k1 = q;
+        const uint32_t kesc = esc;
+        f->key_off = (uint32_t)(k0 - ps->body);
         f->column = LP_COLUMN_UNRESOLVED;
         const char *v = q + 1;
         const char *after;
+        uint32_t ftype;
         if (v == end || *v == ',' || *v == ' ' || lp_is_eol(ps, v)) {
             rc = lp_bad(ps, v, "missing field value");
             goto fail;
@@ -724,15 +764,15 @@ static int lp_parse_line(lp_parser *ps, const char *p, const char **eol)
                     continue;
                 }
                 if (*r == '"') {
-                    f->type = LP_FIELD_STRING;
-                    f->value.str = lp_mkstr(v + 1, r, esc);
+                    ftype = LP_FIELD_STRING;
+                    f->value.str = lp_mkstr(ps, v + 1, r, esc);
                     after = r + 1;
                     break;
                 }
                 s = r + 1;
             }
         } else if (c == '-' || c == '.' || lp_is_digit(c)) {
-            after = lp_parse_number(ps, v, f);
+            after = lp_parse_number(ps, v, f, &ftype);
             if (!after) {
                 rc = ps->err_at ? LP_LINE_BAD : INGOT_E_NOMEM;
                 goto fail;
@@ -744,7 +784,7 @@ static int lp_parse_line(lp_parser *ps, const char *p, const char **eol)
                 rc = lp_bad(ps, v, "invalid field value");
                 goto fail;
             }
-            f->type = LP_FIELD_BOOL;
+            ftype = LP_FIELD_BOOL;
             f->value.boolean = bv;
             after = v + n;
         }
@@ -752,20 +792,24 @@ static int lp_parse_line(lp_parser *ps, const char *p, const char **eol)
             rc = lp_bad(ps, v, "invalid field value");
             goto fail;
         }
-        if (lp_is_time_key(f->key)) {
+        if (lp_is_time_key(k0, k1, kesc)) {
             rc = lp_bad(ps, k0, "invalid field key \"time\"");
             goto fail;
         }
-        uint32_t ref = lp_key_lookup(ps, ln, f->key, LP_KEY_IS_FIELD | ln->field_count);
+        f->key_len = (uint16_t)(k1 - k0); /* the packed key and type, once the value is known */
+        f->key_escaped = kesc != 0;
+        f->type = (uint16_t)ftype;
+        uint32_t ref =
+            lp_key_lookup(ps, ln, k0, (uint32_t)(k1 - k0), LP_KEY_IS_FIELD | ln->field_count);
         if (ref == LP_KEY_NONE) {
             ln->field_count++;
         } else if (!(ref & LP_KEY_IS_FIELD)) {
-            rc = lp_bad_key(ps, k0, "field \"%.*s\" is also a tag", f->key);
+            rc = lp_bad_key(ps, k0, k1, "field \"%.*s\" is also a tag");
             goto fail;
         } else {
             lp_field *prev = &b->fields[ln->first_field + (ref & ~LP_KEY_IS_FIELD)];
-            if (prev->type != f->type) {
-                rc = lp_bad_key(ps, k0, "field \"%.*s\" has two types", f->key);
+            if (prev->type != ftype) {
+                rc = lp_bad_key(ps, k0, k1, "field \"%.*s\" has two types");
                 goto fail;
             }
             prev->value = f->value; /* the last value written wins */
@@ -864,7 +908,9 @@ static int lp_record_error(lp_parser *ps, const char *ls, const char *text_end, 
 
 int lp_parse(const char *body, size_t len, const lp_options *opts, lp_batch *batch)
 {
-    if (len > UINT32_MAX) return INGOT_E_TOO_LARGE;
+    if (len > LP_MAX_BODY_BYTES) return INGOT_E_TOO_LARGE;
+    if (batch->line_count && batch->base != body) return INGOT_E_INVALID;
+    batch->base = body;
     lp_parser *ps = malloc(sizeof *ps);
     if (!ps) return INGOT_E_NOMEM;
     int rc = 0;
@@ -911,7 +957,7 @@ int lp_parse(const char *body, size_t len, const lp_options *opts, lp_batch *bat
         const char *text_end = (le > ls && le[-1] == '\r') ? le - 1 : le;
         if (lr == LP_LINE_GOOD) {
             lp_line *ln = &batch->lines[batch->line_count - 1];
-            ln->text = ls;
+            ln->text_off = (uint32_t)(ls - body);
             ln->text_len = (uint32_t)(text_end - ls);
             ln->line_number = line_no;
         } else {
@@ -927,6 +973,7 @@ fail:
 
 void lp_batch_reset(lp_batch *batch)
 {
+    batch->base = NULL;
     batch->line_count = 0;
     batch->tag_count = 0;
     batch->field_count = 0;
@@ -943,19 +990,19 @@ void lp_batch_free(lp_batch *batch)
     memset(batch, 0, sizeof *batch);
 }
 
-size_t lp_str_unescape(lp_str s, char *out)
+size_t lp_unescape(const char *p, size_t len, unsigned escaped, char *out)
 {
-    if (!s.escaped) {
-        if (s.len) memcpy(out, s.ptr, s.len);
-        return s.len;
+    if (!escaped) {
+        if (len) memcpy(out, p, len);
+        return len;
     }
     size_t o = 0;
-    for (uint32_t i = 0; i < s.len; i++) {
-        char c = s.ptr[i];
-        if (c == '\\' && i + 1 < s.len) {
-            char n = s.ptr[i + 1];
+    for (size_t i = 0; i < len; i++) {
+        char c = p[i];
+        if (c == '\\' && i + 1 < len) {
+            char n = p[i + 1];
             int drop;
-            switch (s.escaped) {
+            switch (escaped) {
             case LP_ESC_MEASUREMENT: drop = (n == ',' || n == ' '); break;
             case LP_ESC_KEY: drop = (n == ',' || n == '=' || n == ' '); break;
             case LP_ESC_STRING: drop = (n == '"' || n == '\\'); break;

@@ -12,7 +12,8 @@
  *
  * Write: the request is decoded in place (dml/pbdata.h: no copy of the batch, strings read from
  * the message) and handed to ingester_write with the line protocol or the serialized
- * DatabaseBatch as body, so the WAL logs the batch bytes as received. Status codes: bad request,
+ * DatabaseBatch as body, so the WAL logs the batch bytes as received; it holds one of the
+ * ingester's write slots (--max-concurrent-writes, shared with HTTP) meanwhile. Status codes: bad request,
  * bad rows, type conflicts INVALID_ARGUMENT; paused ingest RESOURCE_EXHAUSTED; stopping
  * FAILED_PRECONDITION; a failed WAL UNAVAILABLE.
  *
@@ -293,8 +294,16 @@ static void handle_write(rpc *r)
         .durability = DML_DURABILITY_SYNCED,
     };
     if (!wr.body) wr.body = "";
+    rv = ingester_write_admit(r->srv->ing, INGESTER_WRITE_ADMIT_TIMEOUT_MS);
+    if (rv != 0) {
+        rpc_finish(r, NULL, rpc_status_of(rv),
+                   rv == INGOT_E_BUSY ? "too many writes in flight (--max-concurrent-writes); retry later"
+                                      : "ingot is shutting down");
+        goto out;
+    }
     ingester_write_result res;
     rv = ingester_write(r->srv->ing, &wr, &res);
+    ingester_write_release(r->srv->ing);
     if (rv == 0) {
         Ingot__Write__V1__WriteResponse resp = INGOT__WRITE__V1__WRITE_RESPONSE__INIT;
         resp.rows = res.lines_written;

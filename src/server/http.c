@@ -3,7 +3,12 @@
  *
  * Threading: MHD runs one thread per connection (plus its listening thread). A write request is
  * handled on its connection's thread from parse to acknowledgement; the thread waits inside the
- * WAL's group commit, so many concurrent writers share one fdatasync. Nothing here is shared
+ * WAL's group commit, so many concurrent writers share one fdatasync. Once its body is complete,
+ * a write takes one of the ingester's --max-concurrent-writes slots for its parse, commit and
+ * apply (503 + Retry-After after 10 s without one), so the parsed batches in flight do not grow
+ * with the connections. Not before the body: a client trickling its body would hold a slot.
+ * Body buffers of finished writes are kept for the next ones (spare_bodies: at most
+ * HTTP_SPARE_BODIES, HTTP_SPARE_BODY_TOTAL bytes together): no fresh pages per request. Nothing here is shared
  * between requests but the counters (atomics) and the ingester (thread-safe).
  *
  * Request bodies: MHD hands the body over in pieces; http_body.c appends them (or, with
@@ -88,6 +93,9 @@ static const unsigned counted_status[] = {200, 204, 400, 401, 404, 405, 413, 431
 
 #define HTTP_MAX_HEADER_FIELDS 100
 #define HTTP_MAX_HEADER_BYTES (32 * 1024) /* names + values + 4 bytes of framing per field */
+/* Write bodies' buffers kept for reuse: at most this many, each of at most this capacity. */
+#define HTTP_SPARE_BODIES 16
+#define HTTP_SPARE_BODY_TOTAL ((size_t)32 << 20)
 #define HTTP_IDLE_TIMEOUT_DEFAULT_S 30
 #define HTTP_WATCH_TICK_MS 200
 
@@ -118,6 +126,10 @@ struct http_server {
     bool watch_stop;
     bool watch_started;          /* the watchdog thread exists (start/stop thread only) */
     pthread_t watch_thread;
+    pthread_mutex_t spare_lock;  /* guards the spare bodies */
+    strbuf spare_bodies[HTTP_SPARE_BODIES]; /* buffers of finished write bodies, for the next */
+    size_t spare_body_count;
+    size_t spare_body_bytes;     /* spare_lock: their capacities together */
 };
 
 /* Per-request state (MHD's con_cls), freed by on_completed. */
@@ -321,8 +333,16 @@ static enum MHD_Result handle_write(struct MHD_Connection *conn, request *rq)
         return respond_error(conn, rq, 400, "invalid", m, 0);
     }
 
+    /* a write slot once the body is here: a client that sends its body slowly never holds one */
+    int admit = ingester_write_admit(rq->srv->ing, INGESTER_WRITE_ADMIT_TIMEOUT_MS);
+    if (admit == INGOT_E_BUSY)
+        return respond_error(conn, rq, 503, "unavailable",
+                             "too many writes in flight (--max-concurrent-writes): no slot came "
+                             "free within 10 s; retry later", 1);
+    if (admit != 0) return respond_error(conn, rq, 503, "unavailable", "ingot is shutting down", 5);
     ingester_write_result res;
     int rv = ingester_write(rq->srv->ing, &wr, &res);
+    ingester_write_release(rq->srv->ing);
     enum MHD_Result r;
     if (rv == 0 && res.batch.bad_line_count == 0) r = respond(conn, rq, 204, NULL, NULL, 0);
     else if (rv == 0 || (rv == INGOT_E_INVALID && res.batch.bad_line_count > 0))
@@ -332,6 +352,8 @@ static enum MHD_Result handle_write(struct MHD_Connection *conn, request *rq)
         r = respond_error(conn, rq, 503, "unavailable", res.message, 1);
     else if (rv == INGOT_E_SHUTTING_DOWN || rv == INGOT_E_NOMEM)
         r = respond_error(conn, rq, 503, "unavailable", res.message, 5);
+    else if (rv == INGOT_E_CATALOG) /* the catalog failed (I/O, connection): nothing applied */
+        r = respond_error(conn, rq, 503, "unavailable", res.message, 1);
     else if (rv == INGOT_E_WAL_FAILED) /* sticky until an operator restarts ingot */
         r = respond_error(conn, rq, 503, "unavailable", res.message, 30);
     else r = respond_error(conn, rq, 500, "internal error", res.message, 0);
@@ -658,7 +680,14 @@ static enum MHD_Result begin_request(http_server *srv, struct MHD_Connection *co
         return respond_error(conn, rq, 400, "invalid", "unsupported Content-Encoding", 0);
     const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
     uint64_t expected = cl ? strtoull(cl, NULL, 10) : 0;
-    int failure = http_body_init(&rq->body, gzip, srv->max_request_bytes, expected);
+    strbuf spare = {0};
+    pthread_mutex_lock(&srv->spare_lock);
+    if (srv->spare_body_count > 0) {
+        spare = srv->spare_bodies[--srv->spare_body_count];
+        srv->spare_body_bytes -= spare.cap;
+    }
+    pthread_mutex_unlock(&srv->spare_lock);
+    int failure = http_body_init_reusing(&rq->body, &spare, gzip, srv->max_request_bytes, expected);
     /* a plain body announced over the limit: 413 before reading it */
     if (failure != 0) return respond_body_failure(conn, rq, failure);
     return MHD_YES;
@@ -714,6 +743,18 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         atomic_compare_exchange_strong(&w->state, &expect, WATCH_HEADERS);
     }
     count(srv, rq->ep, rq->answered ? rq->status : 0);
+    strbuf spare = http_body_take_buffer(&rq->body);
+    if (spare.cap > 0) {
+        pthread_mutex_lock(&srv->spare_lock);
+        if (srv->spare_body_count < HTTP_SPARE_BODIES &&
+            srv->spare_body_bytes + spare.cap <= HTTP_SPARE_BODY_TOTAL) {
+            srv->spare_body_bytes += spare.cap;
+            srv->spare_bodies[srv->spare_body_count++] = spare;
+            spare = (strbuf){0};
+        }
+        pthread_mutex_unlock(&srv->spare_lock);
+    }
+    strbuf_free(&spare);
     http_body_free(&rq->body);
     free(rq);
     *con_cls = NULL;
@@ -806,6 +847,8 @@ static void server_free(http_server *srv)
     }
     pthread_cond_destroy(&srv->watch_wake);
     pthread_mutex_destroy(&srv->watch_lock);
+    for (size_t i = 0; i < srv->spare_body_count; i++) strbuf_free(&srv->spare_bodies[i]);
+    pthread_mutex_destroy(&srv->spare_lock);
     free(srv->auth_token);
     free(srv);
 }
@@ -836,6 +879,7 @@ int http_server_start(const http_options *opts, ingester *ing, http_server **out
     unsigned idle_timeout_s = opts->idle_timeout_s ? opts->idle_timeout_s : HTTP_IDLE_TIMEOUT_DEFAULT_S;
     srv->idle_timeout_ms = (int64_t)idle_timeout_s * 1000;
     pthread_mutex_init(&srv->watch_lock, NULL);
+    pthread_mutex_init(&srv->spare_lock, NULL);
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&srv->watch_wake, &ca);

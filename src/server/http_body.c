@@ -1,7 +1,8 @@
 /*
  * http_body.c: a request body taken piece by piece, with the size limit (see http_body.h).
  *
- * What it owns: the body buffer (a strbuf that only grows) and, for Content-Encoding: gzip, one
+ * What it owns: the body buffer (a strbuf that only grows; it may come from an earlier body and
+ * go back to a later one, http_body_take_buffer) and, for Content-Encoding: gzip, one
  * zlib inflater created with the first piece and ended by http_body_free.
  *
  * Format: a plain body is the bytes as sent. A gzip body is exactly one gzip member (RFC 1952:
@@ -37,7 +38,19 @@ static int fail(http_body *b, int code)
 
 int http_body_init(http_body *b, bool gzip, uint64_t limit_bytes, uint64_t expected_bytes)
 {
+    return http_body_init_reusing(b, NULL, gzip, limit_bytes, expected_bytes);
+}
+
+int http_body_init_reusing(http_body *b, strbuf *spare, bool gzip, uint64_t limit_bytes,
+                           uint64_t expected_bytes)
+{
     memset(b, 0, sizeof *b);
+    if (spare) {
+        b->data = *spare;
+        b->data.len = 0;
+        b->data.failed = false;
+        memset(spare, 0, sizeof *spare);
+    }
     b->gzip = gzip;
     b->limit_bytes = limit_bytes;
     if (gzip || expected_bytes == 0) return 0; /* a gzip body's inflated size is not announced */
@@ -126,6 +139,16 @@ int http_body_finish(http_body *b)
     if (b->failure) return b->failure;
     if (b->gzip && !b->z_done) return fail(b, INGOT_E_INVALID); /* empty or cut short */
     return 0;
+}
+
+strbuf http_body_take_buffer(http_body *b)
+{
+    if (b->data.failed) strbuf_free(&b->data); /* nothing worth keeping */
+    strbuf out = b->data;
+    out.len = 0;
+    out.failed = false;
+    memset(&b->data, 0, sizeof b->data);
+    return out;
 }
 
 void http_body_free(http_body *b)

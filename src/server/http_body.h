@@ -38,6 +38,17 @@ typedef struct http_body {
 int http_body_init(http_body *b, bool gzip, uint64_t limit_bytes, uint64_t expected_bytes);
 
 /*
+ * The same, but the body's bytes go into spare's memory (a buffer an earlier body gave back with
+ * http_body_take_buffer; its contents are dropped, its allocation kept). spare is moved into the
+ * body and zeroed; it is freed with the body unless taken back.
+ */
+int http_body_init_reusing(http_body *b, strbuf *spare, bool gzip, uint64_t limit_bytes,
+                           uint64_t expected_bytes);
+
+/* Move the body's buffer out, emptied but with its allocation, for a later body to reuse. */
+strbuf http_body_take_buffer(http_body *b);
+
+/*
  * Take one piece (any length, 0 included). Returns 0 or the sticky failure: INGOT_E_TOO_LARGE
  * (more than limit_bytes, after inflation), INGOT_E_INVALID (not a gzip stream, or bytes after
  * its end: a second member or trailing garbage), INGOT_E_NOMEM.

@@ -50,10 +50,14 @@ int object_store_file_open(const char *root, object_store *out, char *err, size_
  * Open the s3 store: objects are <endpoint>/<bucket>/<path> (path-style URLs) on any
  * S3-compatible endpoint ("http://127.0.0.1:9000", "https://s3.eu-west-1.amazonaws.com"),
  * requests signed with AWS SigV4 for region using AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY
- * (read once here). Message in err on failure.
+ * (read once here). Request timeout T in seconds (1 to 86400, --object-store-timeout): a
+ * request whose connect takes longer than min(T, 10 s), that moves no byte for T seconds, or
+ * that takes longer than 4 T plus its size at 256 KiB/s, is abandoned and fails with -ETIMEDOUT
+ * (callers retry). This covers the listing that open itself does. Message in err on failure.
  */
 int object_store_s3_open(const char *endpoint, const char *bucket, const char *region,
-                         object_store *out, char *err, size_t errlen) INGOT_MUST_CHECK;
+                         unsigned timeout_s, object_store *out, char *err,
+                         size_t errlen) INGOT_MUST_CHECK;
 
 /*
  * name as one safe path segment: bytes in [A-Za-z0-9_-] and '.' are kept, every other byte is

@@ -25,8 +25,27 @@
  * FAILURES. No retries here (the persist worker retries with back-off). HTTP 403 -> -EACCES,
  * 404 on get -> INGOT_E_NOT_FOUND, 404 NoSuchBucket -> -ENOENT, other statuses -> -EIO; a
  * transfer error -> -ETIMEDOUT / -ECONNREFUSED / -EIO. Each failure is logged (warn) with the
- * S3 error code and message from the response body. A request that makes no progress for
- * S3_STALL_SECONDS is abandoned (a stalled store must not hold a persist worker forever).
+ * S3 error code and message from the response body.
+ *
+ * TIMEOUTS. A store that stops answering must not hold a persist worker (or the start-up
+ * listing) forever: a stopped server process (SIGSTOP, a hung proxy) still has its kernel
+ * accept the connection and buffer the request, so nothing but a timeout ends the wait. With
+ * T = the store's timeout (--object-store-timeout, default 30 s), every request is abandoned
+ * with -ETIMEDOUT when
+ *   - connecting (TCP, and TLS for https) takes longer than min(T, 10 s);
+ *   - no byte of the request body or of the response body has moved for T seconds (our
+ *     progress callback compares the byte counts, which libcurl reports as they move and at
+ *     least once a second while nothing moves; libcurl's own CURLOPT_LOW_SPEED_TIME is not used:
+ *     it averages speed over a sliding window, so it fires seconds late after a burst and, with
+ *     a small T, early during a slow but steady transfer);
+ *   - the whole request takes longer than S3_TOTAL_TIMEOUT_FACTOR * T plus its size (the larger
+ *     of the body and the announced response length) at S3_MIN_BYTES_PER_SECOND: a server that
+ *     trickles a byte now and then cannot hold a request forever either.
+ * libcurl sends "Expect: 100-continue" with every PUT and waits up to a second for the 100
+ * before it sends the body anyway; that wait is capped at T/2 so it never counts as a stall.
+ * An abandoned PUT may still be completed later by a server that wakes up with it in its
+ * socket buffers; the persister retries the same path with the same bytes, so that only
+ * writes the same object again.
  *
  * LOCKING. The store's strings are immutable after open. Easy handles are per request, taken
  * from a small pool under `pool_mu` (and reset when given back) so connections are reused;
@@ -40,13 +59,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "store/object_store.h"
 #include "util/log.h"
 
 #define S3_POOL_SIZE 8
-#define S3_STALL_SECONDS 60L
 #define S3_CONNECT_TIMEOUT_SECONDS 10L
+#define S3_TOTAL_TIMEOUT_FACTOR 4
+#define S3_MIN_BYTES_PER_SECOND (256.0 * 1024)
+#define S3_MAX_TIMEOUT_SECONDS 86400u
 #define S3_DEFAULT_MAX_KEYS 1000
 
 typedef struct s3_store {
@@ -55,6 +77,7 @@ typedef struct s3_store {
     char *sigv4;         /* "aws:amz:<region>:s3"; immutable */
     char *userpwd;       /* "<access key>:<secret key>"; immutable */
     int list_max_keys;   /* keys per ListObjectsV2 page; immutable */
+    long timeout_s;      /* T of TIMEOUTS above; immutable */
     pthread_mutex_t pool_mu;
     CURL *pool[S3_POOL_SIZE]; /* idle easy handles; pool_mu */
     int pool_count;           /* pool_mu */
@@ -72,6 +95,16 @@ typedef struct s3_upload {
     const unsigned char *data;
     size_t len, off;
 } s3_upload;
+
+/* The progress of one request, for the stall and total timeouts (TIMEOUTS above). */
+typedef struct s3_progress {
+    long timeout_s;
+    double start_s;        /* monotonic seconds when the request started */
+    double last_move_s;    /* when a byte last moved */
+    curl_off_t last_bytes; /* body bytes moved so far, both ways */
+    bool expired;          /* the request was abandoned: why in reason */
+    char reason[128];
+} s3_progress;
 
 static pthread_once_t s3_global_once = PTHREAD_ONCE_INIT;
 static CURLcode s3_global_rc = CURLE_FAILED_INIT;
@@ -120,6 +153,42 @@ static int s3_seek_cb(void *userdata, curl_off_t offset, int origin)
     if (origin != SEEK_SET || offset < 0 || (size_t)offset > u->len) return CURL_SEEKFUNC_FAIL;
     u->off = (size_t)offset;
     return CURL_SEEKFUNC_OK;
+}
+
+static double s3_monotonic_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/*
+ * libcurl's progress callback: called whenever bytes move and about once a second when none
+ * do. Nonzero aborts the transfer (CURLE_ABORTED_BY_CALLBACK) with p->expired saying why.
+ */
+static int s3_progress_cb(void *userdata, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+                          curl_off_t ulnow)
+{
+    s3_progress *p = userdata;
+    double now = s3_monotonic_s();
+    curl_off_t moved = dlnow + ulnow;
+    if (moved != p->last_bytes) {
+        p->last_bytes = moved;
+        p->last_move_s = now;
+    }
+    curl_off_t size = dltotal > ultotal ? dltotal : ultotal;
+    double limit_s =
+        (double)(S3_TOTAL_TIMEOUT_FACTOR * p->timeout_s) + (double)size / S3_MIN_BYTES_PER_SECOND;
+    if (now - p->last_move_s >= (double)p->timeout_s) {
+        snprintf(p->reason, sizeof p->reason, "no byte moved for %ld s", p->timeout_s);
+        p->expired = true;
+    } else if (now - p->start_s >= limit_s) {
+        snprintf(p->reason, sizeof p->reason,
+                 "not done within %.0f s (%d x %ld s + its size at %.0f KiB/s)", limit_s,
+                 S3_TOTAL_TIMEOUT_FACTOR, p->timeout_s, S3_MIN_BYTES_PER_SECOND / 1024);
+        p->expired = true;
+    }
+    return p->expired;
 }
 
 /* The lower-case hex SHA-256 of data[0..len) into out[65]. */
@@ -266,8 +335,13 @@ static int s3_http_error(const char *op, const char *what, long status, const s3
 }
 
 static int s3_curl_error(const char *op, const char *what, CURLcode cc, const char *errbuf,
-                         const s3_buf *body)
+                         const s3_buf *body, const s3_progress *progress)
 {
+    if (cc == CURLE_ABORTED_BY_CALLBACK && progress->expired) {
+        log_warn("s3: %s %s: abandoned after %.1f s: %s (--object-store-timeout)", op, what,
+                 s3_monotonic_s() - progress->start_s, progress->reason);
+        return -ETIMEDOUT;
+    }
     log_warn("s3: %s %s: %s", op, what, errbuf[0] ? errbuf : curl_easy_strerror(cc));
     if (body && body->oom) return INGOT_E_NOMEM;
     switch (cc) {
@@ -295,6 +369,7 @@ static int s3_request(s3_store *s, const char *method, const char *url, const vo
     struct curl_slist *headers = NULL, *h;
     char sha[65], sha_header[100], errbuf[CURL_ERROR_SIZE] = "";
     s3_upload up = {.data = body, .len = body_len};
+    s3_progress progress = {.timeout_s = s->timeout_s};
     CURL *c = s3_handle_get(s);
     if (!c) return INGOT_E_NOMEM;
     rc = s3_sha256_hex(body ? body : "", body_len, sha);
@@ -316,9 +391,13 @@ static int s3_request(s3_store *s, const char *method, const char *url, const vo
     S3_SET(CURLOPT_HTTPHEADER, headers);
     S3_SET(CURLOPT_AWS_SIGV4, s->sigv4);
     S3_SET(CURLOPT_USERPWD, s->userpwd);
-    S3_SET(CURLOPT_CONNECTTIMEOUT, S3_CONNECT_TIMEOUT_SECONDS);
-    S3_SET(CURLOPT_LOW_SPEED_LIMIT, 1L);
-    S3_SET(CURLOPT_LOW_SPEED_TIME, S3_STALL_SECONDS);
+    S3_SET(CURLOPT_CONNECTTIMEOUT, s->timeout_s < S3_CONNECT_TIMEOUT_SECONDS
+                                       ? s->timeout_s
+                                       : S3_CONNECT_TIMEOUT_SECONDS);
+    S3_SET(CURLOPT_EXPECT_100_TIMEOUT_MS, s->timeout_s < 2 ? 500L : 1000L);
+    S3_SET(CURLOPT_NOPROGRESS, 0L);
+    S3_SET(CURLOPT_XFERINFOFUNCTION, s3_progress_cb);
+    S3_SET(CURLOPT_XFERINFODATA, &progress);
     S3_SET(CURLOPT_WRITEFUNCTION, s3_write_cb);
     S3_SET(CURLOPT_WRITEDATA, resp);
     if (upload) {
@@ -332,9 +411,10 @@ static int s3_request(s3_store *s, const char *method, const char *url, const vo
         S3_SET(CURLOPT_CUSTOMREQUEST, method);
     }
 #undef S3_SET
+    progress.start_s = progress.last_move_s = s3_monotonic_s();
     if (cc == CURLE_OK) cc = curl_easy_perform(c);
     if (cc != CURLE_OK) {
-        rc = s3_curl_error(method, url, cc, errbuf, resp);
+        rc = s3_curl_error(method, url, cc, errbuf, resp, &progress);
         goto fail;
     }
     curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, status);
@@ -501,13 +581,17 @@ static void s3_close(void *self)
 }
 
 int object_store_s3_open(const char *endpoint, const char *bucket, const char *region,
-                         object_store *out, char *err, size_t errlen)
+                         unsigned timeout_s, object_store *out, char *err, size_t errlen)
 {
     int rc = 0;
     s3_store *s = NULL;
     const char *key = getenv("AWS_ACCESS_KEY_ID"), *secret = getenv("AWS_SECRET_ACCESS_KEY");
     if (!endpoint || !*endpoint || !bucket || !*bucket || !region || !*region) {
         snprintf(err, errlen, "s3 object store: endpoint, bucket and region are required");
+        return INGOT_E_INVALID;
+    }
+    if (timeout_s == 0 || timeout_s > S3_MAX_TIMEOUT_SECONDS) {
+        snprintf(err, errlen, "s3 object store: timeout %u s is not 1 s to 24 h", timeout_s);
         return INGOT_E_INVALID;
     }
     if (strncmp(endpoint, "http://", 7) != 0 && strncmp(endpoint, "https://", 8) != 0) {
@@ -543,6 +627,7 @@ int object_store_s3_open(const char *endpoint, const char *bucket, const char *r
     sprintf(s->sigv4, "aws:amz:%s:s3", region);
     sprintf(s->userpwd, "%s:%s", key, secret);
     s->list_max_keys = S3_DEFAULT_MAX_KEYS;
+    s->timeout_s = (long)timeout_s;
     const char *mk = getenv("INGOT_S3_LIST_MAX_KEYS"); /* tests: force continuation tokens */
     if (mk && atoi(mk) > 0 && atoi(mk) <= S3_DEFAULT_MAX_KEYS) s->list_max_keys = atoi(mk);
 

@@ -273,6 +273,47 @@ def test_slow_and_silent_clients_do_not_stop_others():
         assert s.request("GET", "/health").status == 200
 
 
+def test_write_slots_bound_concurrency_and_slow_bodies_hold_none():
+    """--max-concurrent-writes 1: clients that announce a body and send it slowly never hold the
+    write slot (it is taken once the body is complete), and 12 concurrent writers all succeed,
+    one slot at a time (their waits are counted)."""
+    with Ingot(args=["--max-concurrent-writes", "1"]) as s:
+        slow = []
+        for i in range(4):
+            c = raw_connect(s.port)
+            c.sendall(b"POST /api/v2/write?bucket=db HTTP/1.1\r\nHost: x\r\n"
+                      b"Content-Length: 100000\r\n\r\n" + b"slow,i=%d v=1i " % i)
+            slow.append(c)
+        try:
+            for i in range(3):
+                timed_write(s, f"fast,i={i} v={i}i {T0 + i}")
+            errors = []
+
+            def writer(w):
+                lp = "".join(f"conc,w={w} v={j}i {T0 + j}\n" for j in range(2000))
+                r = s.write(lp)
+                if r.status != 204:
+                    errors.append(r)
+
+            threads = [threading.Thread(target=writer, args=(w,)) for w in range(12)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            assert not errors, errors[:2]
+            assert len(s.rows("conc")) == 12 * 2000
+            assert len(s.rows("fast")) == 3
+            m = s.metrics()
+            assert m["ingot_write_slots_in_use"] == 0
+            assert m["ingot_write_slot_waits_total"] >= 1, m["ingot_write_slot_waits_total"]
+            assert m["ingot_write_slot_timeouts_total"] == 0
+        finally:
+            for c in slow:
+                c.close()
+        r = s.query("slow")  # nothing of the unfinished bodies
+        assert r.status == 404 or r.jsonl() == [], r
+
+
 def test_idle_timeout_closes_silent_slow_and_idle_keepalive_clients():
     """--http-idle-timeout 2: a connection that sends nothing, one that trickles header bytes
     faster than any idle timeout (slowloris) and an idle keep-alive connection are all closed

@@ -44,6 +44,8 @@ static inline uint16_t tb_col(schema_table *t, const char *name, uint8_t type)
 
 typedef struct tb_op {
     lp_batch b;
+    char *text; /* the batch's base: every string of the batch is copied here */
+    size_t text_len, text_cap;
     schema_op_tables tables;
     schema_table *slots[8];
     dml_op op;
@@ -65,11 +67,21 @@ static inline void tb_op_free(tb_op *o)
     free(o->b.lines);
     free(o->b.tags);
     free(o->b.fields);
+    free(o->text);
 }
 
-static inline lp_str tb_str(const char *s, uint32_t escaped)
+/* s copied into the op's text, as an lp_str of its batch (whose base follows the text). */
+static inline lp_str tb_str(tb_op *o, const char *s, uint32_t escaped)
 {
-    lp_str r = {.ptr = s, .len = (uint32_t)strlen(s), .escaped = escaped};
+    size_t n = strlen(s);
+    if (!o->text || o->text_len + n > o->text_cap) {
+        o->text_cap = (o->text_len + n) * 2 + 64;
+        o->text = realloc(o->text, o->text_cap);
+    }
+    memcpy(o->text + o->text_len, s, n);
+    lp_str r = {.off = (uint32_t)o->text_len, .len = (uint32_t)n, .escaped = escaped};
+    o->text_len += n;
+    o->b.base = o->text;
     return r;
 }
 
@@ -86,7 +98,7 @@ static inline void tb_line(tb_op *o, schema_table *t, int64_t time_ns)
     }
     lp_line *ln = &o->b.lines[o->b.line_count++];
     memset(ln, 0, sizeof *ln);
-    ln->measurement = tb_str(t->name, 0);
+    ln->measurement = tb_str(o, t->name, 0);
     ln->line_number = (uint32_t)o->b.line_count;
     ln->first_tag = (uint32_t)o->b.tag_count;
     ln->first_field = (uint32_t)o->b.field_count;
@@ -111,8 +123,8 @@ static inline void tb_tag_esc(tb_op *o, const char *key, const char *value, uint
         o->b.tags = realloc(o->b.tags, o->b.tag_cap * sizeof *o->b.tags);
     }
     lp_tag *tg = &o->b.tags[o->b.tag_count++];
-    tg->key = tb_str(key, 0);
-    tg->value = tb_str(value, escaped);
+    lp_tag_set_key(tg, tb_str(o, key, 0));
+    tg->value = tb_str(o, value, escaped);
     tg->column = tb_col(t, key, COLUMN_TAG);
     ln->tag_count++;
 }
@@ -132,7 +144,7 @@ static inline lp_field *tb_field(tb_op *o, const char *key, uint8_t type)
     }
     lp_field *f = &o->b.fields[o->b.field_count++];
     memset(f, 0, sizeof *f);
-    f->key = tb_str(key, 0);
+    lp_field_set_key(f, tb_str(o, key, 0));
     f->type = type;
     f->column = tb_col(t, key, type);
     ln->field_count++;
@@ -157,7 +169,8 @@ static inline void tb_bool(tb_op *o, const char *key, bool v)
 }
 static inline void tb_string_esc(tb_op *o, const char *key, const char *v, uint32_t escaped)
 {
-    tb_field(o, key, LP_FIELD_STRING)->value.str = tb_str(v, escaped);
+    lp_field *f = tb_field(o, key, LP_FIELD_STRING);
+    f->value.str = tb_str(o, v, escaped);
 }
 static inline void tb_string(tb_op *o, const char *key, const char *v)
 {

@@ -81,6 +81,39 @@ static void test_plain_pieces_and_limit(void)
     http_body_free(&b);
 }
 
+/* A buffer given back by one body and reused by the next keeps its memory, never its bytes. */
+static void test_buffer_reuse(void)
+{
+    http_body b;
+    CHECK_EQ_INT(http_body_init(&b, false, 1000, 600), 0);
+    CHECK_EQ_INT(feed(&b, "first body, longer than the second", 34, 5), 0);
+    strbuf spare = http_body_take_buffer(&b);
+    http_body_free(&b);
+    CHECK(spare.data != NULL && spare.cap >= 600 && spare.len == 0);
+    char *memory = spare.data;
+
+    CHECK_EQ_INT(http_body_init_reusing(&b, &spare, false, 1000, 6), 0);
+    CHECK(spare.data == NULL && spare.cap == 0); /* moved into the body */
+    CHECK_EQ_INT(feed(&b, "second", 6, 2), 0);
+    CHECK(b.data.data == memory); /* the same allocation, no fresh pages */
+    CHECK_EQ_INT(b.data.len, 6);
+    CHECK(memcmp(b.data.data, "second", 6) == 0);
+    /* a reused buffer is still limited and grows when a body needs more */
+    spare = http_body_take_buffer(&b);
+    http_body_free(&b);
+    CHECK_EQ_INT(http_body_init_reusing(&b, &spare, false, 10, 0), 0);
+    CHECK_EQ_INT(feed(&b, "0123456789x", 11, 4), INGOT_E_TOO_LARGE);
+    spare = http_body_take_buffer(&b); /* a failed body's buffer is still reusable memory */
+    http_body_free(&b);
+    CHECK_EQ_INT(http_body_init_reusing(&b, &spare, false, 5000, 0), 0);
+    char big[3000];
+    memset(big, 'z', sizeof big);
+    CHECK_EQ_INT(feed(&b, big, sizeof big, 700), 0);
+    CHECK_EQ_INT(b.data.len, sizeof big);
+    CHECK(memcmp(b.data.data, big, sizeof big) == 0);
+    http_body_free(&b);
+}
+
 static void test_empty_bodies(void)
 {
     http_body b;
@@ -261,6 +294,7 @@ int main(void)
 {
     TEST_RUN(test_plain_pieces_and_limit);
     TEST_RUN(test_empty_bodies);
+    TEST_RUN(test_buffer_reuse);
     TEST_RUN(test_gzip_round_trip_in_one_byte_pieces);
     TEST_RUN(test_gzip_bomb_cut_at_limit);
     TEST_RUN(test_gzip_refusals);

@@ -29,7 +29,7 @@ static int parse(const char *body)
 /* The unescaped text of s, in a static buffer. */
 static const char *S(lp_str s)
 {
-    size_t n = lp_str_unescape(s, str_buf);
+    size_t n = lp_str_unescape(&batch, s, str_buf);
     str_buf[n] = '\0';
     return str_buf;
 }
@@ -89,15 +89,16 @@ static void test_basic_line(void)
     CHECK_EQ_INT(l->field_count, 5);
     CHECK_EQ_INT(l->table_slot, 0);
     CHECK_EQ_INT(l->time_ns, 1700000000000000000LL);
-    CHECK(l->text == body);
+    CHECK(batch.base == body);
+    CHECK(lp_line_text(&batch, l) == body);
     CHECK_EQ_INT(l->text_len, strlen(body));
-    CHECK_EQ_STR(S(tag(0, 0)->key), "host");
+    CHECK_EQ_STR(S(lp_tag_key(tag(0, 0))), "host");
     CHECK_EQ_STR(S(tag(0, 0)->value), "a");
-    CHECK_EQ_STR(S(tag(0, 1)->key), "region");
+    CHECK_EQ_STR(S(lp_tag_key(tag(0, 1))), "region");
     CHECK_EQ_STR(S(tag(0, 1)->value), "eu");
     CHECK_EQ_INT(tag(0, 0)->column, LP_COLUMN_UNRESOLVED);
     CHECK_EQ_INT(tag(0, 1)->column, LP_COLUMN_UNRESOLVED);
-    CHECK_EQ_STR(S(field(0, 0)->key), "usage");
+    CHECK_EQ_STR(S(lp_field_key(field(0, 0))), "usage");
     CHECK_EQ_INT(field(0, 0)->type, LP_FIELD_F64);
     CHECK(field(0, 0)->value.f64 == 1.5);
     CHECK_EQ_INT(field(0, 1)->type, LP_FIELD_I64);
@@ -110,8 +111,8 @@ static void test_basic_line(void)
     CHECK(field(0, 4)->value.boolean);
     for (uint32_t i = 0; i < 5; i++) CHECK_EQ_INT(field(0, i)->column, LP_COLUMN_UNRESOLVED);
     /* The strings point into the body: no copy. */
-    CHECK(tag(0, 0)->key.ptr == body + 4);
-    CHECK(field(0, 3)->value.str.ptr == strstr(body, "hi"));
+    CHECK(lp_str_ptr(&batch, lp_tag_key(tag(0, 0))) == body + 4);
+    CHECK(lp_str_ptr(&batch, field(0, 3)->value.str) == strstr(body, "hi"));
 }
 
 static void test_no_tags_and_default_time(void)
@@ -151,19 +152,19 @@ static void test_escapes_keys(void)
 {
     CHECK_EQ_INT(parse("m,t\\ k\\=\\,=v\\ a\\=l\\,ue f\\ k\\=\\,=1i"), 0);
     CHECK_EQ_INT(batch.line_count, 1);
-    CHECK_EQ_INT(tag(0, 0)->key.escaped, LP_ESC_KEY);
-    CHECK_EQ_STR(S(tag(0, 0)->key), "t k=,");
+    CHECK_EQ_INT(lp_tag_key(tag(0, 0)).escaped, LP_ESC_KEY);
+    CHECK_EQ_STR(S(lp_tag_key(tag(0, 0))), "t k=,");
     CHECK_EQ_INT(tag(0, 0)->value.escaped, LP_ESC_KEY);
     CHECK_EQ_STR(S(tag(0, 0)->value), "v a=l,ue");
-    CHECK_EQ_INT(field(0, 0)->key.escaped, LP_ESC_KEY);
-    CHECK_EQ_STR(S(field(0, 0)->key), "f k=,");
+    CHECK_EQ_INT(lp_field_key(field(0, 0)).escaped, LP_ESC_KEY);
+    CHECK_EQ_STR(S(lp_field_key(field(0, 0))), "f k=,");
     CHECK_EQ_INT(field(0, 0)->value.i64, 1);
     /* Another backslash stays literal and does not set the flag. */
     CHECK_EQ_INT(parse("m,t=a\\b f\\x=1"), 0);
     CHECK_EQ_INT(batch.line_count, 1);
     CHECK_EQ_INT(tag(0, 0)->value.escaped, LP_ESC_NONE);
     CHECK_EQ_STR(S(tag(0, 0)->value), "a\\b");
-    CHECK_EQ_STR(S(field(0, 0)->key), "f\\x");
+    CHECK_EQ_STR(S(lp_field_key(field(0, 0))), "f\\x");
     /* A quote in a tag value is an ordinary byte. */
     CHECK_EQ_INT(parse("m,t=\"x\" f=1"), 0);
     CHECK_EQ_INT(batch.line_count, 1);
@@ -198,27 +199,29 @@ static void test_escapes_string(void)
 static void test_unescape_direct(void)
 {
     char out[64];
-    lp_str s = {.ptr = "a\\,b\\ c\\=d\\\\", .len = 12, .escaped = LP_ESC_MEASUREMENT};
-    size_t n = lp_str_unescape(s, out);
+    /* lp_str_unescape() on an lp_str relative to a hand-made base. */
+    static const char text[] = "..a\\,b\\ c\\=d\\\\";
+    lp_batch b = {.base = text};
+    lp_str s = {.off = 2, .len = 12, .escaped = LP_ESC_MEASUREMENT};
+    size_t n = lp_str_unescape(&b, s, out);
     CHECK_EQ_INT(n, 10);
     CHECK(memcmp(out, "a,b c\\=d\\\\", n) == 0);
     s.escaped = LP_ESC_KEY;
-    n = lp_str_unescape(s, out);
+    n = lp_str_unescape(&b, s, out);
     CHECK_EQ_INT(n, 9);
     CHECK(memcmp(out, "a,b c=d\\\\", n) == 0);
     s.escaped = LP_ESC_STRING;
-    n = lp_str_unescape(s, out);
+    n = lp_str_unescape(&b, s, out);
     CHECK_EQ_INT(n, 11);
     CHECK(memcmp(out, "a\\,b\\ c\\=d\\", n) == 0);
     s.escaped = LP_ESC_NONE;
-    n = lp_str_unescape(s, out);
+    n = lp_str_unescape(&b, s, out);
     CHECK_EQ_INT(n, 12);
+    CHECK(memcmp(out, text + 2, n) == 0);
     /* Trailing lone backslash stays. */
-    lp_str t = {.ptr = "x\\", .len = 2, .escaped = LP_ESC_STRING};
-    n = lp_str_unescape(t, out);
+    n = lp_unescape("x\\", 2, LP_ESC_STRING, out);
     CHECK_EQ_INT(n, 2);
-    lp_str q = {.ptr = "\\\"", .len = 2, .escaped = LP_ESC_STRING};
-    n = lp_str_unescape(q, out);
+    n = lp_unescape("\\\"", 2, LP_ESC_STRING, out);
     CHECK_EQ_INT(n, 1);
     CHECK_EQ_INT(out[0], '"');
 }
@@ -473,7 +476,7 @@ static void test_lines_comments_crlf(void)
     CHECK_EQ_INT(batch.lines[0].line_number, 4);
     CHECK_EQ_INT(batch.lines[0].time_ns, 1);
     CHECK_EQ_INT(batch.lines[0].text_len, 7); /* no "\r" */
-    CHECK(memcmp(batch.lines[0].text, "m v=1 1", 7) == 0);
+    CHECK(memcmp(lp_line_text(&batch, &batch.lines[0]), "m v=1 1", 7) == 0);
     CHECK_EQ_INT(batch.lines[1].line_number, 7);
     CHECK_EQ_INT(batch.lines[1].text_len, 13); /* leading blanks are part of the text */
     CHECK_EQ_STR(S(tag(1, 0)->value), "x");
@@ -574,7 +577,7 @@ static void test_key_rules(void)
     if (batch.line_count == 1) {
         CHECK_EQ_INT(batch.lines[0].field_count, 3);
         CHECK_EQ_INT(batch.field_count, 3);
-        CHECK_EQ_STR(S(field(0, 1)->key), "v");
+        CHECK_EQ_STR(S(lp_field_key(field(0, 1))), "v");
         CHECK_EQ_INT(field(0, 1)->value.i64, 9);
         CHECK_EQ_INT(field(0, 2)->value.i64, 2);
     }
@@ -636,8 +639,92 @@ static void test_errors_order_and_cap(void)
     /* A bad line after good tags rolls its tags back. */
     CHECK_EQ_INT(parse("m,a=1,b=2 v=x\nm,c=3 v=1"), 0);
     CHECK_EQ_INT(batch.tag_count, 1);
-    CHECK_EQ_STR(S(batch.tags[0].key), "c");
+    CHECK_EQ_STR(S(lp_tag_key(&batch.tags[0])), "c");
     CHECK_EQ_INT(batch.lines[0].first_tag, 0);
+}
+
+/* The compact batch of lp.h: offsets from base, 12-bit keys, the body limit, one body a batch. */
+static void test_compact_representation(void)
+{
+    CHECK_EQ_INT(sizeof(lp_str), 8);
+    CHECK_EQ_INT(sizeof(lp_tag), 16);
+    CHECK_EQ_INT(sizeof(lp_field), 16);
+    CHECK_EQ_INT(sizeof(lp_line), 48);
+
+    /* Keys of exactly LP_MAX_KEY_BYTES raw bytes come back whole, with their escape bit. */
+    const size_t kmax = LP_MAX_KEY_BYTES;
+    size_t cap = 2 * kmax + 64;
+    char *body = malloc(cap);
+    if (!body) {
+        CHECK(body != NULL);
+        return;
+    }
+    size_t n = 0;
+    memcpy(body + n, "m,\\ ", 4); /* the tag key starts with an escaped space */
+    n += 4;
+    memset(body + n, 't', kmax - 2);
+    n += kmax - 2;
+    memcpy(body + n, "=v ", 3);
+    n += 3;
+    size_t fkey_at = n;
+    memset(body + n, 'f', kmax);
+    n += kmax;
+    memcpy(body + n, "=\"s\" 7", 6);
+    n += 6;
+    body[n] = '\0';
+    CHECK_EQ_INT(parse(body), 0);
+    CHECK_EQ_INT(batch.line_count, 1);
+    if (batch.line_count == 1) {
+        lp_str tk = lp_tag_key(tag(0, 0)), fk = lp_field_key(field(0, 0));
+        CHECK_EQ_INT(tk.len, kmax);
+        CHECK_EQ_INT(tk.escaped, LP_ESC_KEY);
+        CHECK(lp_str_ptr(&batch, tk) == body + 2);
+        CHECK_EQ_INT(strlen(S(tk)), kmax - 1);
+        CHECK_EQ_INT(str_buf[0], ' ');
+        CHECK_EQ_INT(fk.len, kmax);
+        CHECK_EQ_INT(fk.escaped, LP_ESC_NONE);
+        CHECK(lp_str_ptr(&batch, fk) == body + fkey_at);
+        CHECK_EQ_INT(field(0, 0)->type, LP_FIELD_STRING);
+        CHECK_EQ_INT(field(0, 0)->column, LP_COLUMN_UNRESOLVED);
+        CHECK(lp_str_ptr(&batch, field(0, 0)->value.str) == body + n - 4);
+        CHECK_EQ_STR(S(field(0, 0)->value.str), "s");
+        CHECK_EQ_INT(batch.lines[0].time_ns, 7);
+    }
+    /* One byte more is a line error naming the key. */
+    memmove(body + 3, body + 2, n - 2 + 1); /* the tag key gets another 't'... */
+    body[2] = 't';
+    expect_bad(body, "tag key longer than 4095 bytes", 3);
+    memmove(body + 2, body + 3, n - 2 + 1); /* ...back */
+    memmove(body + fkey_at + 1, body + fkey_at, n - fkey_at + 1);
+    body[fkey_at] = 'f';
+    expect_bad(body, "field key longer than 4095 bytes", (uint32_t)fkey_at + 1);
+    free(body);
+
+    /* A body past LP_MAX_BODY_BYTES is refused before a byte is read. */
+    lp_options o = {.precision = LP_PRECISION_NS, .max_errors = 10};
+    lp_batch big;
+    memset(&big, 0, sizeof big);
+    const char one = 'm';
+    CHECK_EQ_INT(lp_parse(&one, (size_t)LP_MAX_BODY_BYTES + 1, &o, &big), INGOT_E_TOO_LARGE);
+    CHECK_EQ_INT(big.line_count + big.bad_line_count, 0);
+    lp_batch_free(&big);
+
+    /* A batch holds the strings of one body: appending another body is refused. */
+    static const char first[] = "m,t=a v=1", second[] = "n,t=b v=2";
+    CHECK_EQ_INT(parse(first), 0);
+    CHECK_EQ_INT(lp_parse(second, strlen(second), &o, &batch), INGOT_E_INVALID);
+    CHECK_EQ_INT(batch.line_count, 1);
+    CHECK(batch.base == first);
+    CHECK_EQ_STR(S(batch.lines[0].measurement), "m");
+    CHECK_EQ_INT(lp_parse(first, strlen(first), &o, &batch), 0); /* the same body appends */
+    CHECK_EQ_INT(batch.line_count, 2);
+    CHECK_EQ_STR(S(tag(1, 0)->value), "a");
+    lp_batch_reset(&batch);
+    CHECK(batch.base == NULL);
+    CHECK_EQ_INT(lp_parse(second, strlen(second), &o, &batch), 0);
+    CHECK_EQ_STR(S(batch.lines[0].measurement), "n");
+    CHECK_EQ_INT(batch.lines[0].text_off, 0);
+    CHECK_EQ_INT(tag(0, 0)->value.off, 4);
 }
 
 static void test_reuse_and_growth(void)
@@ -699,6 +786,7 @@ int main(void)
     TEST_RUN(test_key_rules);
     TEST_RUN(test_errors_order_and_cap);
     TEST_RUN(test_reuse_and_growth);
+    TEST_RUN(test_compact_representation);
     lp_batch_free(&batch);
     TEST_MAIN_END();
 }

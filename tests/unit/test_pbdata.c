@@ -196,9 +196,12 @@ static int64_t prec_mult(enum lp_precision p)
                                   : 1;
 }
 
+#define FK(i) lp_field_key(&f[i]) /* the key of field f[i] */
+
+/* s (a string of the global batch) equals c, without escapes. */
 static int str_eq(lp_str s, const char *c)
 {
-    return s.len == strlen(c) && memcmp(s.ptr, c, s.len) == 0 && s.escaped == 0;
+    return s.len == strlen(c) && memcmp(lp_str_ptr(&batch, s), c, s.len) == 0 && s.escaped == 0;
 }
 
 static int inside(const void *p, size_t n, const uint8_t *msg, size_t len)
@@ -239,8 +242,8 @@ static void check_rows(const pb_db *db, enum lp_precision prec, const uint8_t *m
             if (line >= batch.line_count) return;
             const lp_line *ln = &batch.lines[line];
             CHECK(str_eq(ln->measurement, tb->table_name));
-            CHECK(inside(ln->measurement.ptr, ln->measurement.len, msg, len));
-            CHECK(ln->text == ln->measurement.ptr && ln->text_len == ln->measurement.len);
+            CHECK(inside(lp_str_ptr(&batch, ln->measurement), ln->measurement.len, msg, len));
+            CHECK(ln->text_off == ln->measurement.off && ln->text_len == ln->measurement.len);
             CHECK_EQ_INT(ln->line_number, line + 1);
             CHECK_EQ_INT(ln->table_slot, 0);
             CHECK_EQ_INT(ln->time_ns, tc->values->i64_values[r] * prec_mult(prec));
@@ -253,10 +256,10 @@ static void check_rows(const pb_db *db, enum lp_precision prec, const uint8_t *m
                 CHECK(k < ln->tag_count);
                 if (k >= ln->tag_count) break;
                 const lp_tag *tg = &batch.tags[ln->first_tag + k++];
-                CHECK(str_eq(tg->key, col->column_name));
+                CHECK(str_eq(lp_tag_key(tg), col->column_name));
                 CHECK(str_eq(tg->value, col->values->string_values[next[c]++]));
-                CHECK(inside(tg->key.ptr, tg->key.len, msg, len));
-                CHECK(inside(tg->value.ptr, tg->value.len, msg, len));
+                CHECK(inside(lp_str_ptr(&batch, lp_tag_key(tg)), tg->key_len, msg, len));
+                CHECK(inside(lp_str_ptr(&batch, tg->value), tg->value.len, msg, len));
                 CHECK_EQ_INT(tg->column, LP_COLUMN_UNRESOLVED);
             }
             CHECK_EQ_INT(ln->tag_count, k);
@@ -270,8 +273,8 @@ static void check_rows(const pb_db *db, enum lp_precision prec, const uint8_t *m
                 const lp_field *f = &batch.fields[ln->first_field + k++];
                 const pb_vals *v = col->values;
                 size_t i = next[c]++;
-                CHECK(str_eq(f->key, col->column_name));
-                CHECK(inside(f->key.ptr, f->key.len, msg, len));
+                CHECK(str_eq(lp_field_key(f), col->column_name));
+                CHECK(inside(lp_str_ptr(&batch, lp_field_key(f)), f->key_len, msg, len));
                 CHECK_EQ_INT(f->column, LP_COLUMN_UNRESOLVED);
                 switch (col_array(col)) {
                 case 1:
@@ -289,7 +292,7 @@ static void check_rows(const pb_db *db, enum lp_precision prec, const uint8_t *m
                 case 4:
                     CHECK_EQ_INT(f->type, LP_FIELD_STRING);
                     CHECK(str_eq(f->value.str, v->string_values[i]));
-                    CHECK(inside(f->value.str.ptr, f->value.str.len, msg, len));
+                    CHECK(inside(lp_str_ptr(&batch, f->value.str), f->value.str.len, msg, len));
                     break;
                 case 5:
                     CHECK_EQ_INT(f->type, LP_FIELD_BOOL);
@@ -483,14 +486,15 @@ static void test_every_type(void)
     CHECK_EQ_INT(l2->line_number, 3);
     CHECK_EQ_INT(l2->first_tag, 2);
     CHECK_EQ_INT(l2->first_field, 10);
-    CHECK(str_eq(batch.tags[2].key, "host") && str_eq(batch.tags[2].value, "\xc3\xa9t\xc3\xa9"));
+    CHECK(str_eq(lp_tag_key(&batch.tags[2]), "host") &&
+          str_eq(batch.tags[2].value, "\xc3\xa9t\xc3\xa9"));
     const lp_field *f = &batch.fields[10];
-    CHECK(str_eq(f[0].key, "i") && f[0].type == LP_FIELD_I64 && f[0].value.i64 == INT64_MAX);
-    CHECK(str_eq(f[1].key, "u") && f[1].type == LP_FIELD_U64 && f[1].value.u64 == UINT64_MAX);
-    CHECK(str_eq(f[2].key, "f") && f[2].type == LP_FIELD_F64 && f[2].value.f64 == 4.9e-324);
-    CHECK(str_eq(f[3].key, "s") && f[3].type == LP_FIELD_STRING);
+    CHECK(str_eq(FK(0), "i") && f[0].type == LP_FIELD_I64 && f[0].value.i64 == INT64_MAX);
+    CHECK(str_eq(FK(1), "u") && f[1].type == LP_FIELD_U64 && f[1].value.u64 == UINT64_MAX);
+    CHECK(str_eq(FK(2), "f") && f[2].type == LP_FIELD_F64 && f[2].value.f64 == 4.9e-324);
+    CHECK(str_eq(FK(3), "s") && f[3].type == LP_FIELD_STRING);
     CHECK(f[3].value.str.len == strlen(sv[2]) && f[3].value.str.len > 128);
-    CHECK(str_eq(f[4].key, "b") && f[4].type == LP_FIELD_BOOL && f[4].value.boolean);
+    CHECK(str_eq(FK(4), "b") && f[4].type == LP_FIELD_BOOL && f[4].value.boolean);
     CHECK(signbit(batch.fields[2].value.f64) && batch.fields[2].value.f64 == 0.0);
     CHECK(str_eq(batch.fields[3].value.str, ""));
     CHECK_EQ_INT(batch.lines[1].time_ns, -2);
@@ -544,9 +548,9 @@ static void test_nulls_across_bytes(void)
     CHECK_EQ_INT(batch.lines[9].tag_count, 1);
     CHECK(str_eq(batch.tags[batch.lines[9].first_tag].value, "v9"));
     CHECK_EQ_INT(batch.lines[16].field_count, 2);
-    CHECK(str_eq(batch.fields[batch.lines[16].first_field].key, "a"));
+    CHECK(str_eq(lp_field_key(&batch.fields[batch.lines[16].first_field]), "a"));
     CHECK_EQ_INT(batch.fields[batch.lines[16].first_field].value.i64, -16);
-    CHECK(str_eq(batch.fields[batch.lines[15].first_field].key, "b"));
+    CHECK(str_eq(lp_field_key(&batch.fields[batch.lines[15].first_field]), "b"));
     CHECK(batch.fields[batch.lines[15].first_field].value.f64 == 15.25);
     pool_free();
 }
@@ -568,7 +572,7 @@ static void test_all_null_columns(void)
     CHECK_EQ_INT(batch.tag_count, 0);
     CHECK_EQ_INT(batch.field_count, 9);
     for (size_t i = 0; i < batch.field_count; i++)
-        CHECK(str_eq(batch.fields[i].key, "v"));
+        CHECK(str_eq(lp_field_key(&batch.fields[i]), "v"));
     pool_free();
 }
 
@@ -723,12 +727,12 @@ static void test_unpacked_and_split(void)
         CHECK_EQ_INT(ln->time_ns, want_t[r]);
         CHECK_EQ_INT(ln->field_count, 5);
         const lp_field *f = &batch.fields[ln->first_field];
-        CHECK(str_eq(f[0].key, "f") && f[0].type == LP_FIELD_F64 && f[0].value.f64 == want_f[r]);
-        CHECK(str_eq(f[1].key, "u") && f[1].type == LP_FIELD_U64 && f[1].value.u64 == want_u[r]);
-        CHECK(str_eq(f[2].key, "b") && f[2].type == LP_FIELD_BOOL &&
+        CHECK(str_eq(FK(0), "f") && f[0].type == LP_FIELD_F64 && f[0].value.f64 == want_f[r]);
+        CHECK(str_eq(FK(1), "u") && f[1].type == LP_FIELD_U64 && f[1].value.u64 == want_u[r]);
+        CHECK(str_eq(FK(2), "b") && f[2].type == LP_FIELD_BOOL &&
               f[2].value.boolean == want_b[r]);
-        CHECK(str_eq(f[3].key, "i") && f[3].type == LP_FIELD_I64 && f[3].value.i64 == want_i[r]);
-        CHECK(str_eq(f[4].key, "s") && f[4].type == LP_FIELD_STRING &&
+        CHECK(str_eq(FK(3), "i") && f[3].type == LP_FIELD_I64 && f[3].value.i64 == want_i[r]);
+        CHECK(str_eq(FK(4), "s") && f[4].type == LP_FIELD_STRING &&
               str_eq(f[4].value.str, want_s[r]));
     }
     pool_free();
@@ -1222,6 +1226,71 @@ static void test_rollback_and_reuse(void)
     pool_free();
 }
 
+/* lp.h's compact batch: offsets from the message, 12-bit key lengths, one message per batch. */
+static void test_compact_limits(void)
+{
+    /* Column names of LP_MAX_KEY_BYTES bytes are tag and field keys; one byte more is refused. */
+    char name[LP_MAX_KEY_BYTES + 2];
+    memset(name, 'k', LP_MAX_KEY_BYTES);
+    name[LP_MAX_KEY_BYTES] = '\0';
+    pb_db *db = db_new();
+    pb_tb *tb = tb_new(db, "m", 1);
+    const int64_t t[] = {5};
+    const char *const tv[] = {"v"};
+    const double fv[] = {2.5};
+    time_col(tb, 1, t);
+    col_str(col_new(tb, name, SEM_TAG), 1, tv);
+    name[0] = 'f';
+    col_f64(col_new(tb, name, SEM_FIELD), 1, fv);
+    size_t len;
+    uint8_t *m = pack_db(db, &len);
+    CHECK_EQ_INT(dec(m, len, LP_PRECISION_NS), 0);
+    check_rows(db, LP_PRECISION_NS, m, len);
+    CHECK(batch.base == (const char *)m);
+    if (batch.line_count == 1) {
+        lp_str tk = lp_tag_key(&batch.tags[0]), fk = lp_field_key(&batch.fields[0]);
+        CHECK_EQ_INT(tk.len, LP_MAX_KEY_BYTES);
+        CHECK_EQ_INT(fk.len, LP_MAX_KEY_BYTES);
+        CHECK(memcmp(lp_str_ptr(&batch, fk), name, LP_MAX_KEY_BYTES) == 0);
+        CHECK_EQ_INT(lp_str_ptr(&batch, tk)[0], 'k');
+    }
+    wbuf cols = {.n = 0}, w = {.n = 0};
+    w_time(&cols, 1);
+    name[LP_MAX_KEY_BYTES] = 'f';
+    name[LP_MAX_KEY_BYTES + 1] = '\0';
+    w_f64_field(&cols, name, 1);
+    w_table(&w, "m", 1, &cols);
+    EXPECT_REFUSED(&w, "table batch 1 \"m\", column \"fkkk", "column_name longer than 4095 bytes",
+                   NULL);
+
+    /* A message past LP_MAX_BODY_BYTES is refused before a byte is read. */
+    CHECK_EQ_INT(dec(m, (size_t)LP_MAX_BODY_BYTES + 1, LP_PRECISION_NS), INGOT_E_TOO_LARGE);
+    CHECK(strstr(err, "too large") != NULL);
+    CHECK_EQ_INT(batch.line_count, 0);
+
+    /* A batch holds the strings of one message: rows of another one are refused. */
+    CHECK_EQ_INT(dec(m, len, LP_PRECISION_NS), 0);
+    uint8_t *copy = talloc(len);
+    memcpy(copy, m, len);
+    CHECK_EQ_INT(pbdata_decode_batch(copy, len, LP_PRECISION_NS, &batch, err, sizeof err),
+                 INGOT_E_INVALID);
+    CHECK(strstr(err, "another message") != NULL);
+    CHECK_EQ_INT(batch.line_count, 1);
+    CHECK(batch.base == (const char *)m);
+    CHECK_EQ_INT(pbdata_decode_batch(m, len, LP_PRECISION_NS, &batch, err, sizeof err), 0);
+    CHECK_EQ_INT(batch.line_count, 2); /* the same message appends */
+    CHECK_EQ_INT(batch.lines[1].first_tag, 1);
+    /* A refusal leaves base as it was. */
+    lp_batch_reset(&batch);
+    CHECK(batch.base == NULL);
+    CHECK_EQ_INT(pbdata_decode_batch(copy, 3, LP_PRECISION_NS, &batch, err, sizeof err),
+                 INGOT_E_INVALID);
+    CHECK(batch.base == NULL);
+    CHECK_EQ_INT(pbdata_decode_batch(copy, len, LP_PRECISION_NS, &batch, err, sizeof err), 0);
+    CHECK(batch.base == (const char *)copy);
+    pool_free();
+}
+
 static void test_write_request(void)
 {
     pb_req rq = INGOT__WRITE__V1__WRITE_REQUEST__INIT;
@@ -1544,6 +1613,7 @@ int main(void)
     TEST_RUN(test_refusals_masks_and_values);
     TEST_RUN(test_refusals_malformed);
     TEST_RUN(test_rollback_and_reuse);
+    TEST_RUN(test_compact_limits);
     TEST_RUN(test_write_request);
     TEST_RUN(test_round_trip_random);
     lp_batch_free(&batch);

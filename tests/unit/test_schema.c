@@ -606,17 +606,18 @@ static void test_time_reserved(void)
     fixture f;
     CHECK(fx_open(&f, "reserved"));
     const char *text = "cpu time=1i";
-    lp_line line = {.measurement = {.ptr = text, .len = 3},
-                    .text = text,
+    lp_line line = {.measurement = {.off = 0, .len = 3},
+                    .text_off = 0,
                     .text_len = (uint32_t)strlen(text),
                     .line_number = 1,
                     .first_field = 0,
                     .field_count = 1};
-    lp_field field = {.key = {.ptr = text + 4, .len = 4},
+    lp_field field = {.key_off = 4,
+                      .key_len = 4,
                       .type = LP_FIELD_I64,
                       .column = LP_COLUMN_UNRESOLVED,
                       .value.i64 = 1};
-    lp_batch b = {0};
+    lp_batch b = {.base = text};
     b.lines = malloc(sizeof line);
     b.fields = malloc(sizeof field);
     b.lines[0] = line;
@@ -634,10 +635,10 @@ static void test_time_reserved(void)
     b.lines[0] = line;
     b.line_count = 1;
     b.error_count = b.bad_line_count = 0;
-    b.fields[0].key = (lp_str){.ptr = text + 4, .len = 1}; /* "t" */
+    lp_field_set_key(&b.fields[0], (lp_str){.off = 4, .len = 1}); /* "t" */
     CHECK_EQ_INT(schema_check(f.cache, f.ns, &b, true, &t, err, sizeof err), 0);
     CHECK_EQ_INT(b.bad_line_count, 0);
-    b.fields[0].key = (lp_str){.ptr = text + 4, .len = 4};
+    lp_field_set_key(&b.fields[0], (lp_str){.off = 4, .len = 4});
     CHECK_EQ_INT(schema_check(f.cache, f.ns, &b, true, &t, err, sizeof err), 0);
     CHECK_EQ_INT(b.bad_line_count, 1);
     CHECK_EQ_STR(b.errors[0].message,
@@ -713,8 +714,9 @@ static void *worker_main(void *arg)
                 lp_field *fl = &b.fields[line->first_field + k];
                 /* the index must name the key's column, of the right type */
                 if (fl->column >= atomic_load(&tb->column_count) ||
-                    strlen(tb->columns[fl->column].name) != fl->key.len ||
-                    memcmp(tb->columns[fl->column].name, fl->key.ptr, fl->key.len) != 0 ||
+                    strlen(tb->columns[fl->column].name) != fl->key_len ||
+                    memcmp(tb->columns[fl->column].name, lp_str_ptr(&b, lp_field_key(fl)),
+                           fl->key_len) != 0 ||
                     tb->columns[fl->column].type != fl->type)
                     w->rc = -1;
             }
