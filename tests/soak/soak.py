@@ -643,7 +643,7 @@ def main():
     ap.add_argument("--sample-every", type=float, default=2.0)
     ap.add_argument("--rotation", default="5s")
     ap.add_argument("--segment-bytes", type=int, default=1_000_000)
-    ap.add_argument("--hot-bytes", type=int, default=300_000)
+    ap.add_argument("--hot-bytes", type=int, default=150_000)
     ap.add_argument("--queue-depth", type=int, default=24)
     ap.add_argument("--persist-workers", type=int, default=2)
     ap.add_argument("--rss-margin", type=float, default=0.20)
