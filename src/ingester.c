@@ -13,7 +13,9 @@
  * WAL volume is full (503 + Retry-After); else parse -> namespace (created on the first good
  * write) -> schema check (creates new tables and columns in the catalog) -> WalSink (commit,
  * then buffer) -> acknowledge. Everything that can fail for reasons of the data happens before
- * the WAL commit.
+ * the WAL commit. The front ends wrap each write in a write slot (ingester_write_admit: at most
+ * --max-concurrent-writes, admit_mu/admit_cond); a write starts from a spare batch (arrays of an
+ * earlier write, reset) when one is kept, and ingester_write_result_free gives it back.
  *
  * Stop: ingester_stop_writes() sets `stopping` and waits until no write is in flight; a write
  * increments `writes_in_flight` BEFORE it looks at `stopping` (both sequentially consistent), so

@@ -8,8 +8,9 @@
  * apply (503 + Retry-After after 10 s without one), so the parsed batches in flight do not grow
  * with the connections. Not before the body: a client trickling its body would hold a slot.
  * Body buffers of finished writes are kept for the next ones (spare_bodies: at most
- * HTTP_SPARE_BODIES, HTTP_SPARE_BODY_TOTAL bytes together): no fresh pages per request. Nothing here is shared
- * between requests but the counters (atomics) and the ingester (thread-safe).
+ * HTTP_SPARE_BODIES, HTTP_SPARE_BODY_TOTAL bytes together): no fresh pages per request. Nothing
+ * else here is shared between requests but the counters (atomics) and the ingester
+ * (thread-safe).
  *
  * Request bodies: MHD hands the body over in pieces; http_body.c appends them (or, with
  * `Content-Encoding: gzip`, inflates them piece by piece) into one buffer per request, never more
@@ -93,7 +94,7 @@ static const unsigned counted_status[] = {200, 204, 400, 401, 404, 405, 413, 431
 
 #define HTTP_MAX_HEADER_FIELDS 100
 #define HTTP_MAX_HEADER_BYTES (32 * 1024) /* names + values + 4 bytes of framing per field */
-/* Write bodies' buffers kept for reuse: at most this many, each of at most this capacity. */
+/* Write bodies' buffers kept for reuse: at most this many, of at most this capacity together. */
 #define HTTP_SPARE_BODIES 16
 #define HTTP_SPARE_BODY_TOTAL ((size_t)32 << 20)
 #define HTTP_IDLE_TIMEOUT_DEFAULT_S 30
