@@ -44,6 +44,7 @@
 
 #include "dml/pbdata.h"
 #include "ingester_internal.h"
+#include "util/clock.h"
 #include "util/log.h"
 #include "util/sysio.h"
 
@@ -191,11 +192,7 @@ bool ingester_accepting_writes(ingester *ing)
 
 int ingester_write_admit(ingester *ing, unsigned timeout_ms)
 {
-    struct timespec deadline;
-    clock_gettime(CLOCK_MONOTONIC, &deadline);
-    deadline.tv_sec += timeout_ms / 1000;
-    deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000;
-    if (deadline.tv_nsec >= 1000000000) deadline.tv_sec++, deadline.tv_nsec -= 1000000000;
+    struct timespec deadline = clock_deadline_ms(CLOCK_MONOTONIC, timeout_ms);
     int rv = 0;
     bool waited = false;
     pthread_mutex_lock(&ing->admit_mu);

@@ -52,6 +52,7 @@
 #include "server/grpc_internal.h"
 #include "server/server_addr.h"
 #include "store/object_store.h"
+#include "util/clock.h"
 #include "util/log.h"
 
 #define REQUESTS_PER_METHOD 4
@@ -601,14 +602,7 @@ int grpc_front_start(const grpc_front_options *opts, ingester *ing, grpc_front *
 /* Wait until the shutdown tag came back or until deadline_ms (0: forever). */
 static bool wait_shutdown(grpc_front *srv, unsigned grace_ms)
 {
-    struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_sec += grace_ms / 1000;
-    until.tv_nsec += (long)(grace_ms % 1000) * 1000000;
-    if (until.tv_nsec >= 1000000000) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000;
-    }
+    struct timespec until = clock_deadline_ms(CLOCK_REALTIME, grace_ms);
     pthread_mutex_lock(&srv->mu);
     while (!srv->shutdown_done) {
         if (grace_ms == 0)

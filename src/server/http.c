@@ -61,6 +61,7 @@
 #include "query/query_text.h"
 #include "server/http_body.h"
 #include "server/server_addr.h"
+#include "util/clock.h"
 #include "util/json.h"
 #include "util/log.h"
 #include "util/strbuf.h"
@@ -816,10 +817,7 @@ static void *watch_main(void *arg)
             log_debug("http: closed a connection whose request headers took over %lld ms",
                       (long long)srv->idle_timeout_ms);
         }
-        struct timespec until;
-        clock_gettime(CLOCK_MONOTONIC, &until);
-        until.tv_nsec += HTTP_WATCH_TICK_MS * 1000000L;
-        if (until.tv_nsec >= 1000000000L) until.tv_sec++, until.tv_nsec -= 1000000000L;
+        struct timespec until = clock_deadline_ms(CLOCK_MONOTONIC, HTTP_WATCH_TICK_MS);
         pthread_cond_timedwait(&srv->watch_wake, &srv->watch_lock, &until);
     }
     pthread_mutex_unlock(&srv->watch_lock);

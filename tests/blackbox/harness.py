@@ -138,17 +138,22 @@ class Ingot:
         return out
 
     def stop(self, sig=signal.SIGTERM, timeout=60):
-        if self.proc and self.proc.poll() is None:
+        if not self.proc:
+            return None
+        if self.proc.poll() is None:
             self.proc.send_signal(sig)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-                raise AssertionError("ingot did not stop within %ss:\n%s" % (timeout, self.log_text()))
-        code = self.proc.returncode if self.proc else None
-        if self.proc:
-            self.log.close()
+        return self.wait_exit(timeout)
+
+    def wait_exit(self, timeout=60):
+        """Wait for the process to end (on its own, or after a signal already sent); its status."""
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise AssertionError("ingot did not stop within %ss:\n%s" % (timeout, self.log_text()))
+        code = self.proc.returncode
+        self.log.close()
         self.proc = None
         return code
 

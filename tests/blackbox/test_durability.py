@@ -70,11 +70,9 @@ def test_sigterm_refuses_writes_at_once_and_exits_zero():
             assert time.time() < deadline, "no write was refused while stopping"
             time.sleep(0.01)
         os.remove(blocker)
-        assert s.proc.wait(60) == 0
+        assert s.wait_exit(60) == 0
         stop.set()
         t.join()
-        s.proc = None
-        s.log.close()
         log = s.log_text()
         assert "ingot stopped with an empty WAL" in log, log[-2000:]
         refused = [b for st, b in statuses if st == 503]

@@ -580,9 +580,7 @@ def test_graceful_stop_answers_doget_refuses_writes_and_exits_empty():
         assert res[3]["ok"] and [n["name"] for n in res[3]["namespaces"]] == ["db"], res[3]
         assert s.proc.poll() is None, "ingot stopped while the final persist was held"
         os.remove(blocker)
-        assert s.proc.wait(60) == 0
-        s.proc = None
-        s.log.close()
+        assert s.wait_exit(60) == 0
         assert "ingot stopped with an empty WAL" in s.log_text()
         assert wal_segments(s.data_dir) == []
         assert len(persisted_rows(s.data_dir, "g")) == 2000 + acked

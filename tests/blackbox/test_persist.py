@@ -122,9 +122,7 @@ def test_queries_answered_during_final_persist_and_partitions_never_torn():
             if answers == 3:
                 assert len(days) == 4, days  # nothing could be persisted yet
                 os.remove(blocker)  # let the persist finish while the queries go on
-        assert s.proc.wait(60) == 0
-        s.proc = None
-        s.log.close()
+        assert s.wait_exit(60) == 0
         assert answers >= 3, answers
         assert sum(1 for _ in read_parquet(parquet_files(s.data_dir))) == 4 * per_day
     finally:

@@ -10,6 +10,7 @@ What is in the store is checked through ingot's catalog (SQLite) and the bucket 
 object the catalog names is read from s3rver over HTTP and its rows read with DuckDB
 (tests/readers/read_parquet.mjs). Needs s3rver from tests/readers/node_modules (npm install in
 tests/readers); without it each test says so and passes as skipped."""
+import contextlib
 import os
 import shutil
 import signal
@@ -142,6 +143,20 @@ def start_ingot(store, data_dir=None):
                  env={"AWS_ACCESS_KEY_ID": "S3RVER", "AWS_SECRET_ACCESS_KEY": "S3RVER"})
 
 
+@contextlib.contextmanager
+def ingot_on_s3rver():
+    """s3rver and an ingot persisting to it, both ended and cleaned up afterwards."""
+    store = S3rver()
+    s = None
+    try:
+        s = start_ingot(store)
+        yield store, s
+    finally:
+        if s:
+            s.cleanup()
+        store.close()
+
+
 def write(s, tag, i):
     """One request of ROWS rows `hang,w=<tag>,b=b<i> v=0..ROWS-1,n=ROWS`; the response."""
     lp = "".join(f"hang,w={tag},b=b{i} v={j}i,n={ROWS}i {T0 + j}\n" for j in range(ROWS))
@@ -241,10 +256,7 @@ def check_query(s, acked, tag):
 def test_hanging_store_pauses_ingest_then_everything_persists_once():
     if not have_s3rver():
         return
-    store = S3rver()
-    s = None
-    try:
-        s = start_ingot(store)
+    with ingot_on_s3rver() as (store, s):
         acked = []
         for i in range(6):  # the store answers: these persist
             write_taken(s, "pre", i, acked)
@@ -278,10 +290,6 @@ def test_hanging_store_pauses_ingest_then_everything_persists_once():
             assert f"no byte moved for {TIMEOUT_S} s" in f.read()  # abandoned by the timeout
         rows = check_stored_once(store, s, acked)
         assert not [r for r in rows if r["w"] == "refused"]
-    finally:
-        if s:
-            s.cleanup()
-        store.close()
 
 
 def freeze_with_unpersisted_rows(s, store, acked):
@@ -295,10 +303,7 @@ def freeze_with_unpersisted_rows(s, store, acked):
 def test_graceful_stop_while_store_hangs_completes_once_it_answers():
     if not have_s3rver():
         return
-    store = S3rver()
-    s = None
-    try:
-        s = start_ingot(store)
+    with ingot_on_s3rver() as (store, s):
         acked = []
         freeze_with_unpersisted_rows(s, store, acked)
         first = put_retries(s)
@@ -313,23 +318,14 @@ def test_graceful_stop_while_store_hangs_completes_once_it_answers():
         assert r.status == 503 and "shutting down" in r.json()["message"], r
         check_query(s, acked, "stall")  # still answered while the final persist waits
         store.continue_process()
-        assert s.proc.wait(45) == 0, s.log_text()
-        s.proc = None
-        s.log.close()
+        assert s.wait_exit(45) == 0, s.log_text()
         check_stored_once(store, s, acked)
-    finally:
-        if s:
-            s.cleanup()
-        store.close()
 
 
 def test_second_signal_while_store_hangs_exits_and_restart_replays():
     if not have_s3rver():
         return
-    store = S3rver()
-    s = None
-    try:
-        s = start_ingot(store)
+    with ingot_on_s3rver() as (store, s):
         acked = []
         freeze_with_unpersisted_rows(s, store, acked)
         s.proc.send_signal(signal.SIGTERM)
@@ -337,10 +333,8 @@ def test_second_signal_while_store_hangs_exits_and_restart_replays():
         assert s.proc.poll() is None
         t0 = time.time()
         s.proc.send_signal(signal.SIGTERM)
-        assert s.proc.wait(10) == 1, s.log_text()
+        assert s.wait_exit(10) == 1, s.log_text()
         assert time.time() - t0 < 5
-        s.proc = None
-        s.log.close()
         assert wal_segments(s.data_dir), "the WAL must still hold the unpersisted writes"
         store.continue_process()
         s.start()  # replays the WAL: persists what the frozen store never got
@@ -349,10 +343,6 @@ def test_second_signal_while_store_hangs_exits_and_restart_replays():
         # a put abandoned at the exit may land later: an object no catalog row names (S3 orphans
         # are left to an external collector), so only the catalog's objects count
         check_stored_once(store, s, acked, exact_bucket=False)
-    finally:
-        if s:
-            s.cleanup()
-        store.close()
 
 
 def test_signal_during_start_up_on_a_frozen_store_exits_at_once():
