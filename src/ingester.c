@@ -73,10 +73,11 @@ static int mkdir_p(const char *path)
 
 /* --- open / close ------------------------------------------------------------------------- */
 
-static void on_hot_partition(void *arg, buffer_snapshot *snap)
+/* The hot-partition callback: 0 when the persister took snap, nonzero when it refused it. */
+static int on_hot_partition(void *arg, buffer_snapshot *snap)
 {
     ingester *ing = arg;
-    persister_enqueue_async(ing->persist, snap);
+    return persister_enqueue_async(ing->persist, snap);
 }
 
 static int open_store(ingester *ing, char *err, size_t errlen)

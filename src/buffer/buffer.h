@@ -50,6 +50,14 @@ size_t buffer_tree_rows(buffer_tree *tree);
  * first, then the buffer, de-duplicated together) until buffer_snapshot_persisted() detaches it,
  * atomically under the partition mutex: a query sees the rows either in the buffer or gone (in
  * Parquet), never half. A partition may have several snapshots.
+ *
+ * Handover: snapshots reach a buffer_snapshot_cb (hot partitions and buffer_tree_snapshot_all
+ * alike) in the order they were taken, per partition, each exactly once: the callbacks for one
+ * partition never run at the same time, and a snapshot the callback refuses stays attached and
+ * is offered again, before any later snapshot of its partition, at the partition's next handover
+ * (its next hot snapshot or the next buffer_tree_snapshot_all). A persister that records each
+ * partition's snapshots in the order it gets them therefore never records a later one while an
+ * earlier one is left out.
  */
 typedef struct buffer_snapshot buffer_snapshot;
 
@@ -83,19 +91,31 @@ typedef struct buffer_snapshot_info {
  */
 void buffer_tree_set_watermark_source(buffer_tree *tree, uint64_t (*source)(void *arg), void *arg);
 
-/* Called with each new snapshot (one reference is the callee's: release or persist it). */
-typedef void (*buffer_snapshot_cb)(void *arg, buffer_snapshot *snap);
+/*
+ * Called with each snapshot, in take order per partition (Handover, above). Return 0 when the
+ * callee took the snapshot: one reference is then the callee's (release or persist it). Return
+ * nonzero to refuse it (e.g. out of memory queueing it): the callee keeps nothing and must not
+ * release it; the snapshot stays attached, and the later snapshots of its partition are not
+ * offered before it. Called with no partition mutex held but with the partition's handover
+ * mutex held (meanwhile no other thread takes a snapshot of that partition): it must be quick
+ * and must not call into the buffer, except buffer_snapshot_persisted / _release.
+ */
+typedef int (*buffer_snapshot_cb)(void *arg, buffer_snapshot *snap);
 
 /*
- * Snapshot every partition whose buffer holds rows and hand each snapshot to cb (outside any
- * partition lock). Returns how many were taken, or INGOT_E_NOMEM.
+ * Snapshot every partition whose buffer holds rows and hand cb, per partition, its snapshots not
+ * yet handed (refused earlier), oldest first, then the new one (outside any partition mutex).
+ * Returns how many snapshots cb took, or INGOT_E_NOMEM when a snapshot could not be allocated
+ * (the other partitions are still snapshotted and handed over).
  */
 int buffer_tree_snapshot_all(buffer_tree *tree, buffer_snapshot_cb cb, void *arg);
 
 /*
  * Hot partitions: after an append leaves a partition's buffer at >= threshold_bytes, the sink
- * snapshots it inside the same lock and, after unlocking, hands the snapshot to cb on the
- * writer's thread; cb must not block (queue it). Set before writes start; 0 turns it off.
+ * snapshots it inside the same lock and, after unlocking, hands it (after the partition's
+ * unhanded snapshots, if any) to cb on the writer's thread; cb must not block (queue it). When
+ * another thread is handing the partition over at that moment, no snapshot is taken (the next
+ * append tries again). Set before writes start; 0 turns it off.
  */
 void buffer_tree_set_hot_partition(buffer_tree *tree, size_t threshold_bytes, buffer_snapshot_cb cb,
                                    void *arg);

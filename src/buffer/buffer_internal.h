@@ -29,6 +29,16 @@
  *   snapshot's rows are then read outside the lock (they never change). Detaching
  *   (buffer_snapshot_persisted) removes it from snaps[] under the mutex.
  *
+ * Handover (buffer_partition_hand_over): handover_mu is held from taking a snapshot until the
+ *   callback for it, and for every earlier one not yet handed, has returned; every take happens
+ *   under it (both takers try-lock it under p->mu: the hot path takes no snapshot when it is
+ *   busy, snapshot_all drops p->mu, waits for it and tries again). A handover gives the
+ *   callback the attached snapshots whose `handed` flag is clear, oldest first, and stops at the
+ *   first refusal. So the handed snapshots of a partition are always a prefix of snaps[], and
+ *   the callback sees the snapshots of one partition in take order, each exactly once. Lock
+ *   order: handover_mu before mu (whoever holds mu only try-locks handover_mu); several
+ *   handover_mu are held together only by the hot path, which try-locks them.
+ *
  * Invariants under the partition mutex, between appends: every string column's offsets are
  * complete up to row_count (str_filled == row_count); dictionaries hold each string once.
  */
@@ -111,6 +121,12 @@ typedef struct buffer_partition {
     _Atomic size_t visible_rows;   /* atomic mirror of row_count + snap_rows (rows held) */
     _Atomic uint64_t min_sequence; /* atomic mirror of the smallest sequence held (or MAX) */
 
+    /*
+     * Held from taking a snapshot of p until the callbacks for it and for every earlier one not
+     * yet handed returned (Handover, above). Ordered before mu: with mu held it is only
+     * try-locked.
+     */
+    pthread_mutex_t handover_mu;
     pthread_mutex_t mu;
     size_t row_count;            /* mu */
     uint32_t column_count;       /* mu: entries of columns[] */
@@ -155,6 +171,7 @@ struct buffer_snapshot {
     _Atomic long refs;      /* atomic */
     buffer_partition *part; /* immutable; holds a partition reference */
     bool attached;          /* part->mu: in part->snaps */
+    bool handed;            /* part->handover_mu: a callback took it (buffer_partition_hand_over) */
     /* immutable once taken (moved out of the partition under part->mu): */
     size_t row_count;
     uint32_t column_count;
@@ -185,6 +202,23 @@ struct buffer_snapshot {
 buffer_snapshot *buffer_snapshot_take_locked(buffer_partition *p, uint64_t watermark, int *rc);
 /* Compute the snapshot's info (sequence list, time range, tags): O(rows), no allocation. */
 void buffer_snapshot_finish(buffer_snapshot *snap);
+
+/*
+ * Under p->mu and p->handover_mu: whether p has an attached snapshot other than fresh (the one
+ * just taken, or NULL) that no callback took yet. O(1): the handed ones are a prefix of snaps[].
+ */
+bool buffer_partition_unhanded_locked(const buffer_partition *p, const buffer_snapshot *fresh);
+
+/*
+ * With p->handover_mu held and p->mu not: hand cb, in snaps[] order, every attached snapshot of
+ * p not yet handed (when older says there are any: buffer_partition_unhanded_locked), each with a
+ * reference of its own, then fresh (finished, or NULL) with the caller's reference. cb returns 0
+ * when it took the snapshot (and the reference), nonzero when it refused it (it keeps nothing);
+ * the first refusal stops the handover: the refused snapshot and every later one stay attached
+ * and unhanded, and the caller's reference on fresh is dropped. Returns how many cb took.
+ */
+int buffer_partition_hand_over(buffer_partition *p, buffer_snapshot *fresh, bool older,
+                               buffer_snapshot_cb cb, void *arg);
 /* Detach every snapshot of p without touching the totals (the tree is being freed). */
 void buffer_partition_detach_all(buffer_partition *p);
 

@@ -15,6 +15,23 @@
  * and the distinct sequence list, sorted in the spare room the runs allocation keeps for it
  * (buffer_internal.h), so finishing cannot fail and a snapshot is never half-described.
  *
+ * Handover (buffer_partition_hand_over): the snapshots of one partition reach the callback in the
+ * order they were taken, each exactly once, and none is skipped. This is what persistence needs:
+ * replay skips every op of a partition at or below the largest watermark the catalog holds for
+ * it, so a later snapshot recorded while an earlier one is not would lose the earlier one's rows
+ * at a crash. Three rules make it hold. (1) The partition's handover_mu is held from the take
+ * until the callbacks returned, and every take happens under it, so two threads never interleave
+ * the snapshots of one partition. (2) Each snapshot has a `handed` flag (handover_mu): every
+ * handover first gives the callback the attached snapshots still unhanded, oldest first, then
+ * the new one. (3) A callback may refuse a snapshot (its queue could not take it: out of memory);
+ * the handover then stops, the refused snapshot and the later ones stay attached (queries still
+ * see them) and unhanded, and the next handover of the partition (the next hot snapshot, or any
+ * buffer_tree_snapshot_all, which hands over unhanded snapshots even when the buffer is empty)
+ * starts again from the oldest. Hence the handed snapshots are always a prefix of snaps[]. The
+ * flag is set before the callback is called (a callback that takes a snapshot may persist and
+ * free it before returning) and cleared again on a refusal, while the caller's reference keeps
+ * the refused snapshot alive.
+ *
  * References: a new snapshot holds two: one for the partition's snaps[] (dropped when it is
  * detached) and one for whoever took it (the callback's). Queries take one for each snapshot
  * they read, under the partition mutex, so a snapshot persisted (detached) while a query reads it
@@ -148,6 +165,48 @@ void buffer_snapshot_finish(buffer_snapshot *s)
             s->tag_count++;
         }
     }
+}
+
+/* ---- handover -------------------------------------------------------------------------------- */
+
+bool buffer_partition_unhanded_locked(const buffer_partition *p, const buffer_snapshot *fresh)
+{
+    size_t n = p->snap_count;
+    if (n && p->snaps[n - 1] == fresh) n--;
+    return n && !p->snaps[n - 1]->handed; /* the handed ones are a prefix */
+}
+
+/* Hand snap (holding a reference for the callee) to cb: true when cb took it. */
+static bool buffer_snapshot_offer(buffer_snapshot *snap, buffer_snapshot_cb cb, void *arg)
+{
+    snap->handed = true; /* before: once cb took it, snap may be persisted and freed at once */
+    if (cb(arg, snap) == 0) return true;
+    snap->handed = false;
+    buffer_snapshot_release(snap); /* cb kept nothing */
+    return false;
+}
+
+int buffer_partition_hand_over(buffer_partition *p, buffer_snapshot *fresh, bool older,
+                               buffer_snapshot_cb cb, void *arg)
+{
+    int took = 0;
+    while (older) {
+        buffer_snapshot *s = NULL;
+        pthread_mutex_lock(&p->mu);
+        for (size_t i = 0; i < p->snap_count && !s; i++)
+            if (!p->snaps[i]->handed) s = p->snaps[i];
+        if (s == fresh) s = NULL; /* every older one is handed */
+        if (s) buffer_snapshot_retain(s);
+        pthread_mutex_unlock(&p->mu);
+        if (!s) break;
+        if (!buffer_snapshot_offer(s, cb, arg)) {
+            buffer_snapshot_release(fresh); /* stays attached and unhanded */
+            return took;
+        }
+        took++;
+    }
+    if (fresh && buffer_snapshot_offer(fresh, cb, arg)) took++;
+    return took;
 }
 
 /* ---- references and detaching ---------------------------------------------------------------- */

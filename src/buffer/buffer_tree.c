@@ -18,19 +18,32 @@
  * which readers never see (queries skip partitions that never held a row).
  *
  * Hot partitions: after the rows of an op are appended, and still under the same locks, every
- * partition of the op whose live buffer reached the threshold is snapshotted
- * (buffer_snapshot_take_locked: O(1), moves the arrays); after unlocking, each snapshot's info
- * is computed and it is handed to the callback on the writer's thread. The op is thus either
- * wholly in a snapshot or wholly in the buffer, per partition. A snapshot that cannot be
- * allocated is simply not taken: the next append to that partition tries again. A partition
- * snapshotted hot sizes its next buffer for the rows it just held (row_hint, buffer_internal.h).
- * buffer_tree_snapshot_all() does the same for every partition with rows in its buffer, one
- * partition lock at a time. The watermark source is called under the partition mutex (it must
- * not call into the buffer).
+ * partition of the op whose live buffer reached the threshold, and whose handover mutex is free
+ * (try-locked), is snapshotted (buffer_snapshot_take_locked: O(1), moves the arrays); after
+ * unlocking the partition mutexes, each snapshot's info is computed and it is handed to the
+ * callback on the writer's thread, after any earlier snapshot of its partition not yet handed,
+ * and only then is the handover mutex released. The op is thus either wholly in a snapshot or
+ * wholly in the buffer, per partition. A snapshot that cannot be allocated is simply not taken,
+ * and a busy handover mutex means another thread is handing this partition over right now: in
+ * both cases the next append to that partition tries again. A partition snapshotted hot sizes its
+ * next buffer for the rows it just held (row_hint, buffer_internal.h).
+ * buffer_tree_snapshot_all() does the same for every partition, one at a time, waiting for the
+ * handover mutex (but never while holding the partition mutex: buffer_partition_lock_handover):
+ * it takes a snapshot when the buffer holds rows and hands over every unhanded snapshot, so a
+ * refused one is handed again at the latest at the next rotation or at shutdown.
+ * The invariant (buffer_snapshot.c, Handover): the callback sees the snapshots of one partition
+ * in take order, each exactly once. The watermark source is called under the partition mutex
+ * (it must not call into the buffer).
  *
  * Lock order: tree rwlock -> namespace rwlock -> table rwlock are never held together by this
- * file (each is released before the next is taken); partition mutexes are taken last, in
- * ascending partition id, with no map lock held; callbacks run with no lock held.
+ * file (each is released before the next is taken); partition mutexes are taken with no map
+ * lock held, in ascending partition id. A partition's handover mutex comes before its partition
+ * mutex: a thread holding a partition mutex only ever try-locks a handover mutex (the hot path,
+ * and snapshot_all, which drops the partition mutex before it waits for the handover mutex), and
+ * only the hot path holds several handover mutexes at once, all try-locked. Callbacks run with
+ * no map lock and no partition mutex held, only the handover mutex of the snapshot's partition
+ * (and, on the hot path, those of the op's other hot partitions): they must be quick and must
+ * not call into the buffer (buffer_snapshot_persisted excepted).
  *
  * Totals: tree->totals (rows, bytes) are atomics, added to under the partition locks of each op
  * (so a snapshot of those rows, persisted at once, never subtracts before they were added) and
@@ -526,29 +539,49 @@ static int buffer_tree_all_partitions(buffer_tree *tree, buffer_partition ***out
     return 0;
 }
 
+/*
+ * Lock p->mu and p->handover_mu for a handover by snapshot_all. Waiting for mu while holding
+ * handover_mu would stop the hot path from snapshotting p for as long as writers keep mu busy
+ * (mutexes are not fair: in test_buffer_snapshot that was up to 14 ms, and snapshots of tens of
+ * thousands of rows instead of hundreds), so mu is taken first and handover_mu only tried (no
+ * deadlock: code holding mu never waits for handover_mu); when a writer is handing p over at
+ * that moment, wait for it to finish, without mu, and try again.
+ */
+static void buffer_partition_lock_handover(buffer_partition *p)
+{
+    for (;;) {
+        pthread_mutex_lock(&p->mu);
+        if (pthread_mutex_trylock(&p->handover_mu) == 0) return;
+        pthread_mutex_unlock(&p->mu);
+        pthread_mutex_lock(&p->handover_mu); /* the writer's callbacks return */
+        pthread_mutex_unlock(&p->handover_mu);
+    }
+}
+
 int buffer_tree_snapshot_all(buffer_tree *tree, buffer_snapshot_cb cb, void *arg)
 {
     buffer_partition **parts;
     size_t count;
     int rc = buffer_tree_all_partitions(tree, &parts, &count);
     if (rc) return rc;
-    int taken = 0;
+    int handed = 0;
     for (size_t i = 0; i < count; i++) {
         buffer_partition *p = parts[i];
-        pthread_mutex_lock(&p->mu);
-        buffer_snapshot *snap = buffer_snapshot_take_locked(p, buffer_tree_watermark(tree), &rc);
+        int take_rc;
+        buffer_partition_lock_handover(p);
+        buffer_snapshot *snap = buffer_snapshot_take_locked(p, buffer_tree_watermark(tree), &take_rc);
         if (snap) p->row_hint = 0; /* not hot: the next rows may be few */
+        bool older = buffer_partition_unhanded_locked(p, snap);
         pthread_mutex_unlock(&p->mu);
-        if (rc) break;
-        if (!snap) continue;
-        buffer_snapshot_finish(snap);
-        cb(arg, snap);
-        taken++;
+        if (take_rc) rc = take_rc; /* the earlier unhanded ones still go */
+        if (snap) buffer_snapshot_finish(snap);
+        if (snap || older) handed += buffer_partition_hand_over(p, snap, older, cb, arg);
+        pthread_mutex_unlock(&p->handover_mu);
     }
     for (size_t i = 0; i < count; i++)
         buffer_partition_unref(parts[i]);
     free(parts);
-    return rc ? rc : taken;
+    return rc ? rc : handed;
 }
 
 static int lower_min_sequence(void *arg, buffer_table *t)
@@ -621,6 +654,13 @@ static int buffer_group_cmp(const void *x, const void *y)
     return a->p->id < b->p->id ? -1 : a->p->id > b->p->id;
 }
 
+/* A hot snapshot taken by an op: its partition's handover_mu is held until it is handed over. */
+typedef struct buffer_hot {
+    buffer_partition *p;
+    buffer_snapshot *snap;
+    bool older; /* p had unhanded snapshots before this one */
+} buffer_hot;
+
 typedef struct buffer_slot_cache {
     buffer_table *table;
     int64_t day;
@@ -636,7 +676,7 @@ static int buffer_tree_apply(void *self, dml_op *op)
     buffer_slot_cache *cache = NULL;
     uint32_t *line_group = NULL, *packed = NULL;
     buffer_namespace *ns;
-    buffer_snapshot **hot = NULL;
+    buffer_hot *hot = NULL;
     size_t locked = 0, hot_count = 0;
     int rc;
 
@@ -717,17 +757,23 @@ static int buffer_tree_apply(void *self, dml_op *op)
     for (size_t g = 0; hot && g < a.group_count; g++) {
         buffer_partition *p = a.groups[g].p;
         if (p->bytes < tree->hot_bytes) continue;
+        /* busy: another thread is handing p over right now; the next append retries */
+        if (pthread_mutex_trylock(&p->handover_mu) != 0) continue;
         int src;
         buffer_snapshot *snap = buffer_snapshot_take_locked(p, buffer_tree_watermark(tree), &src);
-        if (!snap) continue; /* NOMEM: the next append retries */
-        hot[hot_count++] = snap;
+        if (!snap) { /* NOMEM: the next append retries */
+            pthread_mutex_unlock(&p->handover_mu);
+            continue;
+        }
+        hot[hot_count++] = (buffer_hot){p, snap, buffer_partition_unhanded_locked(p, snap)};
         p->row_hint = snap->row_count + snap->row_count / 4;
     }
     while (locked > 0)
         pthread_mutex_unlock(&a.groups[--locked].p->mu);
     for (size_t i = 0; i < hot_count; i++) {
-        buffer_snapshot_finish(hot[i]);
-        tree->hot_cb(tree->hot_arg, hot[i]);
+        buffer_snapshot_finish(hot[i].snap);
+        buffer_partition_hand_over(hot[i].p, hot[i].snap, hot[i].older, tree->hot_cb, tree->hot_arg);
+        pthread_mutex_unlock(&hot[i].p->handover_mu);
     }
     rc = 0;
 fail:

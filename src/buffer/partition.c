@@ -94,6 +94,11 @@ buffer_partition *buffer_partition_new(const schema_table *table, int64_t day,
         free(p);
         return NULL;
     }
+    if (pthread_mutex_init(&p->handover_mu, NULL) != 0) {
+        pthread_mutex_destroy(&p->mu);
+        free(p);
+        return NULL;
+    }
     p->id = atomic_fetch_add(&buffer_next_partition_id, 1);
     p->day = day;
     p->table = table;
@@ -130,6 +135,7 @@ void buffer_partition_unref(buffer_partition *p)
     free(p->columns);
     free(p->runs);
     free(p->snaps); /* empty: every attached snapshot holds a reference on p */
+    pthread_mutex_destroy(&p->handover_mu);
     pthread_mutex_destroy(&p->mu);
     free(p);
 }

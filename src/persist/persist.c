@@ -47,11 +47,15 @@
  * handle by the one dispatcher thread in handover order, so a job parked for its turn has every
  * job ahead of it in its line already holding a permit (or done); the head of a line never waits
  * for a turn, and its retries end once the store or catalog is back.
- * Handover order is the order the snapshots of a partition were taken, except when two threads
- * take snapshots of one partition at the same moment and hand them over in the other order (the
- * window between the buffer's partition unlock and push_async); closing that needs a per-partition
- * take ordinal in buffer_snapshot_info. A job the handle refuses (closing) leaves its line; since
- * the dispatcher hands jobs over in order, every later job of the line is refused too.
+ * Handover order is the order the snapshots of a partition were taken, and none is skipped: the
+ * buffer holds the partition's handover mutex from the take until our callback returned (which
+ * pushes the job onto the line), so two threads never interleave one partition's snapshots; and
+ * when a job cannot be made (out of memory) the callback refuses the snapshot instead of dropping
+ * it: the buffer keeps it attached and unhanded and offers it again, before any later snapshot
+ * of that partition, at the partition's next handover (buffer.h, Handover), so persist_all at
+ * shutdown gets every snapshot still unhanded. Each refusal is logged (warn). A job the handle
+ * refuses (closing) leaves its line; since the dispatcher hands jobs over in order, every later
+ * job of the line is refused too.
  *
  * LOCKING. cache_mu guards the partition cache (catalog id + sort key per table/day: the
  * partition_state entries, created on first use, freed with the persister). mu guards the
@@ -761,13 +765,23 @@ static void push_async(persister *p, persist_job *job, dispatch_wait *wait)
     pthread_mutex_unlock(&p->mu);
 }
 
+/* job_new failed for snap: the caller refuses it (the buffer offers it again later). */
+static int refuse_snapshot(buffer_snapshot *snap)
+{
+    buffer_snapshot_info info;
+    buffer_snapshot_get_info(snap, &info);
+    log_warn("persist: out of memory queueing a snapshot of %s/%s/%s (sequences %" PRIu64
+             "..%" PRIu64 "); it stays buffered and is offered again at the partition's next "
+             "snapshot",
+             info.namespace_name, info.table->name, info.partition_key, info.min_sequence,
+             info.max_sequence);
+    return INGOT_E_NOMEM;
+}
+
 int persister_enqueue(persister *p, buffer_snapshot *snap)
 {
     persist_job *job = job_new(p, snap, NULL);
-    if (!job) {
-        buffer_snapshot_release(snap);
-        return INGOT_E_NOMEM;
-    }
+    if (!job) return refuse_snapshot(snap);
     dispatch_wait wait = {0};
     push_async(p, job, &wait);
     pthread_mutex_lock(&p->mu);
@@ -777,16 +791,13 @@ int persister_enqueue(persister *p, buffer_snapshot *snap)
     return wait.rv;
 }
 
-void persister_enqueue_async(persister *p, buffer_snapshot *snap)
+int persister_enqueue_async(persister *p, buffer_snapshot *snap)
 {
     persist_job *job = job_new(p, snap, NULL);
-    if (!job) {
-        log_error("persist: out of memory queueing a snapshot; it stays buffered");
-        buffer_snapshot_release(snap);
-        return;
-    }
+    if (!job) return refuse_snapshot(snap);
     atomic_fetch_add(&p->hot_async, 1);
     push_async(p, job, NULL);
+    return 0;
 }
 
 static void *dispatcher_main(void *arg)
@@ -820,16 +831,13 @@ typedef struct snapshot_all_ctx {
     int rv;
 } snapshot_all_ctx;
 
-static void snapshot_to_group(void *arg, buffer_snapshot *snap)
+static int snapshot_to_group(void *arg, buffer_snapshot *snap)
 {
     snapshot_all_ctx *c = arg;
     persist_job *job = job_new(c->p, snap, c->group);
-    if (!job) {
-        buffer_snapshot_release(snap);
-        c->rv = INGOT_E_NOMEM;
-        return;
-    }
+    if (!job) return c->rv = refuse_snapshot(snap);
     push_async(c->p, job, NULL);
+    return 0;
 }
 
 int persister_snapshot_all_async(persister *p, buffer_tree *tree)

@@ -11,9 +11,10 @@
  * same bytes and path; an object put once is not put again).
  *
  * Order: the snapshots of one partition are recorded in the catalog in the order they were
- * handed to the persister (by any of the calls below), whatever fails and is retried; see
- * persist.c for why replay needs it and for the one window where handover order can differ from
- * the order the buffer took them.
+ * handed to the persister (by any of the calls below), whatever fails and is retried, and the
+ * buffer hands them over in the order it took them, none skipped (buffer.h, Handover): a snapshot
+ * the persister cannot queue (out of memory) is refused, not dropped, and offered again before
+ * the partition's later ones. See persist.c (ORDER) for why replay needs it.
  *
  * Idempotence: a snapshot is detached only after its catalog row exists, and replay skips every
  * op the catalog says is persisted for a partition, so a crash at any step leaves each row in
@@ -48,22 +49,34 @@ typedef struct persister_options {
 persister *persister_new(const persister_options *opts);
 
 /*
- * Queue a snapshot (the reference passes to the persister), blocking while the queue is full
- * (until the dispatcher thread, which queues every job in handover order, has queued it).
- * Returns 0, INGOT_E_NOMEM (the snapshot stays buffered) or INGOT_E_CLOSED.
+ * Queue a snapshot, blocking while the queue is full (until the dispatcher thread, which queues
+ * every job in handover order, has queued it). Returns 0 (the reference passed to the
+ * persister), INGOT_E_CLOSED (the reference passed and was dropped: the persister is closing, the
+ * snapshot stays buffered) or INGOT_E_NOMEM (nothing was taken: the caller keeps its reference,
+ * so a buffer_snapshot_cb can refuse the snapshot with it). Blocks: meant for tests; the daemon
+ * uses the calls below.
  */
 int persister_enqueue(persister *p, buffer_snapshot *snap);
 
 /*
- * Queue a snapshot without blocking the caller (hot partitions, rotation): a dispatcher thread
- * waits for the permit. Takes the reference.
+ * Queue a snapshot without blocking the caller (hot partitions): a dispatcher thread waits for
+ * the permit. Shaped as a buffer_snapshot_cb's answer: 0 when it took the reference;
+ * INGOT_E_NOMEM (logged) when it took nothing (the caller keeps its reference and the buffer
+ * offers the snapshot again later).
  */
-void persister_enqueue_async(persister *p, buffer_snapshot *snap);
+int persister_enqueue_async(persister *p, buffer_snapshot *snap);
 
-/* Snapshot every partition of tree with rows and queue them without waiting. */
+/*
+ * Snapshot every partition of tree with rows and queue them, with every snapshot not queued yet
+ * (refused earlier), without waiting. 0, or INGOT_E_NOMEM when a snapshot could not be taken or
+ * queued (it stays buffered; the next call offers it again).
+ */
 int persister_snapshot_all_async(persister *p, buffer_tree *tree);
 
-/* Snapshot every partition of tree with rows, queue them, and wait until they are persisted. */
+/*
+ * The same, then wait until the snapshots queued are persisted. 0, INGOT_E_NOMEM as above, or the
+ * handle's refusal (closing).
+ */
 int persister_persist_all(persister *p, buffer_tree *tree);
 
 /* Wait until no job is queued, running or waiting for the dispatcher. */

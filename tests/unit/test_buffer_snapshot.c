@@ -3,7 +3,9 @@
  * snapshots"): queries see snapshots + buffer as before, persisted snapshots leave queries and
  * accounting, de-duplication across snapshots by sequence, the hot-partition trigger, the
  * watermark read under the partition lock, min_sequence through the life cycle, the sorted batch
- * for persist, references, and a concurrent run (writers, snapshotters, queries, persisters on one
+ * for persist, references, the handover (a refused snapshot is offered again before the later
+ * ones; a busy handover mutex skips the hot snapshot; concurrent hot and snapshot_all handovers
+ * keep take order), and a concurrent run (writers, snapshotters, queries, persisters on one
  * partition; run it under -fsanitize=thread too).
  */
 #include <errno.h>
@@ -24,13 +26,14 @@ typedef struct snap_list {
     int n;
 } snap_list;
 
-static void collect(void *arg, buffer_snapshot *snap)
+static int collect(void *arg, buffer_snapshot *snap)
 {
     snap_list *l = arg;
     if (l->n < 64)
         l->s[l->n++] = snap;
     else
         buffer_snapshot_release(snap);
+    return 0;
 }
 
 static void release_all(snap_list *l)
@@ -262,7 +265,7 @@ typedef struct hot_ctx {
     int unlocked; /* the callback could lock the partition: it runs outside the lock */
 } hot_ctx;
 
-static void hot_cb(void *arg, buffer_snapshot *snap)
+static int hot_cb(void *arg, buffer_snapshot *snap)
 {
     hot_ctx *h = arg;
     h->fired++;
@@ -270,7 +273,7 @@ static void hot_cb(void *arg, buffer_snapshot *snap)
         h->unlocked++;
         pthread_mutex_unlock(&snap->part->mu);
     }
-    collect(&h->list, snap);
+    return collect(&h->list, snap);
 }
 
 static void test_hot_partition(void)
@@ -670,19 +673,283 @@ static void test_retain_release(void)
     free(t);
 }
 
+/* ---- handover: refusals and order ---------------------------------------------------------------
+ */
+
+/* A callback that refuses the next `refuse` snapshots offered, and records every offer. */
+typedef struct offer_ctx {
+    int refuse;
+    buffer_snapshot *offered[32]; /* every offer, refused ones included */
+    bool took[32];
+    int n;
+    snap_list taken;
+} offer_ctx;
+
+static int offer_cb(void *arg, buffer_snapshot *snap)
+{
+    offer_ctx *c = arg;
+    bool refuse = c->refuse > 0;
+    if (refuse) c->refuse--;
+    if (c->n < 32) {
+        c->offered[c->n] = snap;
+        c->took[c->n] = !refuse;
+        c->n++;
+    }
+    if (refuse) return 1; /* keeps nothing: the buffer drops its reference */
+    return collect(&c->taken, snap);
+}
+
+static void check_seq(buffer_snapshot *snap, uint64_t min, uint64_t max)
+{
+    buffer_snapshot_info info;
+    buffer_snapshot_get_info(snap, &info);
+    CHECK_EQ_INT(info.min_sequence, min);
+    CHECK_EQ_INT(info.max_sequence, max);
+}
+
+/* Persist (detach) and release everything c took. */
+static void persist_taken(offer_ctx *c)
+{
+    for (int i = 0; i < c->taken.n; i++)
+        buffer_snapshot_persisted(c->taken.s[i]);
+    release_all(&c->taken);
+}
+
+static void test_refused_snapshot_offered_again(void)
+{
+    buffer_tree *tree = buffer_tree_new();
+    schema_table *t = tb_table("m");
+    offer_ctx c = {0};
+    CHECK_EQ_INT(put(tree, t, 1, 10, "a", NULL, 1, NULL), 0);
+    CHECK_EQ_INT(put(tree, t, 2, 20, "a", NULL, 2, NULL), 0);
+    c.refuse = 1;
+    CHECK_EQ_INT(buffer_tree_snapshot_all(tree, offer_cb, &c), 0); /* s1 taken, refused */
+    CHECK_EQ_INT(c.n, 1);
+    CHECK_EQ_INT(c.taken.n, 0);
+    buffer_snapshot *s1 = c.offered[0];
+    /* still attached: queries see its rows, the totals keep them */
+    char *got = tb_query_all(tree, "db", "m");
+    CHECK_EQ_STR(got, "1970-01-01 rows=2: host,v,time\n"
+                      "a|1|10\n"
+                      "a|2|20\n");
+    free(got);
+    CHECK_EQ_INT(buffer_tree_rows(tree), 2);
+    CHECK_EQ_INT(buffer_tree_min_sequence(tree), 1);
+
+    /* the next handover offers s1 first, then s2 */
+    CHECK_EQ_INT(put(tree, t, 3, 30, "b", NULL, 3, NULL), 0);
+    CHECK_EQ_INT(buffer_tree_snapshot_all(tree, offer_cb, &c), 2);
+    CHECK_EQ_INT(c.n, 3);
+    CHECK_EQ_INT(c.taken.n, 2);
+    if (c.taken.n == 2) {
+        CHECK(c.taken.s[0] == s1);
+        check_seq(c.taken.s[0], 1, 2);
+        check_seq(c.taken.s[1], 3, 3);
+    }
+    CHECK_EQ_INT(buffer_tree_snapshot_all(tree, offer_cb, &c), 0); /* nothing left to offer */
+    CHECK_EQ_INT(c.n, 3);
+    persist_taken(&c);
+    CHECK_EQ_INT(buffer_tree_rows(tree), 0);
+
+    /* a refusal stops the handover: the later snapshot is not offered before the refused one */
+    CHECK_EQ_INT(put(tree, t, 4, 40, "a", NULL, 4, NULL), 0);
+    c.refuse = 1;
+    CHECK_EQ_INT(buffer_tree_snapshot_all(tree, offer_cb, &c), 0); /* s3 refused */
+    CHECK_EQ_INT(put(tree, t, 5, 50, "a", NULL, 5, NULL), 0);
+    c.refuse = 1;
+    CHECK_EQ_INT(buffer_tree_snapshot_all(tree, offer_cb, &c), 0); /* s3 refused, s4 not offered */
+    CHECK_EQ_INT(c.n, 5);
+    CHECK(c.offered[3] == c.offered[4]);
+    CHECK_EQ_INT(buffer_tree_rows(tree), 2);
+    /* an empty buffer still hands over what is unhanded (persist_all at shutdown) */
+    CHECK_EQ_INT(buffer_tree_snapshot_all(tree, offer_cb, &c), 2);
+    CHECK_EQ_INT(c.taken.n, 2);
+    if (c.taken.n == 2) {
+        CHECK(c.taken.s[0] == c.offered[3]);
+        check_seq(c.taken.s[0], 4, 4);
+        check_seq(c.taken.s[1], 5, 5);
+    }
+    persist_taken(&c);
+    CHECK_EQ_INT(buffer_tree_rows(tree), 0);
+    CHECK(buffer_tree_min_sequence(tree) == UINT64_MAX);
+
+    /* refused snapshots never handed are dropped with the tree (ASan: no leak, no double free) */
+    CHECK_EQ_INT(put(tree, t, 6, 60, "a", NULL, 6, NULL), 0);
+    c.refuse = 1;
+    CHECK_EQ_INT(buffer_tree_snapshot_all(tree, offer_cb, &c), 0);
+    buffer_tree_free(tree);
+    free(t);
+}
+
+static void test_hot_refusal_and_busy_handover(void)
+{
+    buffer_tree *tree = buffer_tree_new();
+    schema_table *t = tb_table("m");
+    offer_ctx c = {0};
+    buffer_tree_set_hot_partition(tree, 1, offer_cb, &c); /* every append is hot */
+    c.refuse = 1;
+    CHECK_EQ_INT(put(tree, t, 1, 10, "a", NULL, 1, NULL), 0); /* s1 refused */
+    CHECK_EQ_INT(c.n, 1);
+    CHECK_EQ_INT(put(tree, t, 2, 20, "a", NULL, 2, NULL), 0); /* s1, then s2 */
+    CHECK_EQ_INT(c.n, 3);
+    CHECK_EQ_INT(c.taken.n, 2);
+    if (c.taken.n == 2) {
+        CHECK(c.taken.s[0] == c.offered[0]);
+        check_seq(c.taken.s[0], 1, 1);
+        check_seq(c.taken.s[1], 2, 2);
+    }
+    persist_taken(&c);
+    /* refused twice in a row: the second hot snapshot waits behind the first */
+    c.refuse = 2;
+    CHECK_EQ_INT(put(tree, t, 3, 30, "a", NULL, 3, NULL), 0); /* s3 refused */
+    CHECK_EQ_INT(put(tree, t, 4, 40, "a", NULL, 4, NULL), 0); /* s3 refused, s4 not offered */
+    CHECK_EQ_INT(c.n, 5);
+    CHECK(c.offered[3] == c.offered[4]);
+    CHECK_EQ_INT(put(tree, t, 5, 50, "a", NULL, 5, NULL), 0); /* s3, s4, s5 */
+    CHECK_EQ_INT(c.taken.n, 3);
+    if (c.taken.n == 3) {
+        check_seq(c.taken.s[0], 3, 3);
+        check_seq(c.taken.s[1], 4, 4);
+        check_seq(c.taken.s[2], 5, 5);
+    }
+    persist_taken(&c);
+
+    /* another thread handing the partition over (its handover mutex held): no hot snapshot */
+    const schema_table *st;
+    buffer_partition **parts;
+    size_t np;
+    CHECK_EQ_INT(put(tree, t, 6, 60, "a", NULL, 6, NULL), 0);
+    CHECK_EQ_INT(buffer_tree_snapshot(tree, "db", "m", &st, &parts, &np, NULL, 0), 0);
+    persist_taken(&c);
+    CHECK_EQ_INT(np, 1);
+    if (np == 1) {
+        int before = c.n;
+        pthread_mutex_lock(&parts[0]->handover_mu);
+        CHECK_EQ_INT(put(tree, t, 7, 70, "a", NULL, 7, NULL), 0);
+        CHECK_EQ_INT(c.n, before);
+        pthread_mutex_lock(&parts[0]->mu);
+        CHECK_EQ_INT(parts[0]->row_count, 1); /* still in the buffer */
+        pthread_mutex_unlock(&parts[0]->mu);
+        pthread_mutex_unlock(&parts[0]->handover_mu);
+        CHECK_EQ_INT(put(tree, t, 8, 80, "a", NULL, 8, NULL), 0); /* the next append takes it */
+        CHECK_EQ_INT(c.n, before + 1);
+        CHECK_EQ_INT(c.taken.n, 1);
+        if (c.taken.n == 1) check_seq(c.taken.s[0], 7, 8);
+        persist_taken(&c);
+        buffer_partition_unref(parts[0]);
+    }
+    free(parts);
+    CHECK_EQ_INT(buffer_tree_rows(tree), 0);
+    buffer_tree_free(tree);
+    free(t);
+}
+
+/*
+ * Order under concurrency: writers append to one partition with every append hot, and a thread
+ * runs snapshot_all in a loop, both handing snapshots over; the callback refuses some. Every
+ * snapshot taken must be the oldest attached one of its partition when it is offered (the
+ * callback persists it at once), and every row must be handed exactly once.
+ */
+#define O_WRITERS 3
+#define O_OPS 2500 /* per writer */
+
+static buffer_tree *o_tree;
+static schema_table *o_table;
+static _Atomic uint64_t o_next_seq = 1;
+static _Atomic int o_writers_done, o_out_of_order, o_bad;
+static _Atomic long o_offers, o_refusals, o_all_handed;
+static _Atomic size_t o_rows_handed;
+
+static int o_cb(void *arg, buffer_snapshot *snap)
+{
+    (void)arg;
+    buffer_partition *p = snap->part;
+    long k = atomic_fetch_add(&o_offers, 1);
+    if (k % 4 == 0) sched_yield(); /* a slow callback: others may take snapshots meanwhile */
+    pthread_mutex_lock(&p->mu);
+    bool first = p->snap_count > 0 && p->snaps[0] == snap;
+    pthread_mutex_unlock(&p->mu);
+    if (!first) atomic_fetch_add(&o_out_of_order, 1);
+    if (!atomic_load(&o_writers_done) && k % 7 == 3) { /* refused: offered again later */
+        atomic_fetch_add(&o_refusals, 1);
+        return 1;
+    }
+    buffer_snapshot_info info;
+    buffer_snapshot_get_info(snap, &info);
+    atomic_fetch_add(&o_rows_handed, info.row_count);
+    buffer_snapshot_persisted(snap);
+    buffer_snapshot_release(snap);
+    return 0;
+}
+
+static void *o_writer(void *arg)
+{
+    (void)arg;
+    for (int k = 0; k < O_OPS; k++) {
+        uint64_t id = atomic_fetch_add(&o_next_seq, 1);
+        tb_op o;
+        tb_op_init(&o, "db", id);
+        tb_line(&o, o_table, (int64_t)id);
+        tb_i64(&o, "v", (int64_t)id);
+        if (tb_apply(o_tree, &o) != 0) atomic_fetch_add(&o_bad, 1);
+        tb_op_free(&o);
+    }
+    return NULL;
+}
+
+static void *o_snapshotter(void *arg)
+{
+    (void)arg;
+    while (!atomic_load(&o_writers_done)) {
+        int n = buffer_tree_snapshot_all(o_tree, o_cb, NULL);
+        if (n < 0)
+            atomic_fetch_add(&o_bad, 1);
+        else
+            atomic_fetch_add(&o_all_handed, n);
+    }
+    return NULL;
+}
+
+static void test_handover_order_concurrent(void)
+{
+    o_tree = buffer_tree_new();
+    o_table = tb_table("m");
+    buffer_tree_set_hot_partition(o_tree, 1, o_cb, NULL);
+    pthread_t w[O_WRITERS], sn;
+    pthread_create(&sn, NULL, o_snapshotter, NULL);
+    for (int i = 0; i < O_WRITERS; i++)
+        pthread_create(&w[i], NULL, o_writer, NULL);
+    for (int i = 0; i < O_WRITERS; i++)
+        pthread_join(w[i], NULL);
+    atomic_store(&o_writers_done, 1);
+    pthread_join(sn, NULL);
+    /* what is left (the buffer, refused snapshots) goes now, in order */
+    CHECK(buffer_tree_snapshot_all(o_tree, o_cb, NULL) >= 0);
+    CHECK_EQ_INT(atomic_load(&o_out_of_order), 0);
+    CHECK_EQ_INT(atomic_load(&o_bad), 0);
+    CHECK_EQ_INT(atomic_load(&o_rows_handed), O_WRITERS * O_OPS);
+    CHECK_EQ_INT(buffer_tree_rows(o_tree), 0);
+    CHECK(atomic_load(&o_refusals) > 0);
+    printf("offers %ld (refused %ld, by snapshot_all %ld), out of order %d\n",
+           atomic_load(&o_offers), atomic_load(&o_refusals), atomic_load(&o_all_handed),
+           atomic_load(&o_out_of_order));
+    buffer_tree_free(o_tree);
+    free(o_table);
+}
+
 /* ---- concurrency -------------------------------------------------------------------------------
  */
 
 /*
  * Writers append ops to one partition (rows: marker = op id, n = rows of the op, distinct times);
  * snapshotters snapshot it (snapshot_all and the hot trigger) and queue the snapshots; a
- * persister detaches them. Readers check every query batch (each op all or nothing) and every raw
+ * persister detaches them. Readers check every query answer (each op all or nothing) and every raw
  * frozen copy (each op's rows exactly once: no row both in a snapshot and in the buffer, none
  * twice). At the end, rows persisted + rows held = rows written.
  */
 #define C_WRITERS 2
 #define C_OPS 2000       /* per writer at least, and on until the readers did enough rounds */
-#define C_MIN_CHECKS 300 /* query batches and raw copies each */
+#define C_MIN_CHECKS 300 /* query answers and raw copies each */
 #define C_MAX_ROWS 20
 #define C_MAX_OPS 400000 /* ids stay below: writers stop there whatever happens */
 
@@ -691,12 +958,12 @@ static schema_table *c_table;
 static _Atomic uint64_t c_next_seq = 1;
 static _Atomic int c_writers_done, c_bad, c_persister_done;
 static _Atomic size_t c_rows_written, c_rows_persisted;
-static _Atomic long c_batches, c_freezes, c_snapshots; /* checks of non-empty batches/copies */
+static _Atomic long c_batches, c_freezes, c_snapshots; /* checks of non-empty answers/copies */
 static pthread_mutex_t c_q_mu = PTHREAD_MUTEX_INITIALIZER;
 static buffer_snapshot *c_queue[4096]; /* c_q_mu */
 static size_t c_q_head, c_q_tail;      /* c_q_mu */
 
-static void c_enqueue(void *arg, buffer_snapshot *snap)
+static int c_enqueue(void *arg, buffer_snapshot *snap)
 {
     (void)arg;
     atomic_fetch_add(&c_snapshots, 1);
@@ -708,6 +975,7 @@ static void c_enqueue(void *arg, buffer_snapshot *snap)
     }
     c_queue[c_q_tail++ % 4096] = snap;
     pthread_mutex_unlock(&c_q_mu);
+    return 0;
 }
 
 static void *c_writer(void *arg)
@@ -797,6 +1065,8 @@ static int c_check_rows(const int64_t *marker, const int64_t *n, size_t rows, in
 static void *c_reader(void *arg)
 {
     int *counts = calloc(C_MAX_OPS, sizeof *counts);
+    int64_t *q_marker = NULL, *q_n = NULL; /* a query's rows */
+    size_t rows_cap = 0;
     bool raw = (uintptr_t)arg == 1;
     while (!atomic_load(&c_writers_done)) {
         if (!raw) {
@@ -808,20 +1078,35 @@ static void *c_reader(void *arg)
             query_stream *s;
             char err[64];
             if (qe.query(qe.self, &req, &s, err, sizeof err) != 0) continue; /* no table yet */
+            /* the partition's rows may come in several batches (QUERY_BATCH_MAX_ROWS): an op
+             * may span two, so the rows of the whole answer (one partition) are checked */
             query_batch *b;
             int rc;
+            size_t rows = 0;
             while ((rc = query_stream_next(s, &b)) == 1) {
                 const query_column *m = NULL, *n = NULL;
                 for (size_t c = 0; c < b->column_count; c++) {
                     if (strcmp(b->columns[c].name, "marker") == 0) m = &b->columns[c];
                     if (strcmp(b->columns[c].name, "n") == 0) n = &b->columns[c];
                 }
-                if (b->row_count &&
-                    (!m || !n || c_check_rows(m->data.i64, n->data.i64, b->row_count, counts)))
-                    atomic_fetch_add(&c_bad, 1);
-                if (b->row_count) atomic_fetch_add(&c_batches, 1);
+                if (b->row_count && (!m || !n)) atomic_fetch_add(&c_bad, 1);
+                if (b->row_count && m && n) {
+                    if (rows + b->row_count > rows_cap) {
+                        rows_cap = (rows + b->row_count) * 2;
+                        int64_t *qm = realloc(q_marker, rows_cap * sizeof *qm);
+                        if (qm) q_marker = qm;
+                        int64_t *qn = realloc(q_n, rows_cap * sizeof *qn);
+                        if (qn) q_n = qn;
+                        if (!qm || !qn) abort(); /* a test out of memory */
+                    }
+                    memcpy(q_marker + rows, m->data.i64, b->row_count * sizeof *q_marker);
+                    memcpy(q_n + rows, n->data.i64, b->row_count * sizeof *q_n);
+                    rows += b->row_count;
+                }
                 query_batch_free(b);
             }
+            if (rows && c_check_rows(q_marker, q_n, rows, counts)) atomic_fetch_add(&c_bad, 1);
+            if (rows) atomic_fetch_add(&c_batches, 1);
             if (rc < 0) atomic_fetch_add(&c_bad, 1);
             query_stream_close(s);
         } else {
@@ -857,6 +1142,8 @@ static void *c_reader(void *arg)
         }
     }
     free(counts);
+    free(q_marker);
+    free(q_n);
     return NULL;
 }
 
@@ -896,7 +1183,7 @@ static void test_concurrent_snapshots(void)
     CHECK(atomic_load(&c_snapshots) > 1);
     CHECK(atomic_load(&c_batches) >= C_MIN_CHECKS);
     CHECK(atomic_load(&c_freezes) >= C_MIN_CHECKS);
-    printf("snapshots %ld, query batches %ld, raw copies %ld, rows persisted %zu of %zu\n",
+    printf("snapshots %ld, queries %ld, raw copies %ld, rows persisted %zu of %zu\n",
            atomic_load(&c_snapshots), atomic_load(&c_batches), atomic_load(&c_freezes),
            atomic_load(&c_rows_persisted), atomic_load(&c_rows_written));
     buffer_tree_free(c_tree);
@@ -914,6 +1201,9 @@ int main(void)
     TEST_RUN(test_sorted_batch);
     TEST_RUN(test_sorted_batch_many_tags);
     TEST_RUN(test_retain_release);
+    TEST_RUN(test_refused_snapshot_offered_again);
+    TEST_RUN(test_hot_refusal_and_busy_handover);
+    TEST_RUN(test_handover_order_concurrent);
     TEST_RUN(test_concurrent_snapshots);
     TEST_MAIN_END();
 }

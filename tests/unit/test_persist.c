@@ -351,9 +351,10 @@ typedef struct enqueuer_arg {
     int snapshots;
 } enqueuer_arg;
 
-static void enqueue_snapshot(void *arg, buffer_snapshot *snap)
+/* A buffer_snapshot_cb: refuses the snapshot only when the persister took nothing. */
+static int enqueue_snapshot(void *arg, buffer_snapshot *snap)
 {
-    persister_enqueue(((fixture *)arg)->p, snap);
+    return persister_enqueue(((fixture *)arg)->p, snap) == INGOT_E_NOMEM;
 }
 
 static void *enqueuer_main(void *arg)
