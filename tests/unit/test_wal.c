@@ -148,6 +148,23 @@ static void test_crc32c_vectors(void)
             CHECK_EQ_INT(whole, part);
         }
     }
+    /* lengths around the 3-lane blocks of the hardware path (3 x 256 and 3 x 8192 bytes) */
+    size_t big_len = 3 * 8192 * 2 + 3 * 256 * 3 + 64;
+    uint8_t *big = malloc(big_len);
+    CHECK(big != NULL);
+    for (size_t i = 0; i < big_len; i++)
+        big[i] = (uint8_t)(i * 2654435761u >> 13);
+    const size_t lens[] = {767, 768, 769, 775, 1536, 24575, 24576, 24577, 24576 + 768 + 5,
+                           49152, big_len - 8};
+    for (size_t k = 0; k < sizeof lens / sizeof lens[0]; k++) {
+        for (int off = 0; off < 8; off += 3) {
+            uint32_t whole = crc32c(big + off, lens[k]);
+            CHECK_EQ_INT(whole, crc32c_update_portable(0, big + off, lens[k]));
+            size_t cut = lens[k] / 2 + 1;
+            CHECK_EQ_INT(whole, crc32c_update(crc32c(big + off, cut), big + off + cut, lens[k] - cut));
+        }
+    }
+    free(big);
     printf("  crc32c: %s\n", crc32c_hardware() ? "sse4.2" : "portable");
 }
 
