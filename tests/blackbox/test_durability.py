@@ -5,6 +5,7 @@ import http.client
 import os
 import random
 import signal
+import sqlite3
 import threading
 import time
 
@@ -155,6 +156,41 @@ def test_corrupt_segment_stops_startup_unless_skip_corrupt():
         assert s.write(f"cc v=9i {T0 + 9}").status == 204
         assert s.stop() == 0
         assert [as_int(r["v"]) for r in persisted_rows(s.data_dir, "cc")] == [9]
+    finally:
+        s.cleanup()
+
+
+def test_logged_write_that_no_longer_validates_stops_startup():
+    """A logged op is checked against the catalog again at replay (on the replay applier). If the
+    catalog was replaced meanwhile (here: the column's type changed behind ingot's back), start-up
+    stops naming the segment and sequence instead of dropping an acknowledged write; with the
+    catalog put back, the rows are all persisted."""
+    s = Ingot()
+    try:
+        for i in range(3):
+            assert s.write(f"nv,k=a v={i}i {T0 + i}").status == 204
+        s.kill9()
+        cat = os.path.join(s.data_dir, "catalog.sqlite")
+        db = sqlite3.connect(cat)
+        db.execute("UPDATE column_name SET column_type = 5 WHERE name = 'v'")  # i64 -> string
+        db.commit()
+        db.close()
+        try:
+            s.start()
+            raise AssertionError("start-up should have failed")
+        except RuntimeError as e:
+            msg = str(e)
+            assert "no longer validates" in msg and "sequence" in msg, msg[-600:]
+            assert "segment" in msg, msg[-600:]
+        s.proc = None
+        db = sqlite3.connect(cat)
+        db.execute("UPDATE column_name SET column_type = 1 WHERE name = 'v'")
+        db.commit()
+        db.close()
+        s.start()  # replays the segment, persists it and deletes it
+        assert s.stop() == 0
+        rows = persisted_rows(s.data_dir, "nv")
+        assert sorted(as_int(r["v"]) for r in rows) == [0, 1, 2], rows
     finally:
         s.cleanup()
 
