@@ -57,7 +57,7 @@ static const flag_def flags[] = {
     {"persist-workers", FLAG_U64, OFF(persist_workers), "5", "persist worker threads"},
     {"persist-queue-depth", FLAG_U64, OFF(persist_queue_depth), "250",
      "persist jobs queued or running at once; beyond it writes get 503 until it drains"},
-    {"persist-hot-partition-bytes", FLAG_U64, OFF(persist_hot_partition_bytes), "20000000",
+    {"persist-hot-partition-bytes", FLAG_U64, OFF(persist_hot_partition_bytes), "10000000",
      "persist a partition as soon as its buffer holds this many bytes"},
     {"compaction-threads", FLAG_U64, OFF(compaction_threads), "2",
      "threads sorting and de-duplicating snapshots for persistence"},
@@ -68,8 +68,12 @@ static const flag_def flags[] = {
     {"concurrent-query-limit", FLAG_U64, OFF(concurrent_query_limit), "20",
      "queries answered at once (503 beyond)"},
     {"max-concurrent-writes", FLAG_U64, OFF(max_concurrent_writes), "8",
-     "writes read, parsed and logged at once; more wait their turn before their body is read "
-     "(bounds the memory of writes in flight; 503 after 10 s)"},
+     "writes parsed and logged at once; more wait their turn, first come first served, once "
+     "their body is read (bounds the memory of writes in flight; 503 after 10 s)"},
+    {"max-body-memory", FLAG_U64, OFF(max_body_memory), "16M",
+     "bytes of HTTP request bodies held at once; a write whose body would go past it waits "
+     "before its body is read, first come first served (503 after 10 s); one body may always "
+     "be read"},
     {"http-max-connections", FLAG_U64, OFF(http_max_connections), "1000",
      "open HTTP connections at once"},
     {"http-idle-timeout", FLAG_SECONDS, OFF(http_idle_timeout_s), "30",
@@ -277,9 +281,9 @@ int config_parse(ingot_config *cfg, int argc, char **argv, FILE *out, char *err,
         return -1;
     }
     if (cfg->concurrent_query_limit == 0 || cfg->max_request_bytes == 0 ||
-        cfg->max_concurrent_writes == 0) {
-        snprintf(err, errlen, "--concurrent-query-limit, --max-concurrent-writes and "
-                              "--max-request-bytes must be positive");
+        cfg->max_concurrent_writes == 0 || cfg->max_body_memory == 0) {
+        snprintf(err, errlen, "--concurrent-query-limit, --max-concurrent-writes, "
+                              "--max-request-bytes and --max-body-memory must be positive");
         return -1;
     }
     if (cfg->max_request_bytes > LP_MAX_BODY_BYTES) {

@@ -35,6 +35,7 @@ typedef struct ingot_config {
     uint64_t max_request_bytes;  /* --max-request-bytes */
     uint64_t concurrent_query_limit; /* --concurrent-query-limit */
     uint64_t max_concurrent_writes;  /* --max-concurrent-writes */
+    uint64_t max_body_memory;        /* --max-body-memory */
     uint64_t http_max_connections;   /* --http-max-connections */
     uint64_t http_idle_timeout_s;    /* --http-idle-timeout (seconds) */
     char *auth_token;            /* --auth-token (NULL: no authentication) */

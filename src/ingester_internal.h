@@ -17,6 +17,7 @@
 #include "ingester.h"
 #include "persist/persist.h"
 #include "store/object_store.h"
+#include "util/fifo_gate.h"
 #include "wal/wal.h"
 
 #define INGESTER_SPARE_BATCHES 64
@@ -50,12 +51,10 @@ struct ingester {
     atomic_long writes_in_flight;
     atomic_long queries_open;
 
-    /* write admission (ingester_write_admit) */
-    pthread_mutex_t admit_mu;
-    pthread_cond_t admit_cond;    /* admit_mu: a slot came free, or stopping was set */
-    uint64_t writes_admitted;     /* admit_mu: slots taken, <= cfg->max_concurrent_writes */
+    fifo_gate write_slots;        /* ingester_write_admit: --max-concurrent-writes */
+    pthread_mutex_t spare_mu;
     /*
-     * admit_mu: parsed-batch arrays of finished writes, reset, kept for the next ones (at most
+     * spare_mu: parsed-batch arrays of finished writes, reset, kept for the next ones (at most
      * one per slot and INGESTER_SPARE_BATCHES, INGESTER_SPARE_BATCH_TOTAL bytes together): a
      * write reuses warm memory instead of growing fresh arrays, which on this path cost more in
      * page faults and heap fragmentation than the parse itself.
@@ -82,8 +81,7 @@ struct ingester {
     atomic_uint_fast64_t lines_rejected;
     atomic_uint_fast64_t queries_rejected;
     atomic_uint_fast64_t writes_refused_busy;
-    atomic_uint_fast64_t writes_admission_waits;    /* admissions that had to wait */
-    atomic_uint_fast64_t writes_admission_timeouts; /* admissions refused after the wait */
+    atomic_uint_fast64_t writes_persist_waits;  /* writes that waited for the snapshot backlog */
     atomic_uint_fast64_t segments_deleted;
     atomic_uint_fast64_t disk_full_events;
     wal_replay_stats replay;      /* written once before the front ends start */

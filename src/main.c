@@ -143,6 +143,7 @@ static int serve(int argc, char **argv)
     }
     http_options ho = {.bind = cfg.http_bind,
                        .max_request_bytes = cfg.max_request_bytes,
+                       .max_body_memory = cfg.max_body_memory,
                        .max_connections = cfg.http_max_connections,
                        .idle_timeout_s = (unsigned)cfg.http_idle_timeout_s,
                        .auth_token = cfg.auth_token,

@@ -42,6 +42,16 @@ size_t buffer_tree_bytes(buffer_tree *tree);
 /* Rows buffered in all partitions (atomic read). */
 size_t buffer_tree_rows(buffer_tree *tree);
 
+/* Bytes of the snapshots taken and not yet persisted (atomic read; part of buffer_tree_bytes). */
+size_t buffer_tree_snapshot_bytes(buffer_tree *tree);
+
+/*
+ * Wait until the snapshots not yet persisted hold at most limit bytes: 0 at once or as soon as
+ * persists brought them there, INGOT_E_BUSY when timeout_ms passed first. Any thread; it must
+ * not be one a persist is waiting for.
+ */
+int buffer_tree_wait_snapshot_bytes(buffer_tree *tree, size_t limit, unsigned timeout_ms);
+
 /* --- persistence: snapshots ------------------------------------------------------------------
  *
  * A snapshot is a partition's buffered rows frozen at one moment: taking it moves the rows out

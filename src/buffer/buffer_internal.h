@@ -104,10 +104,20 @@ typedef struct buffer_run {
     uint64_t sequence;
 } buffer_run;
 
-/* The tree's totals: rows and bytes held in buffers and in snapshots not yet persisted. */
+/*
+ * The tree's totals: rows and bytes held in buffers and in snapshots not yet persisted, and the
+ * bytes of those snapshots alone (snapshot_bytes), which writers may wait on
+ * (buffer_tree_wait_snapshot_bytes: waiters is counted before snapshot_bytes is read, and a
+ * persist that lowers snapshot_bytes broadcasts `lowered` under mu when waiters is not 0; both
+ * are sequentially consistent, so a waiter never misses the drop it waits for).
+ */
 typedef struct buffer_totals {
-    _Atomic size_t bytes; /* atomic */
-    _Atomic size_t rows;  /* atomic */
+    _Atomic size_t bytes;          /* atomic */
+    _Atomic size_t rows;           /* atomic */
+    _Atomic size_t snapshot_bytes; /* atomic */
+    _Atomic int waiters;           /* atomic */
+    pthread_mutex_t mu;
+    pthread_cond_t lowered;        /* mu: snapshot_bytes went down */
 } buffer_totals;
 
 typedef struct buffer_partition {

@@ -88,6 +88,7 @@ buffer_snapshot *buffer_snapshot_take_locked(buffer_partition *p, uint64_t water
     s->run_count = p->run_count;
     s->run_cap = p->run_cap;
     s->bytes = p->bytes;
+    atomic_fetch_add(&p->totals->snapshot_bytes, s->bytes);
     s->min_sequence = p->buf_min_sequence;
     s->max_sequence = p->buf_max_sequence;
 
@@ -251,8 +252,14 @@ void buffer_snapshot_persisted(buffer_snapshot *snap)
         buffer_partition_publish(p);
         atomic_fetch_sub(&p->totals->rows, snap->row_count);
         atomic_fetch_sub(&p->totals->bytes, snap->bytes);
+        atomic_fetch_sub(&p->totals->snapshot_bytes, snap->bytes);
     }
     pthread_mutex_unlock(&p->mu);
+    if (found && atomic_load(&p->totals->waiters) > 0) {
+        pthread_mutex_lock(&p->totals->mu);
+        pthread_cond_broadcast(&p->totals->lowered);
+        pthread_mutex_unlock(&p->totals->mu);
+    }
     if (found) buffer_snapshot_release(snap); /* the reference snaps[] held */
 }
 

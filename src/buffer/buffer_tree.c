@@ -47,16 +47,21 @@
  *
  * Totals: tree->totals (rows, bytes) are atomics, added to under the partition locks of each op
  * (so a snapshot of those rows, persisted at once, never subtracts before they were added) and
- * subtracted when a snapshot is persisted. buffer_tree_min_sequence() scans the partitions'
- * atomic min_sequence mirrors.
+ * subtracted when a snapshot is persisted; snapshot_bytes, the part of bytes held by snapshots
+ * not yet persisted, is added at the take and subtracted at the same persist, which wakes the
+ * writers waiting for it to drop (buffer_tree_wait_snapshot_bytes). buffer_tree_min_sequence()
+ * scans the partitions' atomic min_sequence mirrors.
  */
 #include "buffer/buffer.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "buffer/buffer_internal.h"
+#include "util/clock.h"
 #include "util/error.h"
 
 typedef struct buffer_slot {
@@ -373,6 +378,14 @@ buffer_tree *buffer_tree_new(void)
     }
     atomic_init(&tree->totals.bytes, 0);
     atomic_init(&tree->totals.rows, 0);
+    atomic_init(&tree->totals.snapshot_bytes, 0);
+    atomic_init(&tree->totals.waiters, 0);
+    pthread_mutex_init(&tree->totals.mu, NULL);
+    pthread_condattr_t attr;
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(&tree->totals.lowered, &attr);
+    pthread_condattr_destroy(&attr);
     return tree;
 }
 
@@ -384,6 +397,8 @@ void buffer_tree_free(buffer_tree *tree)
     free(tree->nss);
     free(tree->by_name.slots);
     pthread_rwlock_destroy(&tree->lock);
+    pthread_cond_destroy(&tree->totals.lowered);
+    pthread_mutex_destroy(&tree->totals.mu);
     free(tree);
 }
 
@@ -395,6 +410,30 @@ size_t buffer_tree_bytes(buffer_tree *tree)
 size_t buffer_tree_rows(buffer_tree *tree)
 {
     return atomic_load(&tree->totals.rows);
+}
+
+size_t buffer_tree_snapshot_bytes(buffer_tree *tree)
+{
+    return atomic_load(&tree->totals.snapshot_bytes);
+}
+
+int buffer_tree_wait_snapshot_bytes(buffer_tree *tree, size_t limit, unsigned timeout_ms)
+{
+    buffer_totals *t = &tree->totals;
+    if (atomic_load(&t->snapshot_bytes) <= limit) return 0;
+    struct timespec deadline = clock_deadline_ms(CLOCK_MONOTONIC, timeout_ms);
+    int rv = 0;
+    pthread_mutex_lock(&t->mu);
+    atomic_fetch_add(&t->waiters, 1);
+    while (atomic_load(&t->snapshot_bytes) > limit)
+        if (pthread_cond_timedwait(&t->lowered, &t->mu, &deadline) == ETIMEDOUT &&
+            atomic_load(&t->snapshot_bytes) > limit) {
+            rv = INGOT_E_BUSY;
+            break;
+        }
+    atomic_fetch_sub(&t->waiters, 1);
+    pthread_mutex_unlock(&t->mu);
+    return rv;
 }
 
 void buffer_partition_key(int64_t time_ns, char out[11])

@@ -7,6 +7,12 @@
  * a write takes one of the ingester's --max-concurrent-writes slots for its parse, commit and
  * apply (503 + Retry-After after 10 s without one), so the parsed batches in flight do not grow
  * with the connections. Not before the body: a client trickling its body would hold a slot.
+ * Bodies waiting for a slot are bounded by memory instead (--max-body-memory, a
+ * util/fifo_gate.h in bytes): a plain body whose Content-Length would take the bodies held past
+ * it waits, first come first served, before a byte of it is read (503 after 10 s), so with more
+ * connections than slots the excess bodies wait in the kernel's socket buffers, not in ours (at
+ * 32 connections of 1.75 MB bodies, 9 held instead of 32). A body of unknown length (chunked, gzip) never waits:
+ * it is counted as it grows. A body over the whole budget is read once nothing else is held.
  * Body buffers of finished writes are kept for the next ones (spare_bodies: at most
  * HTTP_SPARE_BODIES, HTTP_SPARE_BODY_TOTAL bytes together): no fresh pages per request. Nothing
  * else here is shared between requests but the counters (atomics) and the ingester
@@ -21,8 +27,10 @@
  * Errors are JSON: {"code":"…","message":"…"} (+ "line" for line protocol) on v1/v2 and the
  * other endpoints; InfluxDB 3's {"error":"…","data":…} on /api/v3/write_lp.
  *
- * Hostile clients. Headers: MHD keeps a request's headers in a per-connection pool of 512 KiB
- * (beyond it MHD answers 431 itself); ours are cut lower, at HTTP_MAX_HEADER_FIELDS fields or
+ * Hostile clients. Headers: MHD keeps a request's headers in a per-connection pool of
+ * HTTP_CONNECTION_POOL_BYTES (beyond it MHD answers 431 itself; the pool is also the
+ * connection's read buffer, so an uploading connection touches all of it: at 512 KiB, 32 writers
+ * held 16 MiB in pools); ours are cut lower, at HTTP_MAX_HEADER_FIELDS fields or
  * HTTP_MAX_HEADER_BYTES bytes (431, JSON). A query parameter with a NUL byte (%00) is refused
  * (400): MHD hands parameters over as C strings, which would silently cut "db=a%00b" to "a".
  * Connections: at most --http-max-connections (MHD closes the ones beyond at once). Slow
@@ -62,6 +70,7 @@
 #include "server/http_body.h"
 #include "server/server_addr.h"
 #include "util/clock.h"
+#include "util/fifo_gate.h"
 #include "util/json.h"
 #include "util/log.h"
 #include "util/strbuf.h"
@@ -98,6 +107,7 @@ static const unsigned counted_status[] = {200, 204, 400, 401, 404, 405, 413, 431
 /* Write bodies' buffers kept for reuse: at most this many, of at most this capacity together. */
 #define HTTP_SPARE_BODIES 16
 #define HTTP_SPARE_BODY_TOTAL ((size_t)32 << 20)
+#define HTTP_CONNECTION_POOL_BYTES (128 * 1024)
 #define HTTP_IDLE_TIMEOUT_DEFAULT_S 30
 #define HTTP_WATCH_TICK_MS 200
 
@@ -132,6 +142,7 @@ struct http_server {
     strbuf spare_bodies[HTTP_SPARE_BODIES]; /* buffers of finished write bodies, for the next */
     size_t spare_body_count;
     size_t spare_body_bytes;     /* spare_lock: their capacities together */
+    fifo_gate body_memory;       /* bytes of the request bodies held (--max-body-memory) */
 };
 
 /* Per-request state (MHD's con_cls), freed by on_completed. */
@@ -140,6 +151,7 @@ typedef struct request {
     enum endpoint ep;
     unsigned status;      /* the status answered, for the counters */
     http_body body;       /* POST: the body (inflated), with the size limit */
+    uint64_t body_held;   /* bytes of srv->body_memory this request holds */
     bool answered;        /* a response was queued */
 } request;
 
@@ -567,8 +579,20 @@ static void http_metrics(http_server *srv, strbuf *out)
                   "# HELP ingot_http_header_timeouts_total HTTP connections closed because a "
                   "request's headers did not arrive within the idle timeout.\n"
                   "# TYPE ingot_http_header_timeouts_total counter\n"
-                  "ingot_http_header_timeouts_total %llu\n",
-                  (unsigned long long)atomic_load(&srv->headers_timed_out));
+                  "ingot_http_header_timeouts_total %llu\n"
+                  "# HELP ingot_http_body_bytes_held Bytes of request bodies held (--max-body-memory).\n"
+                  "# TYPE ingot_http_body_bytes_held gauge\n"
+                  "ingot_http_body_bytes_held %llu\n"
+                  "# HELP ingot_http_body_waits_total Write requests that waited for room for their body.\n"
+                  "# TYPE ingot_http_body_waits_total counter\n"
+                  "ingot_http_body_waits_total %llu\n"
+                  "# HELP ingot_http_body_timeouts_total Write requests refused with 503 after waiting 10 s for room for their body.\n"
+                  "# TYPE ingot_http_body_timeouts_total counter\n"
+                  "ingot_http_body_timeouts_total %llu\n",
+                  (unsigned long long)atomic_load(&srv->headers_timed_out),
+                  (unsigned long long)fifo_gate_held(&srv->body_memory),
+                  (unsigned long long)atomic_load(&srv->body_memory.waits),
+                  (unsigned long long)atomic_load(&srv->body_memory.timeouts));
 }
 
 static enum MHD_Result handle_get(struct MHD_Connection *conn, request *rq)
@@ -682,6 +706,19 @@ static enum MHD_Result begin_request(http_server *srv, struct MHD_Connection *co
         return respond_error(conn, rq, 400, "invalid", "unsupported Content-Encoding", 0);
     const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
     uint64_t expected = cl ? strtoull(cl, NULL, 10) : 0;
+    if (!ingester_accepting_writes(srv->ing))
+        return respond_error(conn, rq, 503, "unavailable", "ingot is shutting down", 5);
+    if (!gzip && expected > 0 && expected <= srv->max_request_bytes) {
+        /* room for the body before a byte of it is read (see the header comment) */
+        uint64_t want = fifo_gate_fit(&srv->body_memory, expected);
+        int rv = fifo_gate_acquire(&srv->body_memory, want, INGESTER_WRITE_ADMIT_TIMEOUT_MS);
+        if (rv == INGOT_E_BUSY)
+            return respond_error(conn, rq, 503, "unavailable",
+                                 "too many request bodies in memory (--max-body-memory): no room "
+                                 "came free within 10 s; retry later", 1);
+        if (rv != 0) return respond_error(conn, rq, 503, "unavailable", "ingot is shutting down", 5);
+        rq->body_held = want;
+    }
     strbuf spare = {0};
     pthread_mutex_lock(&srv->spare_lock);
     if (srv->spare_body_count > 0) {
@@ -721,6 +758,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     if (*upload_data_size > 0) {
         (void)http_body_append(&rq->body, upload_data, *upload_data_size); /* finish reports */
         *upload_data_size = 0;
+        if (rq->body.data.len > rq->body_held) { /* a body of unknown length: count it */
+            fifo_gate_add(&srv->body_memory, rq->body.data.len - rq->body_held);
+            rq->body_held = rq->body.data.len;
+        }
         return MHD_YES;
     }
     if (rq->ep == EP_WRITE_V1 || rq->ep == EP_WRITE_V2 || rq->ep == EP_WRITE_V3)
@@ -758,6 +799,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     }
     strbuf_free(&spare);
     http_body_free(&rq->body);
+    if (rq->body_held) fifo_gate_release(&srv->body_memory, rq->body_held);
     free(rq);
     *con_cls = NULL;
     atomic_fetch_sub(&srv->requests_active, 1);
@@ -848,6 +890,7 @@ static void server_free(http_server *srv)
     pthread_mutex_destroy(&srv->watch_lock);
     for (size_t i = 0; i < srv->spare_body_count; i++) strbuf_free(&srv->spare_bodies[i]);
     pthread_mutex_destroy(&srv->spare_lock);
+    fifo_gate_destroy(&srv->body_memory);
     free(srv->auth_token);
     free(srv);
 }
@@ -879,6 +922,7 @@ int http_server_start(const http_options *opts, ingester *ing, http_server **out
     srv->idle_timeout_ms = (int64_t)idle_timeout_s * 1000;
     pthread_mutex_init(&srv->watch_lock, NULL);
     pthread_mutex_init(&srv->spare_lock, NULL);
+    fifo_gate_init(&srv->body_memory, opts->max_body_memory);
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&srv->watch_wake, &ca);
@@ -896,7 +940,7 @@ int http_server_start(const http_options *opts, ingester *ing, http_server **out
         flags, port, NULL, NULL, on_request, srv, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL,
         MHD_OPTION_SOCK_ADDR, ai->ai_addr, MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
         MHD_OPTION_NOTIFY_CONNECTION, on_connection, srv, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-        (size_t)(512 * 1024), MHD_OPTION_CONNECTION_LIMIT, (unsigned)opts->max_connections,
+        (size_t)HTTP_CONNECTION_POOL_BYTES, MHD_OPTION_CONNECTION_LIMIT, (unsigned)opts->max_connections,
         MHD_OPTION_CONNECTION_TIMEOUT, idle_timeout_s, MHD_OPTION_LISTENING_ADDRESS_REUSE,
         (unsigned)1, MHD_OPTION_END);
     if (!srv->daemon) {
@@ -918,6 +962,7 @@ void http_server_stop(http_server *srv, unsigned grace_ms)
 {
     if (!srv) return;
     MHD_socket listen_fd = MHD_quiesce_daemon(srv->daemon);
+    fifo_gate_close(&srv->body_memory); /* bodies waiting for room: 503 */
     int64_t deadline = clock_ms() + grace_ms;
     while (atomic_load(&srv->requests_active) > 0 && clock_ms() < deadline) {
         struct timespec ts = {0, 5 * 1000000};

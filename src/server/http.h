@@ -16,6 +16,7 @@ typedef struct http_server http_server;
 typedef struct http_options {
     const char *bind;          /* host:port */
     uint64_t max_request_bytes;
+    uint64_t max_body_memory;  /* bytes of request bodies held at once (--max-body-memory) */
     uint64_t max_connections;
     unsigned idle_timeout_s;   /* idle connections and late request headers; 0: 30 s */
     const char *auth_token;    /* NULL: no authentication */

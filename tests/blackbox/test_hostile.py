@@ -223,7 +223,7 @@ def test_oversized_headers_get_431_and_server_stays_healthy():
             resp = read_response(c)
             c.close()
             assert resp.startswith(b"HTTP/1.1 431 "), resp[:300]
-            if what:  # ours, in JSON, naming the limit (MHD's own 431 past its 512 KiB pool)
+            if what:  # ours, in JSON, naming the limit (MHD's own 431 past its 128 KiB pool)
                 assert b'"code":"request header fields too large"' in resp and what in resp, resp[:400]
             assert s.request("GET", "/health").status == 200
         assert s.query("h").status == 404  # neither write was applied
@@ -271,6 +271,88 @@ def test_slow_and_silent_clients_do_not_stop_others():
             for c in slow + silent:
                 c.close()
         assert s.request("GET", "/health").status == 200
+
+
+def test_body_memory_bounds_bodies_read_ahead():
+    """--max-body-memory 1M: a write whose Content-Length would take the bodies held past 1 MB
+    waits before its body is read, first come first served; it gets 503 + Retry-After if no room
+    comes within 10 s, and goes through as soon as room comes. A body over the whole budget is
+    read once nothing else is held, and a chunked body (length unknown) never waits."""
+
+    def lp(tag, size):
+        out, i, n = [], 0, 0
+        while n < size:
+            out.append(f"bm,c={tag},i={i} v={i}i {T0 + i}\n")
+            n += len(out[-1])
+            i += 1
+        return "".join(out).encode(), i
+
+    def post_head(n):
+        return (b"POST /api/v2/write?bucket=db HTTP/1.1\r\nHost: x\r\n"
+                b"Content-Length: %d\r\n\r\n" % n)
+
+    def status_line(sock):  # a 204 has no body: its headers are the whole answer
+        sock.settimeout(10)
+        data = b""
+        while b"\r\n\r\n" not in data:
+            d = sock.recv(4096)
+            if not d:
+                break
+            data += d
+        return data.split(b"\r\n", 1)[0]
+
+    def wait_metric(s, name, value):
+        for _ in range(100):
+            if s.metrics()[name] == value:
+                return
+            time.sleep(0.05)
+        assert s.metrics()[name] == value, (name, s.metrics()[name], value)
+
+    with Ingot(args=["--max-body-memory", "1M", "--max-request-bytes", "4M"]) as s:
+        a_body, a_rows = lp("a", 700_000)
+        b_body, _ = lp("b", 400_000)
+        c_body, c_rows = lp("c", 400_000)
+        a = raw_connect(s.port)
+        a.sendall(post_head(len(a_body)) + a_body[:1000])  # holds its whole length from now on
+        wait_metric(s, "ingot_http_body_bytes_held", len(a_body))
+        b = raw_connect(s.port, timeout=20)
+        b.sendall(post_head(len(b_body)) + b_body)  # 700 kB + 400 kB > 1 MiB: waits
+        t = time.time()
+        wait_metric(s, "ingot_http_body_waits_total", 1)
+        resp = read_response(b, timeout=15)
+        waited = time.time() - t
+        assert resp.startswith(b"HTTP/1.1 503"), resp[:200]
+        assert b"Retry-After: 1" in resp and b"--max-body-memory" in resp, resp[:400]
+        assert 8 < waited < 14, waited
+        assert s.metrics()["ingot_http_body_timeouts_total"] == 1
+        b.close()
+
+        c = raw_connect(s.port, timeout=20)
+        c.sendall(post_head(len(c_body)) + c_body)
+        wait_metric(s, "ingot_http_body_waits_total", 2)
+        assert read_response(c, timeout=0.5) == b""  # still waiting for room
+        a.sendall(a_body[1000:])  # a completes: its room goes to c
+        assert status_line(a) == b"HTTP/1.1 204 No Content"
+        assert status_line(c) == b"HTTP/1.1 204 No Content"
+        a.close()
+        c.close()
+        wait_metric(s, "ingot_http_body_bytes_held", 0)
+
+        big, big_rows = lp("big", 2_500_000)  # over the whole budget: read when nothing is held
+        assert s.write(big).status == 204
+        chunked = raw_connect(s.port)
+        piece = b"bm,c=chunked v=1i %d\n" % T0
+        chunked.sendall(b"POST /api/v2/write?bucket=db HTTP/1.1\r\nHost: x\r\n"
+                        b"Transfer-Encoding: chunked\r\n\r\n"
+                        + b"%x\r\n" % len(piece) + piece + b"\r\n0\r\n\r\n")
+        assert status_line(chunked) == b"HTTP/1.1 204 No Content"
+        chunked.close()
+        wait_metric(s, "ingot_http_body_bytes_held", 0)
+        rows = s.rows("bm")
+        tags = {}
+        for r in rows:
+            tags[r["c"]] = tags.get(r["c"], 0) + 1
+        assert tags == {"a": a_rows, "c": c_rows, "big": big_rows, "chunked": 1}, tags
 
 
 def test_write_slots_bound_concurrency_and_slow_bodies_hold_none():

@@ -194,6 +194,60 @@ static void test_persisted_leaves_queries(void)
     free(t);
 }
 
+/* The snapshot bytes writers wait on: counted from the take to the persist, and a persist wakes a
+ * waiter at once. */
+typedef struct snap_waiter {
+    buffer_tree *tree;
+    size_t limit;
+    atomic_int rv;
+    atomic_bool done;
+} snap_waiter;
+
+static void *snap_waiter_main(void *arg)
+{
+    snap_waiter *w = arg;
+    atomic_store(&w->rv, buffer_tree_wait_snapshot_bytes(w->tree, w->limit, 20000));
+    atomic_store(&w->done, true);
+    return NULL;
+}
+
+static void test_wait_snapshot_bytes(void)
+{
+    buffer_tree *tree = buffer_tree_new();
+    schema_table *t = tb_table("m");
+    CHECK_EQ_INT(put(tree, t, 1, 10, "a", NULL, 1, NULL), 0);
+    CHECK_EQ_INT(put(tree, t, 2, NS_PER_DAY, "a", NULL, 2, NULL), 0);
+    CHECK_EQ_INT(buffer_tree_snapshot_bytes(tree), 0); /* live rows are not snapshots */
+    snap_list l = {0};
+    CHECK_EQ_INT(buffer_tree_snapshot_all(tree, collect, &l), 2);
+    buffer_snapshot_info a, b;
+    buffer_snapshot_get_info(l.s[0], &a);
+    buffer_snapshot_get_info(l.s[1], &b);
+    CHECK_EQ_INT(buffer_tree_snapshot_bytes(tree), a.bytes + b.bytes);
+    CHECK_EQ_INT(buffer_tree_wait_snapshot_bytes(tree, a.bytes + b.bytes, 0), 0);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    CHECK_EQ_INT(buffer_tree_wait_snapshot_bytes(tree, b.bytes, 100), INGOT_E_BUSY);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double waited = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+    CHECK(waited >= 0.09 && waited < 5.0);
+    snap_waiter w = {.tree = tree, .limit = b.bytes};
+    pthread_t th;
+    CHECK(pthread_create(&th, NULL, snap_waiter_main, &w) == 0);
+    struct timespec pause = {0, 100 * 1000000};
+    nanosleep(&pause, NULL);
+    CHECK(!atomic_load(&w.done));
+    buffer_snapshot_persisted(l.s[0]); /* down to b's bytes: the waiter goes */
+    pthread_join(th, NULL);
+    CHECK_EQ_INT(atomic_load(&w.rv), 0);
+    CHECK_EQ_INT(buffer_tree_snapshot_bytes(tree), b.bytes);
+    buffer_snapshot_persisted(l.s[1]);
+    CHECK_EQ_INT(buffer_tree_snapshot_bytes(tree), 0);
+    release_all(&l);
+    buffer_tree_free(tree);
+    free(t);
+}
+
 /* ---- de-duplication across snapshots
  * -------------------------------------------------------------- */
 
@@ -1194,6 +1248,7 @@ int main(void)
 {
     TEST_RUN(test_snapshot_query_same);
     TEST_RUN(test_persisted_leaves_queries);
+    TEST_RUN(test_wait_snapshot_bytes);
     TEST_RUN(test_dedup_across_snapshots);
     TEST_RUN(test_hot_partition);
     TEST_RUN(test_watermark);

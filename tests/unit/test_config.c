@@ -90,7 +90,7 @@ static void test_persistence_flags(void)
     CHECK_EQ_INT(c.wal_rotation_period_s, 300);
     CHECK_EQ_INT(c.persist_workers, 5);
     CHECK_EQ_INT(c.persist_queue_depth, 250);
-    CHECK_EQ_INT(c.persist_hot_partition_bytes, 20000000);
+    CHECK_EQ_INT(c.persist_hot_partition_bytes, 10000000);
     CHECK_EQ_INT(c.disk_full_percent, 90);
     CHECK_EQ_STR(c.object_store, "file");
     config_free(&c);

@@ -105,6 +105,7 @@ static void test_slots_bound_and_time_out(void)
 
 typedef struct waiter {
     ingester *ing;
+    unsigned timeout_ms; /* 0: 20 s */
     atomic_int result;
     atomic_bool done;
 } waiter;
@@ -112,7 +113,7 @@ typedef struct waiter {
 static void *wait_for_slot(void *arg)
 {
     waiter *w = arg;
-    atomic_store(&w->result, ingester_write_admit(w->ing, 20000));
+    atomic_store(&w->result, ingester_write_admit(w->ing, w->timeout_ms ? w->timeout_ms : 20000));
     atomic_store(&w->done, true);
     return NULL;
 }
@@ -148,6 +149,40 @@ static void test_waiter_gets_freed_slot_and_stop_wakes_waiters(void)
     pthread_join(t, NULL);
     CHECK(now_s() - t0 < 5.0);
     CHECK_EQ_INT(atomic_load(&w2.result), INGOT_E_SHUTTING_DOWN);
+    ingester_write_release(f.ing);
+    fixture_close(&f);
+}
+
+/* Waiters get slots first come, first served; one that gives up leaves no gap in the queue. */
+static void test_slots_go_to_waiters_in_arrival_order(void)
+{
+    fixture f;
+    CHECK(fixture_open(&f, "1") == 0);
+    if (!f.ing) return;
+    CHECK_EQ_INT(ingester_write_admit(f.ing, 100), 0);
+    waiter a = {.ing = f.ing}, b = {.ing = f.ing, .timeout_ms = 200}, c = {.ing = f.ing};
+    pthread_t ta, tb, tc;
+    CHECK(pthread_create(&ta, NULL, wait_for_slot, &a) == 0);
+    sleep_ms(50);
+    CHECK(pthread_create(&tb, NULL, wait_for_slot, &b) == 0);
+    sleep_ms(50);
+    CHECK(pthread_create(&tc, NULL, wait_for_slot, &c) == 0);
+    pthread_join(tb, NULL); /* b gives up while a is ahead of it and c behind */
+    CHECK_EQ_INT(atomic_load(&b.result), INGOT_E_BUSY);
+    CHECK(!atomic_load(&a.done) && !atomic_load(&c.done));
+    ingester_write_release(f.ing);
+    pthread_join(ta, NULL);
+    CHECK_EQ_INT(atomic_load(&a.result), 0); /* the oldest waiter first */
+    sleep_ms(50);
+    CHECK(!atomic_load(&c.done));
+    /* a newcomer does not overtake c: the slot a frees goes to c */
+    CHECK_EQ_INT(ingester_write_admit(f.ing, 1), INGOT_E_BUSY);
+    ingester_write_release(f.ing);
+    pthread_join(tc, NULL);
+    CHECK_EQ_INT(atomic_load(&c.result), 0);
+    CHECK_EQ_INT(ingester_write_admit(f.ing, 100), INGOT_E_BUSY); /* c holds the only slot */
+    ingester_write_release(f.ing);
+    CHECK_EQ_INT(ingester_write_admit(f.ing, 100), 0);
     ingester_write_release(f.ing);
     fixture_close(&f);
 }
@@ -191,6 +226,7 @@ int main(void)
     log_set_level(LOG_WARN);
     TEST_RUN(test_slots_bound_and_time_out);
     TEST_RUN(test_waiter_gets_freed_slot_and_stop_wakes_waiters);
+    TEST_RUN(test_slots_go_to_waiters_in_arrival_order);
     TEST_RUN(test_reused_batches_carry_nothing_over);
     TEST_MAIN_END();
 }
