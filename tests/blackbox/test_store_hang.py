@@ -18,6 +18,7 @@ import socket
 import sqlite3
 import subprocess
 import tempfile
+import threading
 import time
 import urllib.parse
 import urllib.request
@@ -135,21 +136,22 @@ def have_s3rver():
     return False
 
 
-def start_ingot(store, data_dir=None):
+def start_ingot(store, data_dir=None, queue_depth=2):
     return Ingot(data_dir=data_dir,
                  args=["--object-store", "s3", "--s3-endpoint", store.url, "--s3-bucket", BUCKET,
                        "--object-store-timeout", str(TIMEOUT_S), "--persist-hot-partition-bytes", "5000",
-                       "--persist-queue-depth", "2", "--persist-workers", "1", "--log-level", "info"],
+                       "--persist-queue-depth", str(queue_depth), "--persist-workers", "1",
+                       "--log-level", "info"],
                  env={"AWS_ACCESS_KEY_ID": "S3RVER", "AWS_SECRET_ACCESS_KEY": "S3RVER"})
 
 
 @contextlib.contextmanager
-def ingot_on_s3rver():
+def ingot_on_s3rver(queue_depth=2):
     """s3rver and an ingot persisting to it, both ended and cleaned up afterwards."""
     store = S3rver()
     s = None
     try:
-        s = start_ingot(store)
+        s = start_ingot(store, queue_depth=queue_depth)
         yield store, s
     finally:
         if s:
@@ -290,6 +292,57 @@ def test_hanging_store_pauses_ingest_then_everything_persists_once():
             assert f"no byte moved for {TIMEOUT_S} s" in f.read()  # abandoned by the timeout
         rows = check_stored_once(store, s, acked)
         assert not [r for r in rows if r["w"] == "refused"]
+
+
+def test_snapshot_backlog_makes_writes_wait_not_grow_memory():
+    """With room in the persist queue (depth 250) but a store that hangs, hot snapshots cannot
+    pile up in memory: once those not yet persisted hold more than 4 x the hot threshold
+    (4 x 5,000 bytes), a write waits for them before it is parsed, gets 503 + Retry-After after
+    10 s, and a write waiting when the store answers again goes through. Nothing acknowledged is
+    lost or stored twice."""
+    if not have_s3rver():
+        return
+    with ingot_on_s3rver(queue_depth=250) as (store, s):
+        acked = []
+        for i in range(4):
+            write_taken(s, "pre", i, acked)
+        deadline = time.time() + 20
+        while s.metrics()["ingot_persist_files_total"] < 1:
+            assert time.time() < deadline, "nothing persisted while the store answered"
+            time.sleep(0.1)
+
+        store.stop_process()
+        i, t = 0, time.time()
+        while (r := write(s, "stall", i)).status == 204:
+            acked.append(("stall", i, ROWS))
+            i += 1
+            t = time.time()
+            assert i < 200, "writes never waited for the snapshot backlog"
+        waited = time.time() - t
+        assert r.status == 503 and r.headers.get("retry-after") == "1", r
+        assert "snapshots waiting to be persisted" in r.json()["message"], r.json()
+        assert 9 < waited < 20, waited
+        m = s.metrics()
+        assert m["ingot_persist_saturated"] == 0, m  # the memory bound, not the queue
+        assert m["ingot_buffer_snapshot_bytes"] > 4 * 5000, m
+        assert m["ingot_write_persist_waits_total"] >= 1, m
+        check_query(s, acked, "stall")  # queries answer meanwhile
+
+        result = {}
+
+        def waiting_write():
+            result["r"] = write(s, "thaw", 0)
+
+        th = threading.Thread(target=waiting_write)
+        th.start()
+        time.sleep(1)
+        assert th.is_alive(), "a write went through while the backlog stood"
+        store.continue_process()
+        th.join(30)
+        assert not th.is_alive() and result["r"].status == 204, result
+        acked.append(("thaw", 0, ROWS))
+        assert s.stop() == 0, s.log_text()
+        check_stored_once(store, s, acked)
 
 
 def freeze_with_unpersisted_rows(s, store, acked):
