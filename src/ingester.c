@@ -57,13 +57,6 @@
 #include "util/log.h"
 #include "util/sysio.h"
 
-static int64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 static int mkdir_p(const char *path)
 {
     char tmp[4096];
@@ -234,7 +227,9 @@ static int apply_op(ingester *ing, const ingester_write_request *req, schema_nam
 static int write_counted(ingester *ing, const ingester_write_request *req, ingester_write_result *res)
 {
     int rv;
-    lp_options opts = {.precision = req->precision, .default_time_ns = now_ns(), .max_errors = 100};
+    lp_options opts = {.precision = req->precision,
+                       .default_time_ns = clock_ns(CLOCK_REALTIME),
+                       .max_errors = 100};
     if (req->body_kind == DML_BODY_DATABASE_BATCH) {
         opts.default_time_ns = 0; /* every row has its time */
         rv = pbdata_decode_batch((const uint8_t *)req->body, req->body_len, req->precision,

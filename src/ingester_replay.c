@@ -42,6 +42,7 @@
 #include <time.h>
 
 #include "ingester_internal.h"
+#include "util/clock.h"
 #include "util/hash.h"
 #include "util/log.h"
 #include "util/sysio.h"
@@ -300,19 +301,12 @@ static int replay_entry(void *arg, uint64_t segment_id, uint64_t sequence, const
     return 0;
 }
 
-static double monotonic_seconds(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 /* The segment is in the buffer: persist all of it, then the segment can go. */
 static int replay_segment_end(void *arg, uint64_t segment_id, const char *path)
 {
     replay_ctx *rc = arg;
     ingester *ing = rc->ing;
-    double t0 = monotonic_seconds();
+    double t0 = (double)clock_ns(CLOCK_MONOTONIC) / 1e9;
     int rv = persister_persist_all(ing->persist, ing->buffer);
     persister_wait_idle(ing->persist); /* hot partitions queued during the replay */
     if (rv != 0) {
@@ -325,7 +319,7 @@ static int replay_segment_end(void *arg, uint64_t segment_id, const char *path)
         snprintf(rc->err, sizeof rc->err, "deleting %s: %s", path, ingot_strerror(rv));
         return rv;
     }
-    ing->replay_persist_seconds += monotonic_seconds() - t0;
+    ing->replay_persist_seconds += (double)clock_ns(CLOCK_MONOTONIC) / 1e9 - t0;
     atomic_fetch_add(&ing->segments_deleted, 1);
     log_info("wal replay: segment %" PRIu64 " replayed, persisted and deleted", segment_id);
     return 0;
@@ -398,7 +392,7 @@ int ingester_replay(ingester *ing, uint64_t *next_sequence, char *err, size_t er
     rc->buffer_sink = buffer_tree_as_sink(ing->buffer);
     pthread_mutex_init(&rc->mu, NULL);
     pthread_cond_init(&rc->cv, NULL);
-    double t0 = monotonic_seconds();
+    double t0 = (double)clock_ns(CLOCK_MONOTONIC) / 1e9;
     int rv = remove_orphans(ing, err, errlen);
     if (rv != 0) goto done;
     if (pthread_create(&rc->applier, NULL, replay_applier, rc) != 0) {
@@ -423,7 +417,7 @@ int ingester_replay(ingester *ing, uint64_t *next_sequence, char *err, size_t er
         if (rc->err[0]) snprintf(err + n, errlen - n, "%swal replay: %s", n ? ": " : "", rc->err);
         goto done;
     }
-    ing->replay_seconds = monotonic_seconds() - t0;
+    ing->replay_seconds = (double)clock_ns(CLOCK_MONOTONIC) / 1e9 - t0;
     uint64_t last = ing->replay.max_sequence > rc->persisted_max ? ing->replay.max_sequence
                                                                   : rc->persisted_max;
     *next_sequence = last + 1;

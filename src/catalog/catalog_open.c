@@ -23,6 +23,7 @@
 #include <time.h>
 
 #include "catalog/catalog_internal.h"
+#include "util/clock.h"
 #include "util/error.h"
 
 int catalog_open(const char *spec, catalog *out, char *err, size_t errlen)
@@ -38,9 +39,7 @@ int catalog_open(const char *spec, catalog *out, char *err, size_t errlen)
 
 int64_t catalog_now_ns(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+    return clock_ns(CLOCK_REALTIME);
 }
 
 /*

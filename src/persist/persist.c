@@ -85,6 +85,7 @@
 #include "parquet/parquet.h"
 #include "persist/persist_handle.h"
 #include "query/query_text.h"
+#include "util/clock.h"
 #include "util/hash.h"
 #include "util/json.h"
 #include "util/log.h"
@@ -188,20 +189,6 @@ struct persister {
     atomic_uint_fast64_t hot_async;
     atomic_uint_fast64_t busy_us; /* time spent inside run() of jobs */
 };
-
-static int64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-static uint64_t monotonic_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
-}
 
 static unsigned backoff_next(unsigned delay_ms)
 {
@@ -323,7 +310,7 @@ static void file_metadata(strbuf *m, const buffer_snapshot_info *info, const cha
                           size_t sort_count, int64_t min_time, int64_t max_time, size_t rows)
 {
     char created[64];
-    query_text_format_time(now_ns(), created);
+    query_text_format_time(clock_ns(CLOCK_REALTIME), created);
     strbuf_puts(m, "{\"namespace\":");
     json_put_string(m, info->namespace_name, strlen(info->namespace_name));
     strbuf_puts(m, ",\"table\":");
@@ -578,7 +565,7 @@ static int job_record(persist_job *job)
                                 .file_size_bytes = (int64_t)job->file.len,
                                 .max_sequence_number = info->watermark,
                                 .sequence_extras = extras.data ? extras.data : "",
-                                .created_at = now_ns()};
+                                .created_at = clock_ns(CLOCK_REALTIME)};
     memcpy(row.object_store_id, job->uuid, sizeof row.object_store_id);
     int rv = p->opts.cat->parquet_file_insert(p->opts.cat->self, &row, NULL);
     strbuf_free(&extras);
@@ -630,7 +617,7 @@ static int job_step_run(persist_job *job)
 static persist_run_result job_run(persist_task *task)
 {
     persist_job *job = (persist_job *)task;
-    uint64_t t0 = monotonic_us();
+    uint64_t t0 = (uint64_t)(clock_ns(CLOCK_MONOTONIC) / 1000);
     persist_run_result result = PERSIST_RUN_DONE;
     while (job->step != JOB_FINISH) {
         int rv = job_step_run(job);
@@ -648,7 +635,7 @@ static persist_run_result job_run(persist_task *task)
         job->delay_ms = PERSIST_RETRY_FIRST_MS;
     }
     if (job->step == JOB_FINISH) job_finish(job);
-    atomic_fetch_add(&job->p->busy_us, monotonic_us() - t0);
+    atomic_fetch_add(&job->p->busy_us, (uint64_t)(clock_ns(CLOCK_MONOTONIC) / 1000) - t0);
     return result;
 }
 

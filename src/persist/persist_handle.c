@@ -86,6 +86,7 @@
 #include <time.h>
 
 #include "persist/persist_handle.h"
+#include "util/clock.h"
 #include "util/log.h"
 
 enum persist_task_state {
@@ -133,13 +134,6 @@ struct persist_handle {
     uint64_t saturations;        /* mu: false -> true transitions of `saturated` */
     atomic_bool saturated;       /* atomic; written under mu */
 };
-
-static uint64_t persist_monotonic_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
 
 static void persist_queue_push(persist_queue *q, persist_task *t)
 {
@@ -225,7 +219,7 @@ static persist_task *persist_take(persist_handle *h, unsigned w, uint64_t now, u
 /* Park t after its run() returned RETRY or WAIT; it keeps its permit. Caller holds mu. */
 static void persist_park(persist_handle *h, persist_task *t, persist_run_result r)
 {
-    uint64_t now = persist_monotonic_ns();
+    uint64_t now = (uint64_t)clock_ns(CLOCK_MONOTONIC);
     if (t->wake_pending)
         t->not_before_ns = now;
     else if (r == PERSIST_RUN_RETRY)
@@ -266,7 +260,8 @@ static void *persist_worker_main(void *arg)
     for (;;) {
         uint64_t ready_at;
         bool has_parked;
-        persist_task *t = persist_take(h, w->index, persist_monotonic_ns(), &ready_at, &has_parked);
+        persist_task *t =
+            persist_take(h, w->index, (uint64_t)clock_ns(CLOCK_MONOTONIC), &ready_at, &has_parked);
         if (!t) {
             if (h->closing && !has_parked) break;
             persist_worker_sleep(h, ready_at);

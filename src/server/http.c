@@ -155,13 +155,6 @@ typedef struct request {
     bool answered;        /* a response was queued */
 } request;
 
-static int64_t clock_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* --- responses ---------------------------------------------------------------------------- */
 
 static void count(http_server *srv, enum endpoint ep, unsigned status)
@@ -781,7 +774,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
     conn_watch *w = ci ? ci->socket_context : NULL;
     if (w) {
-        atomic_store(&w->wait_since_ms, clock_ms());
+        atomic_store(&w->wait_since_ms, clock_ns(CLOCK_MONOTONIC) / 1000000);
         int expect = WATCH_REQUEST;
         atomic_compare_exchange_strong(&w->state, &expect, WATCH_HEADERS);
     }
@@ -817,7 +810,7 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
         *socket_context = w;
         if (!w) return; /* out of memory: this connection has only MHD's idle timeout */
         w->fd = ci->connect_fd;
-        atomic_init(&w->wait_since_ms, clock_ms());
+        atomic_init(&w->wait_since_ms, clock_ns(CLOCK_MONOTONIC) / 1000000);
         atomic_init(&w->state, WATCH_HEADERS);
         pthread_mutex_lock(&srv->watch_lock);
         w->next = srv->watch_head;
@@ -845,7 +838,7 @@ static void *watch_main(void *arg)
                                            "Content-Length: 0\r\n\r\n";
     pthread_mutex_lock(&srv->watch_lock);
     while (!srv->watch_stop) {
-        int64_t now = clock_ms();
+        int64_t now = clock_ns(CLOCK_MONOTONIC) / 1000000;
         for (conn_watch *w = srv->watch_head; w; w = w->next) {
             if (now - atomic_load(&w->wait_since_ms) <= srv->idle_timeout_ms) continue;
             int expect = WATCH_HEADERS;
@@ -963,8 +956,9 @@ void http_server_stop(http_server *srv, unsigned grace_ms)
     if (!srv) return;
     MHD_socket listen_fd = MHD_quiesce_daemon(srv->daemon);
     fifo_gate_close(&srv->body_memory); /* bodies waiting for room: 503 */
-    int64_t deadline = clock_ms() + grace_ms;
-    while (atomic_load(&srv->requests_active) > 0 && clock_ms() < deadline) {
+    int64_t deadline = clock_ns(CLOCK_MONOTONIC) / 1000000 + grace_ms;
+    while (atomic_load(&srv->requests_active) > 0 &&
+           clock_ns(CLOCK_MONOTONIC) / 1000000 < deadline) {
         struct timespec ts = {0, 5 * 1000000};
         nanosleep(&ts, NULL);
     }

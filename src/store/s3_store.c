@@ -62,6 +62,7 @@
 #include <time.h>
 
 #include "store/object_store.h"
+#include "util/clock.h"
 #include "util/log.h"
 
 #define S3_POOL_SIZE 8
@@ -155,13 +156,6 @@ static int s3_seek_cb(void *userdata, curl_off_t offset, int origin)
     return CURL_SEEKFUNC_OK;
 }
 
-static double s3_monotonic_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 /*
  * libcurl's progress callback: called whenever bytes move and about once a second when none
  * do. Nonzero aborts the transfer (CURLE_ABORTED_BY_CALLBACK) with p->expired saying why.
@@ -170,7 +164,7 @@ static int s3_progress_cb(void *userdata, curl_off_t dltotal, curl_off_t dlnow, 
                           curl_off_t ulnow)
 {
     s3_progress *p = userdata;
-    double now = s3_monotonic_s();
+    double now = (double)clock_ns(CLOCK_MONOTONIC) / 1e9;
     curl_off_t moved = dlnow + ulnow;
     if (moved != p->last_bytes) {
         p->last_bytes = moved;
@@ -339,7 +333,7 @@ static int s3_curl_error(const char *op, const char *what, CURLcode cc, const ch
 {
     if (cc == CURLE_ABORTED_BY_CALLBACK && progress->expired) {
         log_warn("s3: %s %s: abandoned after %.1f s: %s (--object-store-timeout)", op, what,
-                 s3_monotonic_s() - progress->start_s, progress->reason);
+                 (double)clock_ns(CLOCK_MONOTONIC) / 1e9 - progress->start_s, progress->reason);
         return -ETIMEDOUT;
     }
     log_warn("s3: %s %s: %s", op, what, errbuf[0] ? errbuf : curl_easy_strerror(cc));
@@ -411,7 +405,7 @@ static int s3_request(s3_store *s, const char *method, const char *url, const vo
         S3_SET(CURLOPT_CUSTOMREQUEST, method);
     }
 #undef S3_SET
-    progress.start_s = progress.last_move_s = s3_monotonic_s();
+    progress.start_s = progress.last_move_s = (double)clock_ns(CLOCK_MONOTONIC) / 1e9;
     if (cc == CURLE_OK) cc = curl_easy_perform(c);
     if (cc != CURLE_OK) {
         rc = s3_curl_error(method, url, cc, errbuf, resp, &progress);

@@ -30,6 +30,7 @@
 #include <unistd.h>
 
 #include "store/object_store.h"
+#include "util/clock.h"
 
 static const char hex_digits[] = "0123456789ABCDEF";
 
@@ -151,9 +152,7 @@ int object_store_parquet_path(const char *namespace_name, const char *table_name
 static void fallback_random(unsigned char *buf, size_t len)
 {
     static atomic_uint_fast64_t counter;
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    uint64_t x = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+    uint64_t x = (uint64_t)clock_ns(CLOCK_REALTIME);
     x ^= (uint64_t)getpid() << 32;
     x ^= atomic_fetch_add(&counter, 1) * 0x9E3779B97F4A7C15u;
     for (size_t i = 0; i < len; i++) {

@@ -82,6 +82,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "util/clock.h"
 #include "util/crc32c.h"
 #include "util/log.h"
 #include "util/sysio.h"
@@ -348,13 +349,6 @@ static void wal_crash_mid_entry(wal *w, const wal_record *r)
     sysio_crash_now("wal-mid-entry");
 }
 
-static uint64_t wal_now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
-
 /* Writer thread, mu held on entry and exit: take the whole queue, write, sync, publish. */
 static void wal_writer_batch(wal *w)
 {
@@ -385,9 +379,9 @@ static void wal_writer_batch(wal *w)
             w->written_ticket = last_ticket;
             pthread_cond_broadcast(&w->written_cv);
             pthread_mutex_unlock(&w->mu);
-            uint64_t t0 = wal_now_us();
+            uint64_t t0 = (uint64_t)(clock_ns(CLOCK_MONOTONIC) / 1000);
             rc = wal_fdatasync(w->fd);
-            sync_us = wal_now_us() - t0;
+            sync_us = (uint64_t)(clock_ns(CLOCK_MONOTONIC) / 1000) - t0;
         }
         if (rc != 0)
             log_error("wal: segment %llu: %s failed: %s; the WAL refuses all further writes",
