@@ -11,8 +11,9 @@
  * util/fifo_gate.h in bytes): a plain body whose Content-Length would take the bodies held past
  * it waits, first come first served, before a byte of it is read (503 after 10 s), so with more
  * connections than slots the excess bodies wait in the kernel's socket buffers, not in ours (at
- * 32 connections of 1.75 MB bodies, 9 held instead of 32). A body of unknown length (chunked, gzip) never waits:
- * it is counted as it grows. A body over the whole budget is read once nothing else is held.
+ * 32 connections of 1.75 MB bodies, 9 held instead of 32). A body of unknown length (chunked,
+ * gzip) never waits: it is counted as it grows. A body over the whole budget is read once nothing
+ * else is held.
  * Body buffers of finished writes are kept for the next ones (spare_bodies: at most
  * HTTP_SPARE_BODIES, HTTP_SPARE_BODY_TOTAL bytes together): no fresh pages per request. Nothing
  * else here is shared between requests but the counters (atomics) and the ingester
