@@ -176,6 +176,16 @@ def write_taken(s, tag, i, acked, timeout=45):
     acked.append((tag, i, ROWS))
 
 
+def write_until_persisted(s, n, acked):
+    """n "pre" writes while the store answers, then wait until at least one file is persisted."""
+    for i in range(n):
+        write_taken(s, "pre", i, acked)
+    deadline = time.time() + 20
+    while s.metrics()["ingot_persist_files_total"] < 1:
+        assert time.time() < deadline, "nothing persisted while the store answered"
+        time.sleep(0.1)
+
+
 def put_retries(s):
     return s.metrics()['ingot_persist_retries_total{op="put"}']
 
@@ -260,12 +270,7 @@ def test_hanging_store_pauses_ingest_then_everything_persists_once():
         return
     with ingot_on_s3rver() as (store, s):
         acked = []
-        for i in range(6):  # the store answers: these persist
-            write_taken(s, "pre", i, acked)
-        deadline = time.time() + 20
-        while s.metrics()["ingot_persist_files_total"] < 1:
-            assert time.time() < deadline, "nothing persisted while the store answered"
-            time.sleep(0.1)
+        write_until_persisted(s, 6, acked)
 
         store.stop_process()
         stall_until_refused(s, acked, "stall")
@@ -304,12 +309,7 @@ def test_snapshot_backlog_makes_writes_wait_not_grow_memory():
         return
     with ingot_on_s3rver(queue_depth=250) as (store, s):
         acked = []
-        for i in range(4):
-            write_taken(s, "pre", i, acked)
-        deadline = time.time() + 20
-        while s.metrics()["ingot_persist_files_total"] < 1:
-            assert time.time() < deadline, "nothing persisted while the store answered"
-            time.sleep(0.1)
+        write_until_persisted(s, 4, acked)
 
         store.stop_process()
         i, t = 0, time.time()
