@@ -44,6 +44,9 @@ static const flag_def flags[] = {
      "at start-up, move a damaged WAL segment to <wal-dir>/corrupt/ and go on instead of stopping"},
     {"catalog", FLAG_STRING, OFF(catalog), NULL,
      "catalog: a SQLite file path (default <data-dir>/catalog.sqlite) or postgres://user@host:port/db"},
+    {"catalog-timeout", FLAG_SECONDS, OFF(catalog_timeout_s), "30",
+     "give up on (and retry) a PostgreSQL catalog call, its connect included, that takes longer "
+     "(seconds, or with s/m/h)"},
     {"object-store", FLAG_STRING, OFF(object_store), "file",
      "where Parquet files go: file (<data-dir>/objects) or s3"},
     {"s3-endpoint", FLAG_STRING, OFF(s3_endpoint), NULL,
@@ -278,6 +281,10 @@ int config_parse(ingot_config *cfg, int argc, char **argv, FILE *out, char *err,
     }
     if (cfg->object_store_timeout_s == 0 || cfg->object_store_timeout_s > 86400) {
         snprintf(err, errlen, "--object-store-timeout: 1 second to 24 hours");
+        return -1;
+    }
+    if (cfg->catalog_timeout_s == 0 || cfg->catalog_timeout_s > 86400) {
+        snprintf(err, errlen, "--catalog-timeout: 1 second to 24 hours");
         return -1;
     }
     if (cfg->concurrent_query_limit == 0 || cfg->max_request_bytes == 0 ||

@@ -32,6 +32,7 @@ typedef struct ingot_config {
     uint64_t object_store_timeout_s; /* --object-store-timeout (seconds) */
     bool wal_skip_corrupt;       /* --wal-skip-corrupt */
     char *catalog;               /* --catalog: SQLite path or postgres:// URL */
+    uint64_t catalog_timeout_s;  /* --catalog-timeout (seconds): PostgreSQL calls */
     uint64_t max_request_bytes;  /* --max-request-bytes */
     uint64_t concurrent_query_limit; /* --concurrent-query-limit */
     uint64_t max_concurrent_writes;  /* --max-concurrent-writes */

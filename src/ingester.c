@@ -105,7 +105,9 @@ int ingester_open(const ingot_config *cfg, ingester **out, char *err, size_t err
         snprintf(err, errlen, "cannot create data dir %s: %s", cfg->data_dir, ingot_strerror(rv));
         goto fail;
     }
-    if ((rv = catalog_open(cfg->catalog, &ing->cat, err, errlen)) != 0) goto fail;
+    if ((rv = catalog_open(cfg->catalog, (unsigned)cfg->catalog_timeout_s, &ing->cat, err,
+                           errlen)) != 0)
+        goto fail;
     ing->cat_open = true;
     if ((rv = open_store(ing, err, errlen)) != 0) goto fail;
     ing->store_open = true;

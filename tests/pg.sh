@@ -4,6 +4,8 @@
 #                              prints two lines: the conninfo
 #                              (postgres://postgres@127.0.0.1:PORT/postgres) and the dir
 #   tests/pg.sh stop DIR       stop the cluster in DIR and remove DIR
+#   tests/pg.sh down DIR       stop the server at once (as a crash would), keeping DIR
+#   tests/pg.sh up DIR         start it again on the same port (the blackbox outage tests)
 #   tests/pg.sh run CMD...     start, run CMD with INGOT_TEST_POSTGRES=<conninfo> in its
 #                              environment, stop; exits with CMD's status
 # The cluster trusts local connections, runs with fsync=off and lives only as long as its dir.
@@ -25,6 +27,12 @@ free_port() {
     python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
 }
 
+server_up() { # $1 = bin, $2 = dir, $3 = port
+    as_pg "$1/pg_ctl" -D "$2/data" -l "$2/log" -w -t 30 \
+        -o "-k $2 -c listen_addresses=127.0.0.1 -p $3 -c fsync=off -c full_page_writes=off" \
+        start >/dev/null 2>&1
+}
+
 start() {
     local bin dir port try
     bin=$(pg_bin) || return 1
@@ -36,9 +44,8 @@ start() {
     fi
     for try in 1 2 3; do
         port=$(free_port) || return 1
-        if as_pg "$bin/pg_ctl" -D "$dir/data" -l "$dir/log" -w -t 30 \
-            -o "-k $dir -c listen_addresses=127.0.0.1 -p $port -c fsync=off -c full_page_writes=off" \
-            start >/dev/null 2>&1; then
+        if server_up "$bin" "$dir" "$port"; then
+            echo "$port" >"$dir/port"
             echo "postgres://postgres@127.0.0.1:$port/postgres"
             echo "$dir"
             return 0
@@ -56,9 +63,23 @@ stop() {
     rm -rf "$dir"
 }
 
+in_tmp() {
+    case $1 in /tmp/ingot_pg_*) ;; *) echo "pg.sh: refusing to touch $1" >&2; return 1 ;; esac
+}
+
 case ${1:-} in
 start) start ;;
 stop) [ $# -eq 2 ] || { echo "usage: $0 stop DIR" >&2; exit 2; }; stop "$2" ;;
+down)
+    [ $# -eq 2 ] && in_tmp "$2" || { echo "usage: $0 down DIR" >&2; exit 2; }
+    bin=$(pg_bin) || exit 1
+    as_pg "$bin/pg_ctl" -D "$2/data" -m immediate -w stop >/dev/null 2>&1
+    ;;
+up)
+    [ $# -eq 2 ] && in_tmp "$2" || { echo "usage: $0 up DIR" >&2; exit 2; }
+    bin=$(pg_bin) || exit 1
+    server_up "$bin" "$2" "$(cat "$2/port")" || { echo "pg.sh: restart failed:" >&2; tail -20 "$2/log" >&2; exit 1; }
+    ;;
 run)
     shift
     [ $# -ge 1 ] || { echo "usage: $0 run CMD..." >&2; exit 2; }
@@ -69,5 +90,5 @@ run)
     trap 'exit 130' INT TERM
     INGOT_TEST_POSTGRES=$conninfo "$@"
     ;;
-*) echo "usage: $0 start | stop DIR | run CMD..." >&2; exit 2 ;;
+*) echo "usage: $0 start | stop DIR | down DIR | up DIR | run CMD..." >&2; exit 2 ;;
 esac

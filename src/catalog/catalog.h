@@ -126,15 +126,19 @@ int catalog_sqlite_open(const char *path, catalog *out, char *err, size_t errlen
 /*
  * Connect to the PostgreSQL catalog named by conninfo (a libpq URI such as
  * "postgres://user@host:5432/db" or a "key=value" string), create every table of §8 if absent
- * (one transaction) and fill *out. Same schema and semantics as the SQLite back end. On failure
- * returns a negative code and writes a message to err.
+ * (one transaction) and fill *out. Same schema and semantics as the SQLite back end. Every call,
+ * this open included, ends within timeout_s seconds (--catalog-timeout): one that gets no answer
+ * in time fails with INGOT_E_CATALOG. On failure returns a negative code and writes a message to
+ * err.
  */
-int catalog_postgres_open(const char *conninfo, catalog *out, char *err, size_t errlen);
+int catalog_postgres_open(const char *conninfo, unsigned timeout_s, catalog *out, char *err,
+                          size_t errlen);
 
 /*
  * Open the catalog named by spec (the --catalog value): "postgres://..." or "postgresql://..."
- * selects PostgreSQL, anything else is the path of a SQLite file.
+ * selects PostgreSQL, whose calls end within timeout_s; anything else is the path of a SQLite
+ * file (local: no timeout).
  */
-int catalog_open(const char *spec, catalog *out, char *err, size_t errlen);
+int catalog_open(const char *spec, unsigned timeout_s, catalog *out, char *err, size_t errlen);
 
 #endif

@@ -26,14 +26,14 @@
 #include "util/clock.h"
 #include "util/error.h"
 
-int catalog_open(const char *spec, catalog *out, char *err, size_t errlen)
+int catalog_open(const char *spec, unsigned timeout_s, catalog *out, char *err, size_t errlen)
 {
     if (!spec || !*spec) {
         snprintf(err, errlen, "catalog: empty catalog location");
         return INGOT_E_INVALID;
     }
     if (strncmp(spec, "postgres://", 11) == 0 || strncmp(spec, "postgresql://", 13) == 0)
-        return catalog_postgres_open(spec, out, err, errlen);
+        return catalog_postgres_open(spec, timeout_s, out, err, errlen);
     return catalog_sqlite_open(spec, out, err, errlen);
 }
 

@@ -28,11 +28,21 @@
  *
  * Failure recovery: every statement runs in autocommit mode, so a failure leaves nothing half
  * done and no transaction open. When a statement fails because the connection broke (server
- * restart, idle timeout, network), the call resets the connection once and runs the statement
- * again. Re-running is safe because every statement is idempotent: the upserts do nothing the
- * second time, and a CAS whose first attempt did commit finds the stored key equal to new_key,
- * which the CAS reports as success. Other failures are logged with the server's message and
- * returned as INGOT_E_CATALOG; the handle stays usable.
+ * restart, idle timeout, network), the call connects again once and runs the statement again.
+ * Re-running is safe because every statement is idempotent: the upserts do nothing the second
+ * time, and a CAS whose first attempt did commit finds the stored key equal to new_key, which the
+ * CAS reports as success. Other failures are logged with the server's message and returned as
+ * INGOT_E_CATALOG; the handle stays usable.
+ *
+ * Timeout (--catalog-timeout): a server that stops answering (frozen, a network black hole, a
+ * lock held by someone else) must not hold a persist worker, a writer creating a column or a
+ * graceful stop forever. So libpq is used in its non-blocking form (send, then poll the socket
+ * with a deadline) and every call, its connect and reconnect included, ends within the timeout.
+ * A call that runs out of time drops its connection (the next call connects afresh) and returns
+ * INGOT_E_CATALOG, which callers treat as any catalog failure: persist jobs retry with back-off,
+ * writes get 503 + Retry-After, start-up fails with the reason. The statement may still run on
+ * the server after we gave up (its backend learns of the closed socket only when it answers);
+ * that is the same case as a retry after a broken connection, and idempotence covers it.
  *
  * Callbacks of the list calls run after the rows are read and the mutex is released, so a
  * callback may call into the catalog again. list_partitions orders partition keys with
@@ -40,8 +50,11 @@
  */
 #include "catalog/catalog.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <libpq-fe.h>
+#include <limits.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -49,6 +62,7 @@
 #include <string.h>
 
 #include "catalog/catalog_internal.h"
+#include "util/clock.h"
 #include "util/column_type.h"
 #include "util/error.h"
 #include "util/log.h"
@@ -97,7 +111,9 @@ static const char schema_sql[] =
 
 typedef struct catalog_postgres {
     pthread_mutex_t lock; /* guards conn */
-    PGconn *conn;         /* lock */
+    PGconn *conn;         /* lock; NULL after a call ran out of time or could not reconnect */
+    char *conninfo;       /* to connect again */
+    int64_t timeout_ns;   /* --catalog-timeout: the longest one call may take */
 } catalog_postgres;
 
 /* Text forms of statement parameters (libpq sends text; the server casts to the column type). */
@@ -152,40 +168,162 @@ static void quiet_notice(void *arg, const char *message)
 }
 
 /*
- * Run sql with params and return its result in *res_out (caller PQclears). A broken connection
- * is reset once and the statement run again (see the top of the file for why that is safe).
+ * Wait until conn's socket is ready for events or deadline (CLOCK_MONOTONIC ns) has passed:
+ * 1 ready, 0 out of time, -1 the socket failed.
+ */
+static int wait_socket(PGconn *conn, short events, int64_t deadline)
+{
+    struct pollfd pfd = {.fd = PQsocket(conn), .events = events};
+    if (pfd.fd < 0) return -1;
+    for (;;) {
+        int64_t left_ms = (deadline - clock_ns(CLOCK_MONOTONIC) + 999999) / 1000000;
+        if (left_ms <= 0) return 0;
+        int n = poll(&pfd, 1, left_ms > INT_MAX ? INT_MAX : (int)left_ms);
+        if (n > 0) return 1;
+        if (n == 0) return 0;
+        if (errno != EINTR) return -1;
+    }
+}
+
+/*
+ * Run sql (params p, or NULL: then sql may hold several statements) on conn by deadline. Returns
+ * its result (the first error if a statement failed), or NULL when the connection failed or,
+ * with *timed_out set, time ran out (conn is then mid-statement: the caller drops it).
+ */
+static PGresult *exec_by(PGconn *conn, const char *sql, const pg_params *p, int64_t deadline,
+                         bool *timed_out)
+{
+    *timed_out = false;
+    int sent = p ? PQsendQueryParams(conn, sql, p->n, NULL, p->values, NULL, NULL, 0)
+                 : PQsendQuery(conn, sql);
+    if (!sent) return NULL;
+    int flushed;
+    while ((flushed = PQflush(conn)) == 1) { /* libpq: wait for either, consume what arrives */
+        int w = wait_socket(conn, POLLIN | POLLOUT, deadline);
+        *timed_out = w == 0;
+        if (w <= 0 || !PQconsumeInput(conn)) return NULL;
+    }
+    if (flushed < 0) return NULL;
+    PGresult *kept = NULL;
+    for (;;) {
+        while (PQisBusy(conn)) {
+            int w = wait_socket(conn, POLLIN, deadline);
+            *timed_out = w == 0;
+            if (w <= 0 || !PQconsumeInput(conn)) {
+                PQclear(kept);
+                return NULL;
+            }
+        }
+        PGresult *res = PQgetResult(conn);
+        if (!res) return kept;
+        ExecStatusType st = PQresultStatus(kept);
+        if (kept && st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
+            PQclear(res); /* keep the first failure */
+        } else {
+            PQclear(kept);
+            kept = res;
+        }
+    }
+}
+
+/*
+ * Connect with conninfo by deadline and set the session up (notices quiet, non-blocking). Returns
+ * the connection, or NULL with the reason in err.
+ */
+static PGconn *connect_by(const char *conninfo, int64_t deadline, char *err, size_t errlen)
+{
+    PGconn *conn = PQconnectStart(conninfo);
+    if (!conn) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    PostgresPollingStatusType st = PGRES_POLLING_WRITING;
+    int w = 1;
+    while (PQstatus(conn) != CONNECTION_BAD && st != PGRES_POLLING_OK &&
+           st != PGRES_POLLING_FAILED) {
+        w = wait_socket(conn, st == PGRES_POLLING_READING ? POLLIN : POLLOUT, deadline);
+        if (w <= 0) break;
+        st = PQconnectPoll(conn);
+    }
+    char msg[512];
+    bool timed_out = false;
+    PGresult *res = NULL;
+    if (st == PGRES_POLLING_OK && PQstatus(conn) == CONNECTION_OK) {
+        PQsetNoticeProcessor(conn, quiet_notice, NULL);
+        if (PQsetnonblocking(conn, 1) == 0)
+            res = exec_by(conn, "SET client_min_messages = warning", NULL, deadline, &timed_out);
+        if (PQresultStatus(res) == PGRES_COMMAND_OK) {
+            PQclear(res);
+            return conn;
+        }
+    } else {
+        timed_out = w == 0;
+    }
+    /* name the server but not the whole conninfo, which may hold a password */
+    snprintf(err, errlen, "%s:%s/%s: cannot connect: %s", PQhost(conn) ? PQhost(conn) : "?",
+             PQport(conn) ? PQport(conn) : "?", PQdb(conn) ? PQdb(conn) : "?",
+             timed_out ? "no answer in time (--catalog-timeout)"
+                       : one_line(res ? PQresultErrorMessage(res) : PQerrorMessage(conn), msg,
+                                  sizeof msg));
+    PQclear(res);
+    PQfinish(conn);
+    return NULL;
+}
+
+/* Drop c's connection (a call ran out of time, or it broke); the next call connects again. */
+static void drop_connection(catalog_postgres *c)
+{
+    PQfinish(c->conn);
+    c->conn = NULL;
+}
+
+/*
+ * Run sql with params and return its result in *res_out (caller PQclears), all within the
+ * timeout. A connection that is gone is made again first; one that breaks during the statement
+ * is made again once and the statement run again (see the top of the file for why that is safe).
  * Errors are logged and returned as INGOT_E_CATALOG. Caller holds the lock.
  */
 static int pg_run(catalog_postgres *c, const char *what, const char *sql, const pg_params *p,
                   PGresult **res_out)
 {
     *res_out = NULL;
+    int64_t deadline = clock_ns(CLOCK_MONOTONIC) + c->timeout_ns;
+    char msg[512];
     for (int attempt = 0;; attempt++) {
-        PGresult *res = NULL;
-        if (PQstatus(c->conn) == CONNECTION_OK)
-            res =
-                PQexecParams(c->conn, sql, p ? p->n : 0, NULL, p ? p->values : NULL, NULL, NULL, 0);
-        ExecStatusType st = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
+        if (!c->conn && !(c->conn = connect_by(c->conninfo, deadline, msg, sizeof msg))) {
+            log_error("catalog: %s: PostgreSQL %s", what, msg);
+            return INGOT_E_CATALOG;
+        }
+        bool timed_out;
+        PGresult *res = exec_by(c->conn, sql, p, deadline, &timed_out);
+        ExecStatusType st = PQresultStatus(res);
         if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
             *res_out = res;
             return 0;
         }
-        char msg[512];
+        if (timed_out) {
+            log_error("catalog: %s: PostgreSQL gave no answer in %" PRId64
+                      " s (--catalog-timeout); the connection is dropped",
+                      what, c->timeout_ns / 1000000000);
+            drop_connection(c);
+            return INGOT_E_CATALOG;
+        }
         if (attempt == 0 && PQstatus(c->conn) == CONNECTION_BAD) {
             log_warn("catalog: %s: connection to PostgreSQL lost (%s), reconnecting", what,
                      one_line(PQerrorMessage(c->conn), msg, sizeof msg));
             PQclear(res);
-            PQreset(c->conn);
-            if (PQstatus(c->conn) == CONNECTION_OK) continue;
-            log_error("catalog: %s: cannot reconnect to PostgreSQL: %s", what,
-                      one_line(PQerrorMessage(c->conn), msg, sizeof msg));
-            return INGOT_E_CATALOG;
+            drop_connection(c);
+            continue;
         }
         const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
         log_error(
             "catalog: %s: %s (sqlstate %s)", what,
             one_line(res ? PQresultErrorMessage(res) : PQerrorMessage(c->conn), msg, sizeof msg),
             state ? state : "none");
+        /* a connection in an unknown state (no result: it may be mid-statement) is not reused */
+        if (!res || PQstatus(c->conn) != CONNECTION_OK ||
+            PQtransactionStatus(c->conn) != PQTRANS_IDLE)
+            drop_connection(c);
         PQclear(res);
         return INGOT_E_CATALOG;
     }
@@ -676,19 +814,23 @@ static void pg_close(void *self)
     if (!c) return;
     if (c->conn) PQfinish(c->conn);
     pthread_mutex_destroy(&c->lock);
+    free(c->conninfo);
     free(c);
 }
 
-/* Run sql on a connection that is being opened; on failure describe it in err. */
-static int open_exec(PGconn *conn, const char *sql, const char *what, char *err, size_t errlen,
-                     PGresult **res_out)
+/* Run sql on a connection that is being opened, by deadline; on failure describe it in err. */
+static int open_exec(PGconn *conn, const char *sql, const char *what, int64_t deadline, char *err,
+                     size_t errlen, PGresult **res_out)
 {
-    PGresult *res = PQexec(conn, sql);
+    bool timed_out;
+    PGresult *res = exec_by(conn, sql, NULL, deadline, &timed_out);
     ExecStatusType st = PQresultStatus(res);
     if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
         char msg[512];
         snprintf(err, errlen, "catalog postgres: %s: %s", what,
-                 one_line(res ? PQresultErrorMessage(res) : PQerrorMessage(conn), msg, sizeof msg));
+                 timed_out ? "no answer in time (--catalog-timeout)"
+                           : one_line(res ? PQresultErrorMessage(res) : PQerrorMessage(conn), msg,
+                                      sizeof msg));
         PQclear(res);
         return INGOT_E_CATALOG;
     }
@@ -699,44 +841,44 @@ static int open_exec(PGconn *conn, const char *sql, const char *what, char *err,
     return 0;
 }
 
-/* Create the schema if the database has none; refuse a schema version we do not know. */
-static int ensure_schema(PGconn *conn, char *err, size_t errlen)
+/*
+ * Create the schema if the database has none; refuse a schema version we do not know. On failure
+ * the transaction is left open: the caller closes the connection, which rolls it back.
+ */
+static int ensure_schema(PGconn *conn, int64_t deadline, char *err, size_t errlen)
 {
     PGresult *res = NULL;
     int ret = open_exec(conn,
                         "BEGIN; SELECT pg_advisory_xact_lock(" CATALOG_PG_SCHEMA_LOCK ");"
                         "CREATE TABLE IF NOT EXISTS ingot_catalog_version(version INTEGER NOT "
                         "NULL)",
-                        "begin schema transaction", err, errlen, NULL);
-    if (ret) goto fail;
+                        "begin schema transaction", deadline, err, errlen, NULL);
+    if (ret) return ret;
     ret = open_exec(conn, "SELECT max(version) FROM ingot_catalog_version", "read schema version",
-                    err, errlen, &res);
-    if (ret) goto fail;
+                    deadline, err, errlen, &res);
+    if (ret) return ret;
     long version = PQgetisnull(res, 0, 0) ? 0 : strtol(PQgetvalue(res, 0, 0), NULL, 10);
     PQclear(res);
     if (version > CATALOG_PG_SCHEMA_VERSION || version < 0) {
         snprintf(err, errlen,
                  "catalog postgres: schema version %ld is not supported (this build knows %d)",
                  version, CATALOG_PG_SCHEMA_VERSION);
-        ret = INGOT_E_CATALOG;
-        goto fail;
+        return INGOT_E_CATALOG;
     }
     if (version == 0) {
-        ret = open_exec(conn, schema_sql, "create schema", err, errlen, NULL);
-        if (ret) goto fail;
+        ret = open_exec(conn, schema_sql, "create schema", deadline, err, errlen, NULL);
+        if (ret) return ret;
         ret = open_exec(conn, "INSERT INTO ingot_catalog_version(version) VALUES(1)",
-                        "set schema version", err, errlen, NULL);
-        if (ret) goto fail;
+                        "set schema version", deadline, err, errlen, NULL);
+        if (ret) return ret;
     }
-    return open_exec(conn, "COMMIT", "commit schema", err, errlen, NULL);
-fail:
-    PQclear(PQexec(conn, "ROLLBACK"));
-    return ret;
+    return open_exec(conn, "COMMIT", "commit schema", deadline, err, errlen, NULL);
 }
 
-int catalog_postgres_open(const char *conninfo, catalog *out, char *err, size_t errlen)
+int catalog_postgres_open(const char *conninfo, unsigned timeout_s, catalog *out, char *err,
+                          size_t errlen)
 {
-    int ret = INGOT_E_CATALOG;
+    int ret = INGOT_E_NOMEM;
     catalog_postgres *c = calloc(1, sizeof *c);
     if (!c) {
         snprintf(err, errlen, "catalog postgres: out of memory");
@@ -747,26 +889,19 @@ int catalog_postgres_open(const char *conninfo, catalog *out, char *err, size_t 
         snprintf(err, errlen, "catalog postgres: cannot create mutex");
         return INGOT_E_NOMEM;
     }
-    c->conn = PQconnectdb(conninfo);
-    if (!c->conn) {
+    c->timeout_ns = (int64_t)(timeout_s ? timeout_s : 1) * 1000000000;
+    if (!(c->conninfo = strdup(conninfo))) {
         snprintf(err, errlen, "catalog postgres: out of memory");
-        ret = INGOT_E_NOMEM;
         goto fail;
     }
-    if (PQstatus(c->conn) != CONNECTION_OK) {
-        /* name the server but not the whole conninfo, which may hold a password */
-        char msg[512];
-        snprintf(err, errlen, "catalog postgres %s:%s/%s: cannot connect: %s",
-                 PQhost(c->conn) ? PQhost(c->conn) : "?", PQport(c->conn) ? PQport(c->conn) : "?",
-                 PQdb(c->conn) ? PQdb(c->conn) : "?",
-                 one_line(PQerrorMessage(c->conn), msg, sizeof msg));
+    int64_t deadline = clock_ns(CLOCK_MONOTONIC) + c->timeout_ns;
+    char msg[512];
+    ret = INGOT_E_CATALOG;
+    if (!(c->conn = connect_by(conninfo, deadline, msg, sizeof msg))) {
+        snprintf(err, errlen, "catalog postgres %s", msg);
         goto fail;
     }
-    PQsetNoticeProcessor(c->conn, quiet_notice, NULL);
-    if ((ret = open_exec(c->conn, "SET client_min_messages = warning", "set session", err, errlen,
-                         NULL)))
-        goto fail;
-    if ((ret = ensure_schema(c->conn, err, errlen))) goto fail;
+    if ((ret = ensure_schema(c->conn, deadline, err, errlen))) goto fail;
     *out = (catalog){
         .self = c,
         .namespace_get_or_create = pg_namespace_get_or_create,

@@ -196,15 +196,14 @@ static void test_catalog_open_dispatch(void)
     char path[512], err[256] = "";
     make_path(path, sizeof path, "dispatch.sqlite");
     catalog cat;
-    CHECK_EQ_INT(catalog_open(path, &cat, err, sizeof err), 0);
+    CHECK_EQ_INT(catalog_open(path, 30, &cat, err, sizeof err), 0);
     sc_lists(&cat);
     cat.close(cat.self);
     CHECK_EQ_INT(count_rows(path, "SELECT count(*) FROM table_name"), 2);
-    CHECK_EQ_INT(catalog_open("", &cat, err, sizeof err), INGOT_E_INVALID);
+    CHECK_EQ_INT(catalog_open("", 30, &cat, err, sizeof err), INGOT_E_INVALID);
     /* a postgres:// spec goes to libpq, which cannot reach port 1 */
     err[0] = 0;
-    CHECK_EQ_INT(catalog_open("postgresql://nobody@127.0.0.1:1/none?connect_timeout=2", &cat, err,
-                              sizeof err),
+    CHECK_EQ_INT(catalog_open("postgresql://nobody@127.0.0.1:1/none", 30, &cat, err, sizeof err),
                  INGOT_E_CATALOG);
     CHECK(strstr(err, "127.0.0.1") != NULL);
 }

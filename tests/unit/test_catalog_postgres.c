@@ -3,7 +3,8 @@
  * named by INGOT_TEST_POSTGRES (a libpq conninfo; tests/pg.sh run starts a throwaway one). Runs
  * the back-end independent scenarios of catalog_scenarios.h (the empty listing only in a database
  * of its own; partition key order also in an ICU-collated database), two handles on one
- * database, a reopen, the schema version check and the reconnect after a lost connection.
+ * database, a reopen, the schema version check, the reconnect after a lost connection and the
+ * timeout of a call (and of the open) that a lock held elsewhere keeps waiting.
  *
  * The test creates a fresh database (ingot_test_<pid>_<time>) on that server and drops it at the
  * end; if it may not create databases it uses the named one (every scenario names its rows with
@@ -17,6 +18,8 @@
 #include "test.h"
 
 static char test_conninfo[2048];
+
+#define TIMEOUT_S 30 /* --catalog-timeout of the handles that are not testing it */
 
 /* conninfo with its dbname replaced by dbname, as a key=value string; 0 or -1. */
 static int conninfo_with_db(const char *conninfo, const char *dbname, char *out, size_t n)
@@ -87,7 +90,7 @@ static long long admin_value(const char *conninfo, const char *sql)
 static int open_pg(catalog *cat)
 {
     char err[512] = "";
-    int rc = catalog_postgres_open(test_conninfo, cat, err, sizeof err);
+    int rc = catalog_postgres_open(test_conninfo, TIMEOUT_S, cat, err, sizeof err);
     if (rc) fprintf(stderr, "  open: %s\n", err);
     return rc;
 }
@@ -169,7 +172,7 @@ static void test_catalog_open_uri(void)
     catalog cat;
     const char *uri = getenv("INGOT_TEST_POSTGRES");
     if (strncmp(uri, "postgres://", 11) != 0 && strncmp(uri, "postgresql://", 13) != 0) return;
-    CHECK_EQ_INT(catalog_open(uri, &cat, err, sizeof err), 0);
+    CHECK_EQ_INT(catalog_open(uri, TIMEOUT_S, &cat, err, sizeof err), 0);
     if (err[0]) fprintf(stderr, "  %s\n", err);
     int64_t ns;
     char name[128];
@@ -179,7 +182,7 @@ static void test_catalog_open_uri(void)
     /* a server that is not there: an error naming it, no crash */
     err[0] = 0;
     CHECK_EQ_INT(
-        catalog_open("postgres://nobody@127.0.0.1:1/none?connect_timeout=2", &cat, err, sizeof err),
+        catalog_open("postgres://nobody@127.0.0.1:1/none", TIMEOUT_S, &cat, err, sizeof err),
         INGOT_E_CATALOG);
     CHECK(strstr(err, "127.0.0.1") != NULL);
 }
@@ -199,7 +202,7 @@ static void test_future_version_refused(void)
                                    "INSERT INTO ingot_catalog_version VALUES(9)"),
                  0);
     catalog cat;
-    CHECK_EQ_INT(catalog_postgres_open(other, &cat, err, sizeof err), INGOT_E_CATALOG);
+    CHECK_EQ_INT(catalog_postgres_open(other, TIMEOUT_S, &cat, err, sizeof err), INGOT_E_CATALOG);
     CHECK(strstr(err, "version 9") != NULL);
     /* nothing was created */
     CHECK_EQ_INT(admin_value(other, "SELECT count(*) FROM information_schema.tables WHERE "
@@ -232,7 +235,7 @@ static void test_list_partitions_icu_database(void)
                  1);
     char err[512] = "";
     catalog cat;
-    int rc = catalog_postgres_open(other, &cat, err, sizeof err);
+    int rc = catalog_postgres_open(other, TIMEOUT_S, &cat, err, sizeof err);
     CHECK_EQ_INT(rc, 0);
     if (rc == 0) {
         sc_list_partitions(&cat);
@@ -270,6 +273,81 @@ static void test_reconnect_after_lost_connection(void)
     CHECK_EQ_INT(cat.table_get_or_create(cat.self, ns, "cpu", &t), 0);
     CHECK_EQ_INT(cat.partition_get_or_create(cat.self, t, "2026-06-01", &p, NULL), 0);
     CHECK_EQ_INT(cat.partition_cas_sort_key(cat.self, p, "[]", "[\"time\"]", NULL), 0);
+    cat.close(cat.self);
+}
+
+/* A connection to conninfo that has run sql (a transaction or a session lock it keeps), or NULL. */
+static PGconn *admin_hold(const char *conninfo, const char *sql)
+{
+    PGconn *conn = PQconnectdb(conninfo);
+    PGresult *res = PQstatus(conn) == CONNECTION_OK ? PQexec(conn, sql) : NULL;
+    ExecStatusType st = PQresultStatus(res);
+    PQclear(res);
+    if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) return conn;
+    fprintf(stderr, "  admin hold \"%s\": %s", sql, PQerrorMessage(conn));
+    PQfinish(conn);
+    return NULL;
+}
+
+static double seconds_since(const struct timespec *t0)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)(t.tv_sec - t0->tv_sec) + (double)(t.tv_nsec - t0->tv_nsec) / 1e9;
+}
+
+/*
+ * --catalog-timeout: a call that a lock held by another session keeps waiting fails after the
+ * timeout (1 s) with INGOT_E_CATALOG instead of hanging; the handle drops that connection and
+ * the next call connects again (a call the lock does not stop succeeds at once); once the lock
+ * is gone the abandoned call's work is done exactly once (idempotent statements).
+ */
+static void test_call_times_out_while_a_lock_holds_it(void)
+{
+    char err[512] = "", name[128];
+    catalog cat;
+    CHECK_EQ_INT(catalog_postgres_open(test_conninfo, 1, &cat, err, sizeof err), 0);
+    int64_t ns = -1, again = -2, t = -1, t2 = -2;
+    CHECK_EQ_INT(cat.namespace_get_or_create(cat.self, sc_name(name, sizeof name, "locked"), &ns),
+                 0);
+    PGconn *locker =
+        admin_hold(test_conninfo, "BEGIN; LOCK TABLE table_name IN ACCESS EXCLUSIVE MODE");
+    CHECK(locker != NULL);
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    CHECK_EQ_INT(cat.table_get_or_create(cat.self, ns, "held", &t), INGOT_E_CATALOG);
+    double waited = seconds_since(&t0);
+    CHECK(waited >= 0.9 && waited < 5.0);
+    /* the dropped connection is made again by the next call; what the lock does not stop works */
+    CHECK_EQ_INT(cat.namespace_lookup(cat.self, name, &again), 0);
+    CHECK_EQ_INT(again, ns);
+    PQclear(PQexec(locker, "COMMIT"));
+    PQfinish(locker);
+    CHECK_EQ_INT(cat.table_get_or_create(cat.self, ns, "held", &t), 0);
+    CHECK_EQ_INT(cat.table_get_or_create(cat.self, ns, "held", &t2), 0);
+    CHECK_EQ_INT(t2, t);
+    char sql[256];
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM table_name WHERE namespace_id = %lld",
+             (long long)ns);
+    CHECK_EQ_INT(admin_value(test_conninfo, sql), 1);
+    cat.close(cat.self);
+}
+
+/* The open is bounded too: a schema lock held elsewhere makes it fail in time, saying why. */
+static void test_open_times_out_while_the_schema_lock_is_held(void)
+{
+    PGconn *locker = admin_hold(test_conninfo, "SELECT pg_advisory_lock(7596562758577725812)");
+    CHECK(locker != NULL);
+    char err[512] = "";
+    catalog cat;
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    CHECK_EQ_INT(catalog_postgres_open(test_conninfo, 1, &cat, err, sizeof err), INGOT_E_CATALOG);
+    double waited = seconds_since(&t0);
+    CHECK(waited >= 0.9 && waited < 5.0);
+    CHECK(strstr(err, "--catalog-timeout") != NULL);
+    PQfinish(locker); /* ends the session and its lock */
+    CHECK_EQ_INT(catalog_postgres_open(test_conninfo, 1, &cat, err, sizeof err), 0);
     cat.close(cat.self);
 }
 
@@ -312,6 +390,8 @@ int main(void)
     TEST_RUN(test_future_version_refused);
     TEST_RUN(test_list_partitions_icu_database);
     if (own_db) TEST_RUN(test_reconnect_after_lost_connection);
+    if (own_db) TEST_RUN(test_call_times_out_while_a_lock_holds_it);
+    TEST_RUN(test_open_times_out_while_the_schema_lock_is_held);
     if (own_db) {
         snprintf(sql, sizeof sql, "DROP DATABASE %s", db);
         if (admin_exec(base, sql) != 0) fprintf(stderr, "could not drop database %s\n", db);
