@@ -1,10 +1,13 @@
 /*
  * ingester.c: wiring and life cycle (ARCHITECTURE §9), the write path, queries, metrics.
  *
- * Start: open the catalog -> the object store -> schema cache -> buffer -> persister (its
- * workers run from here on) -> replay every WAL segment: apply, persist, delete, segment by
- * segment (ingester_replay.c; replay feeds the buffer sink directly, never the WalSink, so
- * nothing is logged twice, and skips ops the catalog says are persisted) -> open a fresh segment
+ * Start: open the catalog -> the object store -> the WAL directory's identity (wal_identity:
+ * the catalog records it with every file, so replay counts only what this WAL persisted, not
+ * what another ingester sharing the catalog did with its own sequence numbers) -> schema cache
+ * -> buffer -> persister (its workers run from here on) -> replay every WAL segment: apply,
+ * persist, delete, segment by segment (ingester_replay.c; replay feeds the buffer sink directly,
+ * never the WalSink, so nothing is logged twice, and skips ops the catalog says this WAL
+ * persisted) -> open a fresh segment
  * past the highest id seen, its sequence numbers past every one replayed or persisted -> WalSink
  * over the buffer sink -> rotation, deletion and disk-full thread (ingester_lifecycle.c). Only
  * then do the front ends start.
@@ -111,6 +114,11 @@ int ingester_open(const ingot_config *cfg, ingester **out, char *err, size_t err
     ing->cat_open = true;
     if ((rv = open_store(ing, err, errlen)) != 0) goto fail;
     ing->store_open = true;
+    char fresh_id[37];
+    object_store_uuid_v4(fresh_id);
+    if ((rv = wal_identity(cfg->wal_dir, fresh_id, ing->wal_id, err, errlen)) != 0) goto fail;
+    log_info("wal: identity %s (%s/wal.id)%s", ing->wal_id, cfg->wal_dir,
+             strcmp(ing->wal_id, fresh_id) == 0 ? ", new" : "");
     rv = INGOT_E_NOMEM;
     if (!(ing->schema = schema_cache_new(&ing->cat))) goto fail;
     if (!(ing->buffer = buffer_tree_new())) goto fail;
@@ -119,6 +127,7 @@ int ingester_open(const ingot_config *cfg, ingester **out, char *err, size_t err
                             .compaction_threads = (unsigned)cfg->compaction_threads,
                             .cat = &ing->cat,
                             .store = &ing->store,
+                            .wal_id = ing->wal_id,
                             .on_persisted = ingester_on_persisted,
                             .arg = ing};
     if (!(ing->persist = persister_new(&po))) goto fail;

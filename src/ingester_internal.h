@@ -41,6 +41,7 @@ struct ingester {
     buffer_tree *buffer;
     persister *persist;
     wal *log;
+    char wal_id[37];              /* the WAL directory's identity (wal_identity) */
     wal_sink *sink;
     dml_sink write_sink;          /* the WalSink's dml_sink view */
     atomic_uint_fast64_t replay_watermark; /* the last sequence replayed (before the sink exists) */

@@ -9,10 +9,12 @@
  * persist and the delete of a replayed segment: the next start must skip what is persisted.
  *
  * Idempotence: the catalog records, per partition, what its Parquet files cover of the WAL (the
- * largest watermark and the sequences above it). An op, or the part of it that falls into a
- * partition, that the catalog says is persisted is skipped, so a crash after a persist and before
- * the segment's deletion never puts a row into two Parquet files. Sequence numbers of the new
- * segment start past every one replayed or persisted, so they never repeat across restarts.
+ * largest watermark and the sequences above it), and of which WAL (its identity, wal.h). An op,
+ * or the part of it that falls into a partition, that the catalog says this WAL persisted is
+ * skipped, so a crash after a persist and before the segment's deletion never puts a row into two
+ * Parquet files; what other ingesters sharing the catalog persisted is of their own sequence
+ * numbers and never counts here (counting it lost acknowledged writes). Sequence numbers of the
+ * new segment start past every one replayed or persisted, so they never repeat across restarts.
  *
  * Orphans: a crash between a Parquet put and its catalog row leaves an object no catalog row
  * names, holding rows that replay persists again. The `file` store belongs to this process alone,
@@ -401,7 +403,7 @@ int ingester_replay(ingester *ing, uint64_t *next_sequence, char *err, size_t er
         goto done;
     }
     rc->applier_running = true;
-    rv = ing->cat.persisted_sequences(ing->cat.self, load_persisted, rc);
+    rv = ing->cat.persisted_sequences(ing->cat.self, ing->wal_id, load_persisted, rc);
     if (rv == 0 && rc->oom) rv = INGOT_E_NOMEM;
     if (rv != 0) {
         snprintf(err, errlen, "reading what is persisted from the catalog: %s", ingot_strerror(rv));

@@ -5,7 +5,9 @@
  * table_name(id, namespace_id, name), column_name(id, table_id, name, column_type),
  * partition(id, table_id, partition_key, sort_key), parquet_file(...). All tables exist from the
  * first open, so later work only adds rows. Column creation is an upsert that fails on a type
- * conflict, so two ingesters sharing a catalog agree on types.
+ * conflict, so two ingesters sharing a catalog agree on types. Each Parquet file names the WAL
+ * whose ops it holds (wal_id: the WAL directory's identity, wal.h), because sequence numbers are
+ * per WAL: what one ingester persisted says nothing about another's log (persisted_sequences).
  *
  * Interface: a struct of function pointers with a self pointer; tests may plug in their own.
  * Every function is thread-safe (each back end serialises calls on one connection) and
@@ -44,6 +46,12 @@ typedef struct catalog_parquet_file {
      */
     uint64_t max_sequence_number;
     const char *sequence_extras;
+    /*
+     * The identity of the WAL those sequence numbers belong to (wal_identity, wal.h). NULL is
+     * stored as "", as are the files recorded before the catalog knew WAL identities (schema
+     * version 1). Set on insert; listings leave it NULL.
+     */
+    const char *wal_id;
     int64_t created_at; /* ns since the epoch */
 } catalog_parquet_file;
 
@@ -107,11 +115,14 @@ typedef struct catalog {
     /* Every Parquet file of a table, in id order. Strings are valid during the call only. */
     int (*parquet_file_list)(void *self, int64_t table_id, catalog_parquet_file_cb cb, void *arg);
     /*
-     * For every partition with at least one Parquet file: what its files cover of the WAL
-     * (largest max_sequence_number and the union of sequence_extras), for replay to skip ops
-     * already persisted. Strings are valid during the call only.
+     * For every partition with at least one Parquet file of the WAL wal_id: what those files
+     * cover of it (largest max_sequence_number and the union of sequence_extras), for replay to
+     * skip ops already persisted. Files of other WALs (other ingesters sharing the catalog) do
+     * not count; files of no identity ("", recorded before identities existed) count for every
+     * WAL: their sequence numbers are below every later one of each WAL, which starts past them.
+     * Strings are valid during the call only.
      */
-    int (*persisted_sequences)(void *self, catalog_persisted_cb cb, void *arg);
+    int (*persisted_sequences)(void *self, const char *wal_id, catalog_persisted_cb cb, void *arg);
 
     /* Close and free; the struct itself belongs to the caller. */
     void (*close)(void *self);

@@ -9,7 +9,7 @@
  * (INSERT ... ON CONFLICT DO NOTHING then SELECT for get-or-create, UPDATE ... WHERE for the
  * sort-key compare-and-swap, a unique object_store_id for Parquet files).
  *
- * Schema (version 1, kept in ingot_catalog_version(version)); ids are BIGSERIAL, times and
+ * Schema (version 2, kept in ingot_catalog_version(version)); ids are BIGSERIAL, times and
  * sequence numbers BIGINT (a u64 sequence number is stored as its two's-complement int64):
  *   namespace(id, name TEXT UNIQUE, created_at)
  *   table_name(id, namespace_id -> namespace, name; UNIQUE(namespace_id, name))
@@ -18,10 +18,12 @@
  *             column names, default '[]'; UNIQUE(table_id, partition_key))
  *   parquet_file(id, namespace_id, table_id, partition_id, object_store_id UNIQUE, min_time,
  *                max_time, row_count, file_size_bytes, max_sequence_number,
- *                sequence_extras TEXT (comma list, see catalog_open.c), created_at)
+ *                sequence_extras TEXT (comma list, see catalog_open.c), created_at, wal_id TEXT
+ *                (the WAL the sequence numbers belong to, '' before version 2))
  * The first open creates all of it in one transaction that holds a transaction-level advisory
  * lock, so two ingesters starting at once do not race on CREATE TABLE; a database whose version
- * is newer than this build's is refused.
+ * is newer than this build's is refused. A version 1 database is upgraded in that transaction
+ * (parquet_file gains wal_id, '' for the rows it has).
  *
  * Invariants: as in SQLite, rows are only added and an id names the same object forever; a
  * column's type never changes; a partition's sort key changes only through the CAS.
@@ -67,7 +69,7 @@
 #include "util/error.h"
 #include "util/log.h"
 
-#define CATALOG_PG_SCHEMA_VERSION 1
+#define CATALOG_PG_SCHEMA_VERSION 2
 /* advisory lock key of the schema transaction ("ingotcat" in ASCII) */
 #define CATALOG_PG_SCHEMA_LOCK "7596562758577725812"
 
@@ -105,7 +107,8 @@ static const char schema_sql[] =
     " file_size_bytes BIGINT,"
     " max_sequence_number BIGINT NOT NULL DEFAULT 0,"
     " sequence_extras TEXT NOT NULL DEFAULT '',"
-    " created_at BIGINT NOT NULL);"
+    " created_at BIGINT NOT NULL,"
+    " wal_id TEXT NOT NULL DEFAULT '');"
     "CREATE INDEX IF NOT EXISTS parquet_file_partition ON parquet_file(partition_id);"
     "CREATE INDEX IF NOT EXISTS parquet_file_table ON parquet_file(table_id);";
 
@@ -693,14 +696,15 @@ static int pg_parquet_file_insert(void *self, const catalog_parquet_file *f, int
     param_i64(&p, (int64_t)f->max_sequence_number);
     param_text(&p, f->sequence_extras ? f->sequence_extras : "");
     param_i64(&p, f->created_at ? f->created_at : catalog_now_ns());
+    param_text(&p, f->wal_id ? f->wal_id : "");
     pg_params q = {0};
     param_text(&q, f->object_store_id);
     pthread_mutex_lock(&c->lock);
     ret = pg_command(c, "insert parquet file",
                      "INSERT INTO parquet_file(namespace_id, table_id, partition_id, "
                      "object_store_id, min_time, max_time, row_count, file_size_bytes, "
-                     "max_sequence_number, sequence_extras, created_at) "
-                     "VALUES($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) "
+                     "max_sequence_number, sequence_extras, created_at, wal_id) "
+                     "VALUES($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) "
                      "ON CONFLICT(object_store_id) DO NOTHING",
                      &p);
     if (ret == 0 && id_out) {
@@ -767,16 +771,19 @@ static int pg_parquet_file_list(void *self, int64_t table_id, catalog_parquet_fi
     return 0;
 }
 
-static int pg_persisted_sequences(void *self, catalog_persisted_cb cb, void *arg)
+static int pg_persisted_sequences(void *self, const char *wal_id, catalog_persisted_cb cb,
+                                  void *arg)
 {
     catalog_postgres *c = self;
     PGresult *res;
+    pg_params p = {0};
+    param_text(&p, wal_id ? wal_id : "");
     int ret = pg_read(c, "read persisted sequences",
                       "SELECT p.table_id, p.partition_key, MAX(f.max_sequence_number), "
                       "string_agg(NULLIF(f.sequence_extras, ''), ',') "
                       "FROM parquet_file f JOIN partition p ON p.id = f.partition_id "
-                      "GROUP BY p.id ORDER BY p.id",
-                      NULL, &res);
+                      "WHERE f.wal_id IN ($1, '') GROUP BY p.id ORDER BY p.id",
+                      &p, &res);
     if (ret) return ret;
     int n = PQntuples(res);
     char **merged = calloc(n ? (size_t)n : 1, sizeof *merged);
@@ -868,7 +875,15 @@ static int ensure_schema(PGconn *conn, int64_t deadline, char *err, size_t errle
     if (version == 0) {
         ret = open_exec(conn, schema_sql, "create schema", deadline, err, errlen, NULL);
         if (ret) return ret;
-        ret = open_exec(conn, "INSERT INTO ingot_catalog_version(version) VALUES(1)",
+    } else if (version == 1) {
+        ret = open_exec(conn, "ALTER TABLE parquet_file ADD COLUMN wal_id TEXT NOT NULL DEFAULT ''",
+                        "upgrade schema to version 2", deadline, err, errlen, NULL);
+        if (ret) return ret;
+    }
+    if (version < CATALOG_PG_SCHEMA_VERSION) {
+        ret = open_exec(conn,
+                        "DELETE FROM ingot_catalog_version;"
+                        "INSERT INTO ingot_catalog_version(version) VALUES(2)",
                         "set schema version", deadline, err, errlen, NULL);
         if (ret) return ret;
     }

@@ -7,7 +7,7 @@
  * share one file: SQLite's file locks order their writes, and busy_timeout makes a writer wait up
  * to 5 s for another one instead of failing at once.
  *
- * On-disk format (schema version 1, kept in PRAGMA user_version):
+ * On-disk format (schema version 2, kept in PRAGMA user_version):
  *   namespace(id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, created_at INTEGER NOT NULL)
  *   table_name(id, namespace_id -> namespace, name; UNIQUE(namespace_id, name))
  *   column_name(id, table_id -> table_name, name, column_type; UNIQUE(table_id, name))
@@ -15,12 +15,14 @@
  *             UNIQUE(table_id, partition_key))
  *   parquet_file(id, namespace_id, table_id, partition_id, object_store_id UNIQUE, min_time,
  *                max_time, row_count, file_size_bytes, max_sequence_number, sequence_extras TEXT
- *                (comma list of sequence numbers, see catalog_open.c), created_at;
+ *                (comma list of sequence numbers, see catalog_open.c), created_at, wal_id TEXT
+ *                (the WAL the sequence numbers belong to, '' before version 2);
  *                indexed by partition_id and by table_id)
  * created_at is nanoseconds since the Unix epoch (UTC). column_type uses the codes of
  * column_type.h. A u64 sequence number is stored as its two's-complement int64. All five tables are
- * created at the first open in one transaction together with user_version = 1, so a catalog either
- * has the whole schema or none of it.
+ * created at the first open in one transaction together with user_version = 2, so a catalog either
+ * has the whole schema or none of it. A version 1 catalog is upgraded in place at open, in one
+ * transaction: parquet_file gains wal_id, '' for the rows it has.
  *
  * Invariants: rows are only ever added (no call here deletes or retypes a row), so an id, once
  * returned, names the same object forever, and "INSERT ... ON CONFLICT DO NOTHING, then SELECT"
@@ -64,7 +66,7 @@
 #include "util/error.h"
 #include "util/log.h"
 
-#define CATALOG_SQLITE_SCHEMA_VERSION 1
+#define CATALOG_SQLITE_SCHEMA_VERSION 2
 
 enum catalog_stmt {
     ST_NS_SELECT,
@@ -111,8 +113,8 @@ static const char *const stmt_sql[ST_COUNT] = {
                      "ORDER BY partition_key",
     [ST_FILE_INSERT] = "INSERT INTO parquet_file(namespace_id, table_id, partition_id, "
                        "object_store_id, min_time, max_time, row_count, file_size_bytes, "
-                       "max_sequence_number, sequence_extras, created_at) "
-                       "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) "
+                       "max_sequence_number, sequence_extras, created_at, wal_id) "
+                       "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12) "
                        "ON CONFLICT(object_store_id) DO NOTHING",
     [ST_FILE_ID] = "SELECT id FROM parquet_file WHERE object_store_id = ?1",
     [ST_FILE_LIST] = "SELECT f.id, f.namespace_id, f.table_id, f.partition_id, f.object_store_id, "
@@ -123,7 +125,7 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_PERSISTED] = "SELECT p.table_id, p.partition_key, MAX(f.max_sequence_number), "
                      "group_concat(NULLIF(f.sequence_extras, ''), ',') "
                      "FROM parquet_file f JOIN partition p ON p.id = f.partition_id "
-                     "GROUP BY p.id ORDER BY p.id",
+                     "WHERE f.wal_id IN (?1, '') GROUP BY p.id ORDER BY p.id",
 };
 
 static const char schema_sql[] =
@@ -160,7 +162,8 @@ static const char schema_sql[] =
     " file_size_bytes INTEGER,"
     " max_sequence_number INTEGER NOT NULL DEFAULT 0,"
     " sequence_extras TEXT NOT NULL DEFAULT '',"
-    " created_at INTEGER NOT NULL);"
+    " created_at INTEGER NOT NULL,"
+    " wal_id TEXT NOT NULL DEFAULT '');"
     "CREATE INDEX IF NOT EXISTS parquet_file_partition ON parquet_file(partition_id);"
     "CREATE INDEX IF NOT EXISTS parquet_file_table ON parquet_file(table_id);";
 
@@ -245,21 +248,26 @@ static char *column_strdup(sqlite3_stmt *st, int col)
 typedef int (*row_read_fn)(sqlite3_stmt *st, void *row);
 
 /*
- * The body of every list call: under the lock, bind key to the statement `which` (if it takes a
- * parameter), step it to its end and read each row with read_row into a growing array of
- * elements of elem_size bytes. Returns that array (NULL if empty) with *n_out elements and the
- * result in *ret_out (0 or a negative code). On failure the array still holds every row read so
- * far, a partly read one included, for the caller to free; the statement is reset either way.
+ * The body of every list call: under the lock, bind text_key, or if NULL key, to the statement
+ * `which` (if it takes a parameter), step it to its end and read each row with read_row into a
+ * growing array of elements of elem_size bytes. Returns that array (NULL if empty) with *n_out
+ * elements and the result in *ret_out (0 or a negative code). On failure the array still holds
+ * every row read so far, a partly read one included, for the caller to free; the statement is reset
+ * either way.
  */
-static void *list_read(catalog_sqlite *c, enum catalog_stmt which, int64_t key, const char *what,
-                       size_t elem_size, row_read_fn read_row, size_t *n_out, int *ret_out)
+static void *list_read(catalog_sqlite *c, enum catalog_stmt which, int64_t key,
+                       const char *text_key, const char *what, size_t elem_size,
+                       row_read_fn read_row, size_t *n_out, int *ret_out)
 {
     unsigned char *rows = NULL;
     size_t n = 0, cap = 0;
     int ret = 0;
     pthread_mutex_lock(&c->lock);
     sqlite3_stmt *st = c->stmts[which];
-    if (sqlite3_bind_parameter_count(st) > 0) sqlite3_bind_int64(st, 1, key);
+    if (text_key)
+        sqlite3_bind_text(st, 1, text_key, -1, SQLITE_TRANSIENT);
+    else if (sqlite3_bind_parameter_count(st) > 0)
+        sqlite3_bind_int64(st, 1, key);
     for (;;) {
         int rc = sqlite3_step(st);
         if (rc == SQLITE_DONE) break;
@@ -442,8 +450,8 @@ static int cat_list_namespaces(void *self, catalog_namespace_cb cb, void *arg)
 {
     size_t n;
     int ret;
-    list_row *rows =
-        list_read(self, ST_NS_LIST, 0, "list namespaces", sizeof *rows, read_name_row, &n, &ret);
+    list_row *rows = list_read(self, ST_NS_LIST, 0, NULL, "list namespaces", sizeof *rows,
+                               read_name_row, &n, &ret);
     for (size_t i = 0; ret == 0 && i < n; i++)
         cb(arg, rows[i].id, rows[i].name);
     free_rows(rows, n);
@@ -454,8 +462,8 @@ static int cat_list_tables(void *self, int64_t ns_id, catalog_table_cb cb, void 
 {
     size_t n;
     int ret;
-    list_row *rows =
-        list_read(self, ST_TABLE_LIST, ns_id, "list tables", sizeof *rows, read_name_row, &n, &ret);
+    list_row *rows = list_read(self, ST_TABLE_LIST, ns_id, NULL, "list tables", sizeof *rows,
+                               read_name_row, &n, &ret);
     for (size_t i = 0; ret == 0 && i < n; i++)
         cb(arg, rows[i].id, rows[i].name);
     free_rows(rows, n);
@@ -466,7 +474,7 @@ static int cat_list_columns(void *self, int64_t table_id, catalog_column_cb cb, 
 {
     size_t n;
     int ret;
-    list_row *rows = list_read(self, ST_COL_LIST, table_id, "list columns", sizeof *rows,
+    list_row *rows = list_read(self, ST_COL_LIST, table_id, NULL, "list columns", sizeof *rows,
                                read_column_row, &n, &ret);
     for (size_t i = 0; ret == 0 && i < n; i++)
         cb(arg, rows[i].id, rows[i].name, rows[i].column_type);
@@ -573,7 +581,7 @@ static int cat_list_partitions(void *self, int64_t table_id, catalog_partition_c
 {
     size_t n;
     int ret;
-    list_row *rows = list_read(self, ST_PART_LIST, table_id, "list partitions", sizeof *rows,
+    list_row *rows = list_read(self, ST_PART_LIST, table_id, NULL, "list partitions", sizeof *rows,
                                read_partition_row, &n, &ret);
     for (size_t i = 0; ret == 0 && i < n; i++)
         cb(arg, rows[i].id, rows[i].name, rows[i].sort_key);
@@ -610,6 +618,7 @@ static int cat_parquet_file_insert(void *self, const catalog_parquet_file *f, in
     const char *extras = f->sequence_extras ? f->sequence_extras : "";
     if ((ret = bind_text(c, st, 10, extras, "insert parquet file"))) goto out;
     sqlite3_bind_int64(st, 11, f->created_at ? f->created_at : catalog_now_ns());
+    if ((ret = bind_text(c, st, 12, f->wal_id ? f->wal_id : "", "insert parquet file"))) goto out;
     if ((ret = step_done(c, st, "insert parquet file"))) goto out;
     if (id_out) {
         st = c->stmts[ST_FILE_ID];
@@ -680,8 +689,8 @@ static int cat_parquet_file_list(void *self, int64_t table_id, catalog_parquet_f
 {
     size_t n;
     int ret;
-    file_row *rows = list_read(self, ST_FILE_LIST, table_id, "list parquet files", sizeof *rows,
-                               read_file_row, &n, &ret);
+    file_row *rows = list_read(self, ST_FILE_LIST, table_id, NULL, "list parquet files",
+                               sizeof *rows, read_file_row, &n, &ret);
     for (size_t i = 0; ret == 0 && i < n; i++)
         cb(arg, &rows[i].f);
     free_file_rows(rows, n);
@@ -722,12 +731,14 @@ static int read_persisted_row(sqlite3_stmt *st, void *row)
     return ret;
 }
 
-static int cat_persisted_sequences(void *self, catalog_persisted_cb cb, void *arg)
+static int cat_persisted_sequences(void *self, const char *wal_id, catalog_persisted_cb cb,
+                                   void *arg)
 {
     size_t n;
     int ret;
-    persisted_row *rows = list_read(self, ST_PERSISTED, 0, "read persisted sequences", sizeof *rows,
-                                    read_persisted_row, &n, &ret);
+    persisted_row *rows =
+        list_read(self, ST_PERSISTED, 0, wal_id ? wal_id : "", "read persisted sequences",
+                  sizeof *rows, read_persisted_row, &n, &ret);
     for (size_t i = 0; ret == 0 && i < n; i++)
         cb(arg, rows[i].table_id, rows[i].partition_key, rows[i].max_sequence_number,
            rows[i].sequence_extras);
@@ -791,7 +802,13 @@ static int ensure_schema(sqlite3 *db, const char *path, char *err, size_t errlen
     if (version == 0) {
         ret = exec_sql(db, schema_sql, path, "create schema", err, errlen);
         if (ret) goto fail;
-        ret = exec_sql(db, "PRAGMA user_version = 1", path, "set schema version", err, errlen);
+    } else if (version == 1) {
+        ret = exec_sql(db, "ALTER TABLE parquet_file ADD COLUMN wal_id TEXT NOT NULL DEFAULT ''",
+                       path, "upgrade schema to version 2", err, errlen);
+        if (ret) goto fail;
+    }
+    if (version < CATALOG_SQLITE_SCHEMA_VERSION) {
+        ret = exec_sql(db, "PRAGMA user_version = 2", path, "set schema version", err, errlen);
         if (ret) goto fail;
     }
     return exec_sql(db, "COMMIT", path, "commit schema", err, errlen);

@@ -565,6 +565,7 @@ static int job_record(persist_job *job)
                                 .file_size_bytes = (int64_t)job->file.len,
                                 .max_sequence_number = info->watermark,
                                 .sequence_extras = extras.data ? extras.data : "",
+                                .wal_id = p->opts.wal_id,
                                 .created_at = clock_ns(CLOCK_REALTIME)};
     memcpy(row.object_store_id, job->uuid, sizeof row.object_store_id);
     int rv = p->opts.cat->parquet_file_insert(p->opts.cat->self, &row, NULL);

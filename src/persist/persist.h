@@ -41,6 +41,7 @@ typedef struct persister_options {
     unsigned compaction_threads; /* threads sorting and de-duplicating */
     catalog *cat;                /* borrowed */
     object_store *store;         /* borrowed */
+    const char *wal_id;          /* borrowed: the WAL the snapshots' sequences are of (wal.h) */
     /* After every completed job, on a worker thread; must not block. May be NULL. */
     void (*on_persisted)(void *arg);
     void *arg;

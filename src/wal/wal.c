@@ -196,8 +196,7 @@ static int wal_fdatasync(int fd)
     return -errno;
 }
 
-/* mkdir -p dir (mode 0755). */
-static int wal_mkdirs(const char *dir)
+int wal_mkdirs(const char *dir)
 {
     char *p = strdup(dir);
     if (!p) return INGOT_E_NOMEM;

@@ -184,6 +184,21 @@ int wal_replay(const char *dir, bool skip_corrupt, const wal_replay_callbacks *c
                wal_replay_stats *stats, char *err, size_t errlen);
 
 /*
+ * The identity of the WAL in dir: the UUID in <dir>/wal.id. Sequence numbers are per WAL, so the
+ * catalog records with each Parquet file which WAL its coverage is of (catalog.h, wal_id), and
+ * two ingesters sharing a catalog never take each other's coverage for their own. When the file
+ * is absent (a new WAL directory, or one from before identities) fresh_id becomes the identity:
+ * written to a temporary file, fsynced, renamed into place and the directory fsynced, creating
+ * dir if needed, so an identity once returned survives a crash and every later start. The file
+ * outlives the segments (an empty WAL keeps its identity); copying a WAL directory copies its
+ * identity, so a copy must not run as a second ingester on the same catalog.
+ * Returns 0 with the identity in id_out, or an error described in err (a damaged file is
+ * INGOT_E_CORRUPT and names it).
+ */
+int wal_identity(const char *dir, const char *fresh_id, char id_out[37], char *err,
+                 size_t errlen);
+
+/*
  * `ingot wal inspect`: one line per segment in dir with its entry count, bytes, sequence range
  * (from the entry frames) and checksum verdict, then a total (payloads that dml_op_decode
  * rejects are reported next to the verdict). Changes nothing on disk.

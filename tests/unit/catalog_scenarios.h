@@ -401,7 +401,10 @@ static void sc_list_partitions(catalog *cat)
     CHECK_EQ_INT(none.n, 0);
 }
 
-/* A file row for partition p of table t in namespace ns; uuid made from n. */
+/* The WAL identity the scenarios record their files under (the format is the WAL's concern). */
+#define SC_WAL "0a5c0a5c-0000-4000-8000-00000000000a"
+
+/* A file row for partition p of table t in namespace ns, of WAL SC_WAL; uuid made from n. */
 static catalog_parquet_file sc_file(int64_t ns, int64_t t, int64_t p, int n, uint64_t max_seq,
                                     const char *extras)
 {
@@ -417,6 +420,7 @@ static catalog_parquet_file sc_file(int64_t ns, int64_t t, int64_t p, int n, uin
     f.file_size_bytes = 4096 + n;
     f.max_sequence_number = max_seq;
     f.sequence_extras = extras;
+    f.wal_id = SC_WAL;
     f.created_at = INT64_C(1767225600123456789) + n;
     return f;
 }
@@ -559,7 +563,7 @@ static void sc_persisted_sequences(catalog *cat)
     CHECK_EQ_INT(cat->partition_get_or_create(cat->self, t2, "2026-01-01", &pd, NULL), 0);
 
     struct sc_persisted got = {.tables = {t, t2}};
-    CHECK_EQ_INT(cat->persisted_sequences(cat->self, sc_collect_persisted, &got), 0);
+    CHECK_EQ_INT(cat->persisted_sequences(cat->self, SC_WAL, sc_collect_persisted, &got), 0);
     CHECK_EQ_INT(got.n, 0); /* partitions without files are not listed */
 
     /* pa: three files; extras below the overall max vanish, the rest merge sorted, unique */
@@ -585,7 +589,7 @@ static void sc_persisted_sequences(catalog *cat)
     memset(&got, 0, sizeof got);
     got.tables[0] = t;
     got.tables[1] = t2;
-    CHECK_EQ_INT(cat->persisted_sequences(cat->self, sc_collect_persisted, &got), 0);
+    CHECK_EQ_INT(cat->persisted_sequences(cat->self, SC_WAL, sc_collect_persisted, &got), 0);
     CHECK_EQ_INT(got.n, 3);
     if (got.n != 3) return;
     /* in partition id order: pa, pb, pd */
@@ -600,6 +604,47 @@ static void sc_persisted_sequences(catalog *cat)
     CHECK_EQ_STR(got.key[2], "2026-01-01");
     CHECK(got.max_seq[2] == 9);
     CHECK_EQ_STR(got.extras[2], "");
+}
+
+/*
+ * Coverage is per WAL: files of another WAL (another ingester on the same catalog) do not count
+ * for this one, files of no WAL identity (recorded before identities; NULL is stored as "")
+ * count for every WAL.
+ */
+static void sc_persisted_sequences_per_wal(catalog *cat)
+{
+    static const char other_wal[] = "0b0b0b0b-0000-4000-8000-00000000000b";
+    int64_t ns, t, p;
+    sc_ns_table(cat, "perwal", &ns, &t);
+    CHECK_EQ_INT(cat->partition_get_or_create(cat->self, t, "2026-01-01", &p, NULL), 0);
+    catalog_parquet_file f = sc_file(ns, t, p, 71, 50, "60");
+    CHECK_EQ_INT(cat->parquet_file_insert(cat->self, &f, NULL), 0);
+    f = sc_file(ns, t, p, 72, 500, "510");
+    f.wal_id = other_wal;
+    CHECK_EQ_INT(cat->parquet_file_insert(cat->self, &f, NULL), 0);
+    struct sc_persisted mine = {.tables = {t, t}}, theirs = {.tables = {t, t}};
+    CHECK_EQ_INT(cat->persisted_sequences(cat->self, SC_WAL, sc_collect_persisted, &mine), 0);
+    CHECK_EQ_INT(cat->persisted_sequences(cat->self, other_wal, sc_collect_persisted, &theirs), 0);
+    CHECK_EQ_INT(mine.n, 1);
+    CHECK_EQ_INT(theirs.n, 1);
+    CHECK(mine.max_seq[0] == 50);
+    CHECK_EQ_STR(mine.extras[0], "60");
+    CHECK(theirs.max_seq[0] == 500);
+    CHECK_EQ_STR(theirs.extras[0], "510");
+    /* a file of no identity counts for both, and for a WAL with no file of its own */
+    f = sc_file(ns, t, p, 73, 55, "70");
+    f.wal_id = NULL;
+    CHECK_EQ_INT(cat->parquet_file_insert(cat->self, &f, NULL), 0);
+    struct sc_persisted a = {.tables = {t, t}}, b = {.tables = {t, t}}, c = {.tables = {t, t}};
+    CHECK_EQ_INT(cat->persisted_sequences(cat->self, SC_WAL, sc_collect_persisted, &a), 0);
+    CHECK_EQ_INT(cat->persisted_sequences(cat->self, other_wal, sc_collect_persisted, &b), 0);
+    CHECK_EQ_INT(cat->persisted_sequences(cat->self, "", sc_collect_persisted, &c), 0);
+    CHECK(a.n == 1 && a.max_seq[0] == 55);
+    CHECK_EQ_STR(a.extras[0], "60,70");
+    CHECK(b.n == 1 && b.max_seq[0] == 500);
+    CHECK_EQ_STR(b.extras[0], "510");
+    CHECK(c.n == 1 && c.max_seq[0] == 55);
+    CHECK_EQ_STR(c.extras[0], "70");
 }
 
 /* Two handles on one database see each other's rows and lose each other's CAS races. */
@@ -730,7 +775,7 @@ static void sc_reopen_keeps_data(sc_open_fn open_fn, void *arg)
     CHECK_EQ_STR(k, "[\"host\",\"time\"]");
     free(k);
     struct sc_persisted got = {.tables = {cpu, cpu}};
-    CHECK_EQ_INT(cat.persisted_sequences(cat.self, sc_collect_persisted, &got), 0);
+    CHECK_EQ_INT(cat.persisted_sequences(cat.self, SC_WAL, sc_collect_persisted, &got), 0);
     CHECK_EQ_INT(got.n, 1);
     CHECK(got.max_seq[0] == 77);
     CHECK_EQ_STR(got.extras[0], "79");
@@ -801,7 +846,7 @@ static void sc_concurrent(catalog *cat)
     CHECK_EQ_INT(cat->parquet_file_list(cat->self, t, sc_count_file, &count), 0);
     CHECK_EQ_INT(count, SC_THREADS * SC_FILES_PER_THREAD); /* retries added nothing */
     struct sc_persisted per = {.tables = {t, t}};
-    CHECK_EQ_INT(cat->persisted_sequences(cat->self, sc_collect_persisted, &per), 0);
+    CHECK_EQ_INT(cat->persisted_sequences(cat->self, SC_WAL, sc_collect_persisted, &per), 0);
     CHECK_EQ_INT(per.n, 3);
     for (int k = 0; k < per.n; k++)
         CHECK(per.max_seq[k] == SC_FILES_PER_THREAD);

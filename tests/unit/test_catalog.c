@@ -58,7 +58,7 @@ static void test_open_creates_schema(void)
                  "SELECT count(*) FROM sqlite_master WHERE type='table' AND name='%s'", tables[i]);
         CHECK_EQ_INT(count_rows(path, sql), 1);
     }
-    CHECK_EQ_INT(count_rows(path, "PRAGMA user_version"), 1);
+    CHECK_EQ_INT(count_rows(path, "PRAGMA user_version"), 2);
     /* journal mode WAL is persistent in the file */
     sqlite3 *db;
     CHECK(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK);
@@ -100,7 +100,37 @@ static void test_open_failure_describes_path(void)
     CHECK(strstr(err, "version 9") != NULL);
 }
 
-/* Open a fresh catalog file called name (removing an older one). */
+/*
+ * A version 1 catalog (parquet_file without wal_id: a version 2 file taken back to that shape) is
+ * upgraded at open; its files keep counting for every WAL (recorded before WAL identities).
+ */
+static void test_version_1_catalog_is_upgraded(void)
+{
+    char path[512], err[256] = "";
+    make_path(path, sizeof path, "v1.sqlite");
+    unlink(path);
+    catalog cat;
+    CHECK_EQ_INT(catalog_sqlite_open(path, &cat, err, sizeof err), 0);
+    int64_t ns, t, p;
+    sc_ns_table(&cat, "upgrade", &ns, &t);
+    CHECK_EQ_INT(cat.partition_get_or_create(cat.self, t, "2026-01-01", &p, NULL), 0);
+    catalog_parquet_file f = sc_file(ns, t, p, 81, 42, "44");
+    CHECK_EQ_INT(cat.parquet_file_insert(cat.self, &f, NULL), 0);
+    cat.close(cat.self);
+    sqlite3 *db;
+    CHECK(sqlite3_open(path, &db) == SQLITE_OK);
+    CHECK(sqlite3_exec(db, "ALTER TABLE parquet_file DROP COLUMN wal_id; PRAGMA user_version = 1",
+                       NULL, NULL, NULL) == SQLITE_OK);
+    sqlite3_close(db);
+    CHECK_EQ_INT(catalog_sqlite_open(path, &cat, err, sizeof err), 0);
+    CHECK_EQ_INT(count_rows(path, "PRAGMA user_version"), 2);
+    CHECK_EQ_INT(count_rows(path, "SELECT count(*) FROM parquet_file WHERE wal_id = ''"), 1);
+    struct sc_persisted got = {.tables = {t, t}};
+    CHECK_EQ_INT(cat.persisted_sequences(cat.self, SC_WAL, sc_collect_persisted, &got), 0);
+    CHECK(got.n == 1 && got.max_seq[0] == 42);
+    cat.close(cat.self);
+}
+
 /* Open the catalog file name in tmp_dir, removing it first if fresh. */
 static int open_file(const char *name, bool fresh, catalog *cat)
 {
@@ -130,6 +160,7 @@ SCENARIO_TEST(cas_sort_key)
 SCENARIO_TEST(file_insert_and_list)
 SCENARIO_TEST(file_insert_invalid)
 SCENARIO_TEST(persisted_sequences)
+SCENARIO_TEST(persisted_sequences_per_wal)
 SCENARIO_TEST(concurrent)
 
 static void test_row_counts(void)
@@ -446,6 +477,8 @@ int main(void)
     TEST_RUN(test_file_insert_and_list);
     TEST_RUN(test_file_insert_invalid);
     TEST_RUN(test_persisted_sequences);
+    TEST_RUN(test_persisted_sequences_per_wal);
+    TEST_RUN(test_version_1_catalog_is_upgraded);
     TEST_RUN(test_concurrent);
     TEST_RUN(test_catalog_open_dispatch);
     TEST_RUN(test_extras_helpers);

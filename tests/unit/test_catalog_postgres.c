@@ -112,6 +112,7 @@ SCENARIO_TEST(cas_sort_key)
 SCENARIO_TEST(file_insert_and_list)
 SCENARIO_TEST(file_insert_invalid)
 SCENARIO_TEST(persisted_sequences)
+SCENARIO_TEST(persisted_sequences_per_wal)
 SCENARIO_TEST(concurrent)
 SCENARIO_TEST(list_empty)
 SCENARIO_TEST(list_namespaces)
@@ -154,7 +155,7 @@ static void test_schema_rows(void)
     CHECK_EQ_INT(open_pg(&cat), 0); /* creates the schema, or finds it and keeps it */
     cat.close(cat.self);
     CHECK_EQ_INT(admin_value(test_conninfo, "SELECT count(*) FROM ingot_catalog_version"), 1);
-    CHECK_EQ_INT(admin_value(test_conninfo, "SELECT max(version) FROM ingot_catalog_version"), 1);
+    CHECK_EQ_INT(admin_value(test_conninfo, "SELECT max(version) FROM ingot_catalog_version"), 2);
     CHECK_EQ_INT(admin_value(test_conninfo,
                              "SELECT count(*) FROM information_schema.tables WHERE table_name IN "
                              "('namespace','table_name','column_name','partition','parquet_file')"),
@@ -162,8 +163,8 @@ static void test_schema_rows(void)
     CHECK_EQ_INT(admin_value(test_conninfo,
                              "SELECT count(*) FROM information_schema.columns WHERE table_name = "
                              "'parquet_file' AND column_name IN ('sequence_extras', "
-                             "'max_sequence_number', 'object_store_id')"),
-                 3);
+                             "'max_sequence_number', 'object_store_id', 'wal_id')"),
+                 4);
 }
 
 static void test_catalog_open_uri(void)
@@ -208,6 +209,43 @@ static void test_future_version_refused(void)
     CHECK_EQ_INT(admin_value(other, "SELECT count(*) FROM information_schema.tables WHERE "
                                     "table_name = 'namespace'"),
                  0);
+    snprintf(sql, sizeof sql, "DROP DATABASE %s", db);
+    CHECK_EQ_INT(admin_exec(test_conninfo, sql), 0);
+}
+
+/*
+ * A version 1 database (parquet_file without wal_id: a version 2 one taken back to that shape) is
+ * upgraded at open; its files keep counting for every WAL (recorded before WAL identities).
+ */
+static void test_version_1_database_is_upgraded(void)
+{
+    char db[96], other[2048], sql[256], err[512] = "";
+    snprintf(db, sizeof db, "ingot_v1_%s", sc_tag);
+    snprintf(sql, sizeof sql, "CREATE DATABASE %s", db);
+    if (admin_exec(test_conninfo, sql) != 0) {
+        fprintf(stderr, "  (no CREATE DATABASE: the upgrade is not tested)\n");
+        return;
+    }
+    CHECK_EQ_INT(conninfo_with_db(test_conninfo, db, other, sizeof other), 0);
+    catalog cat;
+    CHECK_EQ_INT(catalog_postgres_open(other, TIMEOUT_S, &cat, err, sizeof err), 0);
+    int64_t ns, t, p;
+    sc_ns_table(&cat, "upgrade", &ns, &t);
+    CHECK_EQ_INT(cat.partition_get_or_create(cat.self, t, "2026-01-01", &p, NULL), 0);
+    catalog_parquet_file f = sc_file(ns, t, p, 81, 42, "44");
+    CHECK_EQ_INT(cat.parquet_file_insert(cat.self, &f, NULL), 0);
+    cat.close(cat.self);
+    CHECK_EQ_INT(admin_exec(other, "ALTER TABLE parquet_file DROP COLUMN wal_id;"
+                                   "UPDATE ingot_catalog_version SET version = 1"),
+                 0);
+    CHECK_EQ_INT(catalog_postgres_open(other, TIMEOUT_S, &cat, err, sizeof err), 0);
+    CHECK_EQ_INT(admin_value(other, "SELECT count(*) FROM ingot_catalog_version"), 1);
+    CHECK_EQ_INT(admin_value(other, "SELECT max(version) FROM ingot_catalog_version"), 2);
+    CHECK_EQ_INT(admin_value(other, "SELECT count(*) FROM parquet_file WHERE wal_id = ''"), 1);
+    struct sc_persisted got = {.tables = {t, t}};
+    CHECK_EQ_INT(cat.persisted_sequences(cat.self, SC_WAL, sc_collect_persisted, &got), 0);
+    CHECK(got.n == 1 && got.max_seq[0] == 42);
+    cat.close(cat.self);
     snprintf(sql, sizeof sql, "DROP DATABASE %s", db);
     CHECK_EQ_INT(admin_exec(test_conninfo, sql), 0);
 }
@@ -380,6 +418,7 @@ int main(void)
     TEST_RUN(test_file_insert_and_list);
     TEST_RUN(test_file_insert_invalid);
     TEST_RUN(test_persisted_sequences);
+    TEST_RUN(test_persisted_sequences_per_wal);
     TEST_RUN(test_concurrent);
     TEST_RUN(test_list_namespaces);
     TEST_RUN(test_list_partitions);
@@ -388,6 +427,7 @@ int main(void)
     TEST_RUN(test_reopen_keeps_data);
     TEST_RUN(test_catalog_open_uri);
     TEST_RUN(test_future_version_refused);
+    TEST_RUN(test_version_1_database_is_upgraded);
     TEST_RUN(test_list_partitions_icu_database);
     if (own_db) TEST_RUN(test_reconnect_after_lost_connection);
     if (own_db) TEST_RUN(test_call_times_out_while_a_lock_holds_it);

@@ -402,7 +402,7 @@ static void check_catalog_file(run *r)
     RUN_CHECK(r, catalog_query(r, "PRAGMA foreign_key_check", v, sizeof v) == SQLITE_OK);
     RUN_CHECK(r, v[0] == '\0');
     RUN_CHECK(r, catalog_query(r, "PRAGMA user_version", v, sizeof v) == SQLITE_OK);
-    RUN_CHECK(r, !strcmp(v, "1"));
+    RUN_CHECK(r, !strcmp(v, "2"));
 }
 
 /* Reopen without faults (replay) and check every batch against its fate. */

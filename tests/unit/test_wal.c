@@ -1193,6 +1193,79 @@ static void test_version1_refused(void)
     }
 }
 
+/* The text of dir/name (up to 127 bytes) into buf; its length, or -1. */
+static ssize_t read_text(const char *dir, const char *name, char *buf, size_t n)
+{
+    char path[1024];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *f = fopen(path, "rb");
+    if (!f) return -1;
+    size_t got = fread(buf, 1, n - 1, f);
+    buf[got] = 0;
+    fclose(f);
+    return (ssize_t)got;
+}
+
+#define ID_A "0a0a0a0a-0000-4000-8000-00000000000a"
+#define ID_B "0b0b0b0b-0000-4000-8000-00000000000b"
+
+/*
+ * wal_identity: made once (a missing directory included) and read back the same at every later
+ * call whatever fresh id is offered; a failed write leaves no identity, so the next call makes
+ * one; a damaged file is refused naming it.
+ */
+static void test_identity(void)
+{
+    char *root = make_tmpdir();
+    char dir[1024], id[37], err[512] = "", text[128];
+    snprintf(dir, sizeof dir, "%s/new/wal", root);
+    CHECK_EQ_INT(wal_identity(dir, ID_A, id, err, sizeof err), 0);
+    CHECK_EQ_STR(id, ID_A);
+    CHECK_EQ_INT(read_text(dir, "wal.id", text, sizeof text), 37);
+    CHECK_EQ_STR(text, ID_A "\n");
+    CHECK_EQ_INT(read_text(dir, "wal.id.tmp", text, sizeof text), -1);
+    CHECK_EQ_INT(wal_identity(dir, ID_B, id, err, sizeof err), 0);
+    CHECK_EQ_STR(id, ID_A);
+
+    /* each step of the write failing: no identity is left, the next call makes ID_B */
+    static const enum sysio_op steps[] = {SYSIO_OP_OPEN, SYSIO_OP_WRITE, SYSIO_OP_SYNC,
+                                          SYSIO_OP_RENAME};
+    for (size_t i = 0; i < sizeof steps / sizeof steps[0]; i++) {
+        snprintf(dir, sizeof dir, "%s/fail%zu", root, i);
+        sysio_fault fault = {.ops = SYSIO_MASK(steps[i]), .path_contains = "wal.id.tmp",
+                             .nth = 1, .errno_value = EIO};
+        CHECK_EQ_INT(sysio_fault_arm(&fault), 0);
+        err[0] = 0;
+        CHECK(wal_identity(dir, ID_A, id, err, sizeof err) < 0);
+        sysio_fault_report report;
+        sysio_fault_get_report(&report);
+        sysio_fault_disarm();
+        CHECK_EQ_INT(report.injected, 1);
+        CHECK(strstr(err, "wal.id.tmp") != NULL);
+        CHECK_EQ_INT(read_text(dir, "wal.id", text, sizeof text), -1);
+        CHECK_EQ_INT(wal_identity(dir, ID_B, id, err, sizeof err), 0);
+        CHECK_EQ_STR(id, ID_B);
+    }
+
+    /* damaged: refused, named, left alone */
+    snprintf(dir, sizeof dir, "%s/damaged", root);
+    CHECK_EQ_INT(mkdir(dir, 0755), 0);
+    char path[1100];
+    snprintf(path, sizeof path, "%s/wal.id", dir);
+    FILE *f = fopen(path, "wb");
+    CHECK(f != NULL);
+    if (f) {
+        fputs("0a0a0a0a-0000-4000-8000-00000000000\n", f); /* one digit short */
+        fclose(f);
+    }
+    err[0] = 0;
+    CHECK_EQ_INT(wal_identity(dir, ID_A, id, err, sizeof err), INGOT_E_CORRUPT);
+    CHECK(strstr(err, path) != NULL);
+    CHECK_EQ_INT(wal_identity(dir, "not-a-uuid", id, err, sizeof err), INGOT_E_CORRUPT);
+    rm_rf(root);
+    free(root);
+}
+
 int main(void)
 {
     log_set_level(LOG_ERROR);
@@ -1213,5 +1286,6 @@ int main(void)
     TEST_RUN(test_inspect_sequences);
     TEST_RUN(test_delete_segment);
     TEST_RUN(test_version1_refused);
+    TEST_RUN(test_identity);
     TEST_MAIN_END();
 }
