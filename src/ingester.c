@@ -1,7 +1,8 @@
 /*
  * ingester.c: wiring and life cycle (ARCHITECTURE §9), the write path, queries, metrics.
  *
- * Start: open the catalog -> the object store -> the WAL directory's identity (wal_identity:
+ * Start: lock the data and WAL directories (util/dir_lock.h: a second ingot on either refuses to
+ * start) -> open the catalog -> the object store -> the WAL directory's identity (wal_identity:
  * the catalog records it with every file, so replay counts only what this WAL persisted, not
  * what another ingester sharing the catalog did with its own sequence numbers) -> schema cache
  * -> buffer -> persister (its workers run from here on) -> replay every WAL segment: apply,
@@ -57,6 +58,7 @@
 #include "dml/pbdata.h"
 #include "ingester_internal.h"
 #include "util/clock.h"
+#include "util/dir_lock.h"
 #include "util/log.h"
 #include "util/sysio.h"
 
@@ -77,6 +79,26 @@ static int mkdir_p(const char *path)
 }
 
 /* --- open / close ------------------------------------------------------------------------- */
+
+/* Create and lock the data and WAL directories (util/dir_lock.h): one ingot per directory. */
+static int lock_dirs(ingester *ing, char *err, size_t errlen)
+{
+    const char *dirs[2] = {ing->cfg->data_dir, ing->cfg->wal_dir};
+    int *locks[2] = {&ing->data_dir_lock, &ing->wal_dir_lock};
+    struct stat seen[2];
+    for (int i = 0; i < 2; i++) {
+        int rv = mkdir_p(dirs[i]);
+        if (rv == 0 && stat(dirs[i], &seen[i]) != 0) rv = -errno;
+        if (rv != 0) {
+            snprintf(err, errlen, "cannot create %s: %s", dirs[i], ingot_strerror(rv));
+            return rv;
+        }
+        if (i == 1 && seen[1].st_dev == seen[0].st_dev && seen[1].st_ino == seen[0].st_ino)
+            break; /* --wal-dir is the data dir: locked already */
+        if ((*locks[i] = dir_lock(dirs[i], err, errlen)) < 0) return *locks[i];
+    }
+    return 0;
+}
 
 /* The hot-partition callback: 0 when the persister took snap, nonzero when it refused it. */
 static int on_hot_partition(void *arg, buffer_snapshot *snap)
@@ -103,11 +125,9 @@ int ingester_open(const ingot_config *cfg, ingester **out, char *err, size_t err
     ingester *ing = calloc(1, sizeof *ing);
     if (!ing) return INGOT_E_NOMEM;
     ing->cfg = cfg;
+    ing->data_dir_lock = ing->wal_dir_lock = -1;
     ingester_lifecycle_init(ing);
-    if ((rv = mkdir_p(cfg->data_dir)) != 0) {
-        snprintf(err, errlen, "cannot create data dir %s: %s", cfg->data_dir, ingot_strerror(rv));
-        goto fail;
-    }
+    if ((rv = lock_dirs(ing, err, errlen)) != 0) goto fail;
     if ((rv = catalog_open(cfg->catalog, (unsigned)cfg->catalog_timeout_s, &ing->cat, err,
                            errlen)) != 0)
         goto fail;
@@ -182,6 +202,8 @@ void ingester_close(ingester *ing)
     for (size_t i = 0; i < ing->spare_count; i++) lp_batch_free(&ing->spare_batches[i]);
     pthread_mutex_destroy(&ing->spare_mu);
     fifo_gate_destroy(&ing->write_slots);
+    dir_unlock(ing->wal_dir_lock);
+    dir_unlock(ing->data_dir_lock);
     free(ing);
 }
 

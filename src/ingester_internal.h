@@ -33,6 +33,8 @@ typedef struct closed_segment {
 
 struct ingester {
     const ingot_config *cfg;
+    int data_dir_lock;            /* dir_lock of --data-dir, -1 if not held */
+    int wal_dir_lock;             /* dir_lock of --wal-dir, -1 if not held (or the same dir) */
     catalog cat;
     bool cat_open;
     object_store store;

@@ -4,12 +4,14 @@ import glob
 import http.client
 import os
 import random
+import shutil
 import signal
 import sqlite3
+import tempfile
 import threading
 import time
 
-from harness import T0, Ingot, as_int, check_load, load_writer, persisted_rows, run_ingot
+from harness import T0, Ingot, as_int, check_load, free_port, load_writer, persisted_rows, run_ingot
 
 
 
@@ -107,6 +109,29 @@ def test_kill9_under_concurrent_load_loses_no_acknowledged_write():
         check_load(persisted_rows(s.data_dir, "load"), acked)
     finally:
         s.cleanup()
+
+
+def test_a_second_ingot_on_the_same_directories_refuses_to_start():
+    """The data and WAL directories are locked: a second ingot on either exits at once naming the
+    one that runs (which goes on serving); the lock dies with its process, kill -9 included."""
+    s = Ingot()
+    other = tempfile.mkdtemp(prefix="ingot-bb-other-")
+    try:
+        assert s.write(f"locked,h=a v=1i {T0}\n").status == 204
+        ports = ["--http-bind", f"127.0.0.1:{free_port()}", "--grpc-bind", f"127.0.0.1:{free_port()}"]
+        for dirs in (["--data-dir", s.data_dir],
+                     ["--data-dir", other, "--wal-dir", os.path.join(s.data_dir, "wal")]):
+            code, _, stderr = run_ingot("serve", *dirs, *ports, timeout=20)
+            assert code != 0, (dirs, stderr)
+            assert "in use by another ingot" in stderr and f"pid {s.proc.pid}" in stderr, stderr
+        assert [r["v"] for r in s.rows("locked")] == [1]
+        s.kill9()
+        s.start()  # the lock went with the killed process: this start replays (and persists) it
+        assert s.stop() == 0
+        assert [as_int(r["v"]) for r in persisted_rows(s.data_dir, "locked")] == [1]
+    finally:
+        s.cleanup()
+        shutil.rmtree(other, ignore_errors=True)
 
 
 def test_torn_tail_is_truncated_and_counted():
