@@ -62,22 +62,6 @@
 #include "util/log.h"
 #include "util/sysio.h"
 
-static int mkdir_p(const char *path)
-{
-    char tmp[4096];
-    size_t n = strlen(path);
-    if (n >= sizeof tmp) return -ENAMETOOLONG;
-    memcpy(tmp, path, n + 1);
-    for (char *p = tmp + 1; *p; p++) {
-        if (*p != '/') continue;
-        *p = '\0';
-        if (sysio_mkdir(tmp, 0755) != 0 && errno != EEXIST) return -errno;
-        *p = '/';
-    }
-    if (sysio_mkdir(tmp, 0755) != 0 && errno != EEXIST) return -errno;
-    return 0;
-}
-
 /* --- open / close ------------------------------------------------------------------------- */
 
 /* Create and lock the data and WAL directories (util/dir_lock.h): one ingot per directory. */
@@ -87,7 +71,7 @@ static int lock_dirs(ingester *ing, char *err, size_t errlen)
     int *locks[2] = {&ing->data_dir_lock, &ing->wal_dir_lock};
     struct stat seen[2];
     for (int i = 0; i < 2; i++) {
-        int rv = mkdir_p(dirs[i]);
+        int rv = sysio_mkdirs(dirs[i]);
         if (rv == 0 && stat(dirs[i], &seen[i]) != 0) rv = -errno;
         if (rv != 0) {
             snprintf(err, errlen, "cannot create %s: %s", dirs[i], ingot_strerror(rv));

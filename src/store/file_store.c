@@ -393,40 +393,6 @@ static void fs_close(void *self)
     free(fs);
 }
 
-/* mkdir -p root, fsyncing the parent of every directory it creates. */
-static int make_root(const char *root)
-{
-    size_t len = strlen(root);
-    char *p = strdup(root);
-    if (!p) return INGOT_E_NOMEM;
-    int rc = 0;
-    for (size_t i = 1; i <= len && rc == 0; i++) {
-        if (i < len && p[i] != '/') continue;
-        if (p[i - 1] == '/') continue; /* "a//b" */
-        char saved = p[i];
-        p[i] = '\0';
-        if (sysio_mkdir(p, 0755) == 0) {
-            char *slash = strrchr(p, '/');
-            const char *parent = ".";
-            if (slash == p) {
-                parent = "/";
-            } else if (slash) {
-                *slash = '\0';
-                parent = p;
-            }
-            int pfd = sysio_open(parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
-            rc = pfd < 0 ? -errno : fsync_fd(pfd);
-            if (pfd >= 0) sysio_close(pfd);
-            if (slash && slash != p) *slash = '/';
-        } else if (errno != EEXIST) {
-            rc = -errno;
-        }
-        p[i] = saved;
-    }
-    free(p);
-    return rc;
-}
-
 int object_store_file_open(const char *root, object_store *out, char *err, size_t errlen)
 {
     file_store *fs = NULL;
@@ -436,7 +402,7 @@ int object_store_file_open(const char *root, object_store *out, char *err, size_
         snprintf(err, errlen, "file object store: empty root directory");
         return INGOT_E_INVALID;
     }
-    rc = make_root(root);
+    rc = sysio_mkdirs(root);
     if (rc) {
         snprintf(err, errlen, "file object store: cannot create %s: %s", root,
                  ingot_strerror(rc));

@@ -360,6 +360,52 @@ int sysio_mkdirat(int dirfd, const char *path, mode_t mode)
     return mkdirat(dirfd, path, mode);
 }
 
+/* fsync the directory that holds the last component of p (p is modified and restored). */
+static int fsync_parent(char *p)
+{
+    char *slash = strrchr(p, '/');
+    const char *parent = ".";
+    if (slash == p) {
+        parent = "/";
+    } else if (slash) {
+        *slash = '\0';
+        parent = p;
+    }
+    int rc = 0;
+    int fd = sysio_open(parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
+    if (fd < 0) rc = -errno;
+    while (fd >= 0 && sysio_fsync(fd) != 0) {
+        if (errno != EINTR) {
+            rc = -errno;
+            break;
+        }
+    }
+    if (fd >= 0) sysio_close(fd);
+    if (slash && slash != p) *slash = '/';
+    return rc;
+}
+
+int sysio_mkdirs(const char *path)
+{
+    size_t len = strlen(path);
+    char *p = strdup(path);
+    if (!p) return -ENOMEM;
+    int rc = 0;
+    for (size_t i = 1; i <= len && rc == 0; i++) {
+        if (i < len && p[i] != '/') continue;
+        if (p[i - 1] == '/') continue; /* "a//b" */
+        char saved = p[i];
+        p[i] = '\0';
+        if (sysio_mkdir(p, 0755) == 0)
+            rc = fsync_parent(p);
+        else if (errno != EEXIST)
+            rc = -errno;
+        p[i] = saved;
+    }
+    free(p);
+    return rc;
+}
+
 /* --- crash points ---------------------------------------------------------------------------- */
 
 enum { CRASH_UNREAD = 0, CRASH_NONE = 1, CRASH_ARMED = 2 };

@@ -79,6 +79,13 @@ int sysio_unlinkat(int dirfd, const char *path, int flags);
 int sysio_mkdir(const char *path, mode_t mode);
 int sysio_mkdirat(int dirfd, const char *path, mode_t mode);
 
+/*
+ * mkdir -p path (mode 0755) through the wrappers above, fsyncing the parent of every directory it
+ * creates, so a directory that exists when this returns 0 still exists after a crash. Returns 0,
+ * -errno of the first failed call, or -ENOMEM.
+ */
+int sysio_mkdirs(const char *path);
+
 /* --- the fault injector (tests) --- */
 
 typedef struct sysio_fault {

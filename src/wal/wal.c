@@ -196,26 +196,6 @@ static int wal_fdatasync(int fd)
     return -errno;
 }
 
-int wal_mkdirs(const char *dir)
-{
-    char *p = strdup(dir);
-    if (!p) return INGOT_E_NOMEM;
-    int rc = 0;
-    for (char *s = p + 1;; s++) {
-        if (*s != '/' && *s != '\0') continue;
-        char c = *s;
-        *s = '\0';
-        if (sysio_mkdir(p, 0755) != 0 && errno != EEXIST) {
-            rc = -errno;
-            break;
-        }
-        *s = c;
-        if (c == '\0') break;
-    }
-    free(p);
-    return rc;
-}
-
 /*
  * Create segment id in dir: O_EXCL, header, fdatasync, fsync dir. *fd_out on success. rotating:
  * called by a rotation (where the crash point "wal-rotate-empty-segment" sits).
@@ -476,7 +456,7 @@ int wal_open(const char *dir, uint64_t segment_bytes, uint64_t first_segment_id,
     w->next_write_sequence = first_sequence;
     w->segment_id = first_segment_id;
     w->segment_size = WAL_SEGMENT_HEADER_BYTES;
-    if ((rc = wal_mkdirs(dir)) != 0) {
+    if ((rc = sysio_mkdirs(dir)) != 0) {
         snprintf(err, errlen, "%s: cannot create WAL directory: %s", dir, ingot_strerror(rc));
         goto fail;
     }

@@ -73,7 +73,7 @@ static int write_identity(const char *dir, const char *path, const char *fresh_i
     memcpy(line, fresh_id, WAL_ID_LEN);
     line[WAL_ID_LEN] = '\n';
     const char *step = "creating the WAL directory";
-    int rc = wal_mkdirs(dir);
+    int rc = sysio_mkdirs(dir);
     int fd = -1;
     if (rc == 0) {
         step = "creating";

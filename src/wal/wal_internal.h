@@ -52,7 +52,4 @@ int wal_segment_path(char *buf, size_t buflen, const char *dir, uint64_t segment
 /* fsync a directory by path (after creating, renaming or deleting a file in it). */
 int wal_fsync_dir(const char *dir);
 
-/* mkdir -p dir (mode 0755): 0, -errno or INGOT_E_NOMEM. */
-int wal_mkdirs(const char *dir);
-
 #endif

@@ -94,8 +94,8 @@ def timed_write(s, lp, limit_s=2.0):
 
 def tree_outside_expected(root, data_dir):
     """Every path under root that is not part of the expected data directory layout: the chain
-    of directories down to data_dir, and in data_dir only server.log, catalog.sqlite* and the
-    wal/ and objects/ trees (no symbolic link anywhere)."""
+    of directories down to data_dir, and in data_dir only server.log, LOCK, catalog.sqlite* and
+    the wal/ and objects/ trees (no symbolic link anywhere)."""
     allowed_chain = set()
     p = os.path.relpath(data_dir, root)
     while p not in ("", "."):
@@ -116,7 +116,7 @@ def tree_outside_expected(root, data_dir):
                 odd.append(rel)
                 continue
             top = in_data.split(os.sep)[0]
-            if top in ("wal", "objects", "server.log") or top.startswith("catalog.sqlite"):
+            if top in ("wal", "objects", "server.log", "LOCK") or top.startswith("catalog.sqlite"):
                 continue
             odd.append(rel)
     return odd
