@@ -18,7 +18,8 @@
 /*
  * Lock dir (which must exist). Returns a descriptor (>= 0) that holds the lock, or a negative
  * code with the reason in err: INGOT_E_BUSY when another process holds it (naming its pid when
- * the file says), -errno when the file cannot be opened or locked.
+ * the file says), -errno when the file cannot be opened or locked, INGOT_E_TOO_LARGE for a path
+ * over 4 KiB.
  */
 int dir_lock(const char *dir, char *err, size_t errlen);
 

@@ -7,7 +7,8 @@ a new table gets 503 + Retry-After too (not a hang); queries answer. Once the se
 writes are taken again, and a graceful stop persists everything: the WAL is empty, the catalog
 names exactly the Parquet files on disk, and every acknowledged row is in them exactly once.
 
-A kill -9 under load on the PostgreSQL catalog loses nothing either.
+A kill -9 under load on the PostgreSQL catalog loses nothing either, and two ingesters sharing
+the catalog (a fleet) each replay their own WAL: what one persisted never counts for the other.
 
 Needs a PostgreSQL server (apt-get install postgresql, as .ci/run does) and psql; without them
 each test says so and passes as skipped."""
