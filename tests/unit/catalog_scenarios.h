@@ -782,6 +782,32 @@ static void sc_reopen_keeps_data(sc_open_fn open_fn, void *arg)
     cat.close(cat.self);
 }
 
+/*
+ * A version 1 catalog is upgraded at open: a file recorded through open_fn's catalog, which
+ * to_version_1(arg) then takes back to version 1's shape (parquet_file without wal_id), still
+ * counts after the reopen, now as a file of no WAL identity, for every WAL. The caller checks
+ * the stored schema version itself (back-end specific).
+ */
+static void sc_upgrade_from_version_1(sc_open_fn open_fn, void *arg, int (*to_version_1)(void *arg))
+{
+    catalog cat;
+    CHECK_EQ_INT(open_fn(arg, &cat), 0);
+    int64_t ns, t, p;
+    sc_ns_table(&cat, "upgrade", &ns, &t);
+    CHECK_EQ_INT(cat.partition_get_or_create(cat.self, t, "2026-01-01", &p, NULL), 0);
+    catalog_parquet_file f = sc_file(ns, t, p, 81, 42, "44");
+    CHECK_EQ_INT(cat.parquet_file_insert(cat.self, &f, NULL), 0);
+    cat.close(cat.self);
+    CHECK_EQ_INT(to_version_1(arg), 0);
+    int rc = open_fn(arg, &cat);
+    CHECK_EQ_INT(rc, 0);
+    if (rc != 0) return;
+    struct sc_persisted got = {.tables = {t, t}};
+    CHECK_EQ_INT(cat.persisted_sequences(cat.self, SC_WAL, sc_collect_persisted, &got), 0);
+    CHECK(got.n == 1 && got.max_seq[0] == 42);
+    cat.close(cat.self);
+}
+
 /* Several threads on one handle: get-or-create the same partitions and insert files. */
 #define SC_THREADS 4
 #define SC_FILES_PER_THREAD 10

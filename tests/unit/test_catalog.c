@@ -100,37 +100,6 @@ static void test_open_failure_describes_path(void)
     CHECK(strstr(err, "version 9") != NULL);
 }
 
-/*
- * A version 1 catalog (parquet_file without wal_id: a version 2 file taken back to that shape) is
- * upgraded at open; its files keep counting for every WAL (recorded before WAL identities).
- */
-static void test_version_1_catalog_is_upgraded(void)
-{
-    char path[512], err[256] = "";
-    make_path(path, sizeof path, "v1.sqlite");
-    unlink(path);
-    catalog cat;
-    CHECK_EQ_INT(catalog_sqlite_open(path, &cat, err, sizeof err), 0);
-    int64_t ns, t, p;
-    sc_ns_table(&cat, "upgrade", &ns, &t);
-    CHECK_EQ_INT(cat.partition_get_or_create(cat.self, t, "2026-01-01", &p, NULL), 0);
-    catalog_parquet_file f = sc_file(ns, t, p, 81, 42, "44");
-    CHECK_EQ_INT(cat.parquet_file_insert(cat.self, &f, NULL), 0);
-    cat.close(cat.self);
-    sqlite3 *db;
-    CHECK(sqlite3_open(path, &db) == SQLITE_OK);
-    CHECK(sqlite3_exec(db, "ALTER TABLE parquet_file DROP COLUMN wal_id; PRAGMA user_version = 1",
-                       NULL, NULL, NULL) == SQLITE_OK);
-    sqlite3_close(db);
-    CHECK_EQ_INT(catalog_sqlite_open(path, &cat, err, sizeof err), 0);
-    CHECK_EQ_INT(count_rows(path, "PRAGMA user_version"), 2);
-    CHECK_EQ_INT(count_rows(path, "SELECT count(*) FROM parquet_file WHERE wal_id = ''"), 1);
-    struct sc_persisted got = {.tables = {t, t}};
-    CHECK_EQ_INT(cat.persisted_sequences(cat.self, SC_WAL, sc_collect_persisted, &got), 0);
-    CHECK(got.n == 1 && got.max_seq[0] == 42);
-    cat.close(cat.self);
-}
-
 /* Open the catalog file name in tmp_dir, removing it first if fresh. */
 static int open_file(const char *name, bool fresh, catalog *cat)
 {
@@ -220,6 +189,30 @@ static void test_reopen_keeps_data(void)
     char path[512];
     make_path(path, sizeof path, "reopen.sqlite");
     sc_reopen_keeps_data(open_reopen_file, path);
+}
+
+/* The file at path (a version 2 catalog) taken back to version 1's shape. */
+static int to_version_1(void *path)
+{
+    sqlite3 *db;
+    int rc = sqlite3_open(path, &db);
+    if (rc == SQLITE_OK)
+        rc =
+            sqlite3_exec(db, "ALTER TABLE parquet_file DROP COLUMN wal_id; PRAGMA user_version = 1",
+                         NULL, NULL, NULL);
+    sqlite3_close(db);
+    return rc;
+}
+
+/* A version 1 catalog is upgraded at open (sc_upgrade_from_version_1), in user_version too. */
+static void test_version_1_catalog_is_upgraded(void)
+{
+    char path[512];
+    make_path(path, sizeof path, "v1.sqlite");
+    unlink(path);
+    sc_upgrade_from_version_1(open_reopen_file, path, to_version_1);
+    CHECK_EQ_INT(count_rows(path, "PRAGMA user_version"), 2);
+    CHECK_EQ_INT(count_rows(path, "SELECT count(*) FROM parquet_file WHERE wal_id = ''"), 1);
 }
 
 static void test_catalog_open_dispatch(void)

@@ -87,12 +87,18 @@ static long long admin_value(const char *conninfo, const char *sql)
     return v;
 }
 
-static int open_pg(catalog *cat)
+/* An sc_open_fn: the catalog at conninfo (the reason printed if it does not open). */
+static int open_conninfo(void *conninfo, catalog *out)
 {
     char err[512] = "";
-    int rc = catalog_postgres_open(test_conninfo, TIMEOUT_S, cat, err, sizeof err);
+    int rc = catalog_postgres_open(conninfo, TIMEOUT_S, out, err, sizeof err);
     if (rc) fprintf(stderr, "  open: %s\n", err);
     return rc;
+}
+
+static int open_pg(catalog *cat)
+{
+    return open_conninfo(test_conninfo, cat);
 }
 
 #define SCENARIO_TEST(name)                                                                        \
@@ -138,15 +144,9 @@ static void test_cas_race_two_handles(void)
     b.close(b.self);
 }
 
-static int open_reopen(void *arg, catalog *out)
-{
-    (void)arg;
-    return open_pg(out);
-}
-
 static void test_reopen_keeps_data(void)
 {
-    sc_reopen_keeps_data(open_reopen, NULL);
+    sc_reopen_keeps_data(open_conninfo, test_conninfo);
 }
 
 static void test_schema_rows(void)
@@ -188,17 +188,37 @@ static void test_catalog_open_uri(void)
     CHECK(strstr(err, "127.0.0.1") != NULL);
 }
 
+/*
+ * Create the scratch database ingot_<what>_<tag> ("CREATE DATABASE name options") and write its
+ * name to db and its conninfo to other. False, with a note on stderr saying what goes untested,
+ * when the server refuses.
+ */
+static bool scratch_db(const char *what, const char *options, const char *untested, char db[96],
+                       char other[2048])
+{
+    char sql[512];
+    snprintf(db, 96, "ingot_%s_%s", what, sc_tag);
+    snprintf(sql, sizeof sql, "CREATE DATABASE %s %s", db, options);
+    if (admin_exec(test_conninfo, sql) != 0) {
+        fprintf(stderr, "  (no scratch database: %s not tested)\n", untested);
+        return false;
+    }
+    CHECK_EQ_INT(conninfo_with_db(test_conninfo, db, other, 2048), 0);
+    return true;
+}
+
+static void scratch_db_drop(const char *db)
+{
+    char sql[256];
+    snprintf(sql, sizeof sql, "DROP DATABASE %s", db);
+    CHECK_EQ_INT(admin_exec(test_conninfo, sql), 0);
+}
+
 /* A database whose schema version is newer than this build is refused (in a scratch db). */
 static void test_future_version_refused(void)
 {
-    char db[96], other[2048], sql[256], err[512] = "";
-    snprintf(db, sizeof db, "ingot_future_%s", sc_tag);
-    snprintf(sql, sizeof sql, "CREATE DATABASE %s", db);
-    if (admin_exec(test_conninfo, sql) != 0) {
-        fprintf(stderr, "  (no CREATE DATABASE: version check not tested)\n");
-        return;
-    }
-    CHECK_EQ_INT(conninfo_with_db(test_conninfo, db, other, sizeof other), 0);
+    char db[96], other[2048], err[512] = "";
+    if (!scratch_db("future", "", "the version check", db, other)) return;
     CHECK_EQ_INT(admin_exec(other, "CREATE TABLE ingot_catalog_version(version INTEGER NOT NULL);"
                                    "INSERT INTO ingot_catalog_version VALUES(9)"),
                  0);
@@ -209,45 +229,26 @@ static void test_future_version_refused(void)
     CHECK_EQ_INT(admin_value(other, "SELECT count(*) FROM information_schema.tables WHERE "
                                     "table_name = 'namespace'"),
                  0);
-    snprintf(sql, sizeof sql, "DROP DATABASE %s", db);
-    CHECK_EQ_INT(admin_exec(test_conninfo, sql), 0);
+    scratch_db_drop(db);
 }
 
-/*
- * A version 1 database (parquet_file without wal_id: a version 2 one taken back to that shape) is
- * upgraded at open; its files keep counting for every WAL (recorded before WAL identities).
- */
+/* The database at conninfo (a version 2 catalog) taken back to version 1's shape. */
+static int to_version_1(void *conninfo)
+{
+    return admin_exec(conninfo, "ALTER TABLE parquet_file DROP COLUMN wal_id;"
+                                "UPDATE ingot_catalog_version SET version = 1");
+}
+
+/* A version 1 database is upgraded at open (sc_upgrade_from_version_1), its version row too. */
 static void test_version_1_database_is_upgraded(void)
 {
-    char db[96], other[2048], sql[256], err[512] = "";
-    snprintf(db, sizeof db, "ingot_v1_%s", sc_tag);
-    snprintf(sql, sizeof sql, "CREATE DATABASE %s", db);
-    if (admin_exec(test_conninfo, sql) != 0) {
-        fprintf(stderr, "  (no CREATE DATABASE: the upgrade is not tested)\n");
-        return;
-    }
-    CHECK_EQ_INT(conninfo_with_db(test_conninfo, db, other, sizeof other), 0);
-    catalog cat;
-    CHECK_EQ_INT(catalog_postgres_open(other, TIMEOUT_S, &cat, err, sizeof err), 0);
-    int64_t ns, t, p;
-    sc_ns_table(&cat, "upgrade", &ns, &t);
-    CHECK_EQ_INT(cat.partition_get_or_create(cat.self, t, "2026-01-01", &p, NULL), 0);
-    catalog_parquet_file f = sc_file(ns, t, p, 81, 42, "44");
-    CHECK_EQ_INT(cat.parquet_file_insert(cat.self, &f, NULL), 0);
-    cat.close(cat.self);
-    CHECK_EQ_INT(admin_exec(other, "ALTER TABLE parquet_file DROP COLUMN wal_id;"
-                                   "UPDATE ingot_catalog_version SET version = 1"),
-                 0);
-    CHECK_EQ_INT(catalog_postgres_open(other, TIMEOUT_S, &cat, err, sizeof err), 0);
+    char db[96], other[2048];
+    if (!scratch_db("v1", "", "the upgrade", db, other)) return;
+    sc_upgrade_from_version_1(open_conninfo, other, to_version_1);
     CHECK_EQ_INT(admin_value(other, "SELECT count(*) FROM ingot_catalog_version"), 1);
     CHECK_EQ_INT(admin_value(other, "SELECT max(version) FROM ingot_catalog_version"), 2);
     CHECK_EQ_INT(admin_value(other, "SELECT count(*) FROM parquet_file WHERE wal_id = ''"), 1);
-    struct sc_persisted got = {.tables = {t, t}};
-    CHECK_EQ_INT(cat.persisted_sequences(cat.self, SC_WAL, sc_collect_persisted, &got), 0);
-    CHECK(got.n == 1 && got.max_seq[0] == 42);
-    cat.close(cat.self);
-    snprintf(sql, sizeof sql, "DROP DATABASE %s", db);
-    CHECK_EQ_INT(admin_exec(test_conninfo, sql), 0);
+    scratch_db_drop(db);
 }
 
 /*
@@ -256,33 +257,22 @@ static void test_version_1_database_is_upgraded(void)
  */
 static void test_list_partitions_icu_database(void)
 {
-    char db[96], other[2048], sql[256];
-    snprintf(db, sizeof db, "ingot_icu_%s", sc_tag);
-    snprintf(sql, sizeof sql,
-             "CREATE DATABASE %s TEMPLATE template0 LOCALE_PROVIDER icu ICU_LOCALE 'en-US' "
-             "LOCALE 'C'",
-             db);
-    if (admin_exec(test_conninfo, sql) != 0) {
-        fprintf(stderr, "  (no ICU database: byte order of partition keys not tested)\n");
+    char db[96], other[2048];
+    if (!scratch_db("icu", "TEMPLATE template0 LOCALE_PROVIDER icu ICU_LOCALE 'en-US' LOCALE 'C'",
+                    "byte order of partition keys", db, other))
         return;
-    }
-    CHECK_EQ_INT(conninfo_with_db(test_conninfo, db, other, sizeof other), 0);
     /* the database really orders "a" before "B" */
     CHECK_EQ_INT(admin_value(other, "SELECT count(*) FROM (VALUES ('a'), ('B')) v(x) "
                                     "WHERE x < 'B' AND x = 'a'"),
                  1);
-    char err[512] = "";
     catalog cat;
-    int rc = catalog_postgres_open(other, TIMEOUT_S, &cat, err, sizeof err);
-    CHECK_EQ_INT(rc, 0);
-    if (rc == 0) {
+    if (open_conninfo(other, &cat) == 0) {
         sc_list_partitions(&cat);
         cat.close(cat.self);
     } else {
-        fprintf(stderr, "  open: %s\n", err);
+        CHECK(!"open the ICU database");
     }
-    snprintf(sql, sizeof sql, "DROP DATABASE %s", db);
-    CHECK_EQ_INT(admin_exec(test_conninfo, sql), 0);
+    scratch_db_drop(db);
 }
 
 /* The server ends the handle's session: the next call reconnects once and succeeds. */
