@@ -14,6 +14,7 @@ import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 import urllib.parse
 
@@ -272,6 +273,26 @@ def load_writer(s, table, tag, acked, stop, errors, sizes=(1, 200), days=1):
         elif r.status != 503:
             errors.append(r)
         i += 1
+
+
+def kill9_under_load(s, table, acked, errors, rounds, writers, pause=(1.0, 2.0), **load_args):
+    """`rounds` times: `writers` load_writer threads on table (tags "<round>x<thread>";
+    load_args go to load_writer), kill -9 after a random pause in `pause` seconds, wait for the
+    writers, check none saw an unexpected status, and start again (the restart replays)."""
+    for round_ in range(rounds):
+        stop = threading.Event()
+        threads = [threading.Thread(target=load_writer, args=(s, table, f"{round_}x{t}", acked, stop, errors),
+                                    kwargs=load_args)
+                   for t in range(writers)]
+        for t in threads:
+            t.start()
+        time.sleep(random.uniform(*pause))
+        s.kill9()
+        stop.set()
+        for t in threads:
+            t.join()
+        assert not errors, errors[:3]
+        s.start()
 
 
 def check_load(rows, acked):

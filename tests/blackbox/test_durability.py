@@ -3,7 +3,6 @@ corrupt WAL segments at start-up, graceful stop, `ingot wal inspect`."""
 import glob
 import http.client
 import os
-import random
 import shutil
 import signal
 import sqlite3
@@ -11,7 +10,7 @@ import tempfile
 import threading
 import time
 
-from harness import T0, Ingot, as_int, check_load, free_port, load_writer, persisted_rows, run_ingot
+from harness import T0, Ingot, as_int, check_load, free_port, kill9_under_load, persisted_rows, run_ingot
 
 
 
@@ -91,19 +90,8 @@ def test_kill9_under_concurrent_load_loses_no_acknowledged_write():
     s = Ingot()
     try:
         acked, errors = [], []
-        for round_ in range(3):
-            stop = threading.Event()
-            threads = [threading.Thread(target=load_writer, args=(s, "load", f"{round_}x{t}", acked, stop, errors))
-                       for t in range(8)]
-            for t in threads:
-                t.start()
-            time.sleep(random.uniform(0.5, 1.5))
-            s.kill9()
-            stop.set()
-            for t in threads:
-                t.join()
-            assert not errors, errors[:3]
-            s.start()  # replays, persists and deletes what the killed process left in the WAL
+        # each restart replays, persists and deletes what the killed process left in the WAL
+        kill9_under_load(s, "load", acked, errors, rounds=3, writers=8, pause=(0.5, 1.5))
         assert len(acked) > 30, len(acked)
         assert s.stop() == 0
         check_load(persisted_rows(s.data_dir, "load"), acked)

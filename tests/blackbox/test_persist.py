@@ -6,12 +6,10 @@ Python's sqlite3."""
 import http.client
 import json
 import os
-import random
 import sqlite3
-import threading
 import time
 
-from harness import (DAY, T0, Ingot, as_int, check_load, load_writer, parquet_files, read_parquet,
+from harness import (DAY, T0, Ingot, as_int, check_load, kill9_under_load, parquet_files, read_parquet,
                      wal_segments)
 
 
@@ -72,20 +70,7 @@ def test_kill9_during_persist_then_restart_every_row_exactly_once():
                     "--wal-segment-bytes", "200000"])
     try:
         acked, errors = [], []
-        for round_ in range(2):
-            stop = threading.Event()
-            threads = [threading.Thread(target=load_writer,
-                                        args=(s, "k9", f"r{round_}t{t}", acked, stop, errors, (50, 400), 4))
-                       for t in range(4)]
-            for t in threads:
-                t.start()
-            time.sleep(random.uniform(1.0, 2.0))
-            s.kill9()
-            stop.set()
-            for t in threads:
-                t.join()
-            s.start()
-        assert not errors, errors[:3]
+        kill9_under_load(s, "k9", acked, errors, rounds=2, writers=4, sizes=(50, 400), days=4)
         assert s.stop() == 0
         assert wal_segments(s.data_dir) == []
         check_load(read_parquet(parquet_files(s.data_dir)), acked)

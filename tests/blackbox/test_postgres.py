@@ -14,15 +14,13 @@ Needs a PostgreSQL server (apt-get install postgresql, as .ci/run does) and psql
 each test says so and passes as skipped."""
 import contextlib
 import os
-import random
 import shutil
 import signal
 import subprocess
-import threading
 import time
 import urllib.parse
 
-from harness import T0, Ingot, check_load, load_writer, parquet_files, read_parquet, wal_segments
+from harness import T0, Ingot, check_load, kill9_under_load, parquet_files, read_parquet, wal_segments
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PG_SH = os.path.join(HERE, "..", "pg.sh")
@@ -265,20 +263,7 @@ def test_kill9_under_load_on_postgres_loses_nothing():
         return
     with ingot_on_postgres(args=("--wal-segment-bytes", "65536", "--persist-workers", "2")) as (pg, s):
         acked, errors = [], []
-        for round_ in range(3):
-            stop = threading.Event()
-            threads = [threading.Thread(target=load_writer, args=(s, "load", f"{round_}x{t}", acked, stop, errors),
-                                        kwargs={"days": 3})
-                       for t in range(4)]
-            for t in threads:
-                t.start()
-            time.sleep(random.uniform(1.0, 2.0))
-            s.kill9()
-            stop.set()
-            for t in threads:
-                t.join()
-            assert not errors, errors[:3]
-            s.start()
+        kill9_under_load(s, "load", acked, errors, rounds=3, writers=4, days=3)
         assert len(acked) > 30, len(acked)
         assert int(pg.query("SELECT count(*) FROM parquet_file")[0][0]) > 0
         stop_and_check(pg, s, acked, exact=False)
